@@ -1,0 +1,5 @@
+"""``python -m flowaudit`` runs the CLI."""
+
+from flowaudit.cli import main
+
+main()

@@ -1,0 +1,63 @@
+"""Shared CLI pieces: error-to-exit-code mapping and option decorators."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+from flowaudit.errors import FlowAuditError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+USAGE = 2
+RUNTIME = 3
+
+
+@contextmanager
+def handle_errors() -> Iterator[None]:
+    """Map library errors to exit codes; user mistakes never show a traceback."""
+    try:
+        yield
+    except FlowAuditError as e:
+        click.echo(f"flowaudit: error: {e}", err=True)
+        sys.exit(USAGE if e.usage else RUNTIME)
+    except KeyboardInterrupt:
+        click.echo("flowaudit: interrupted", err=True)
+        sys.exit(130)
+    except MemoryError:
+        click.echo("flowaudit: error: out of memory", err=True)
+        sys.exit(RUNTIME)
+
+
+def parse_group_overrides(values: tuple[str, ...]) -> dict[str, list[str]]:
+    """``--group NAME=CIDR[,CIDR]`` (repeatable) → {name: [cidr, ...]}."""
+    out: dict[str, list[str]] = {}
+    for v in values:
+        name, sep, cidrs = v.partition("=")
+        if not sep or not name.strip() or not cidrs.strip():
+            raise click.BadParameter(f"expected NAME=CIDR[,CIDR], got {v!r}", param_hint="--group")
+        out.setdefault(name.strip(), []).extend(c.strip() for c in cidrs.split(",") if c.strip())
+    return out
+
+
+def rules_option(f: F) -> F:
+    """``--rules PATH`` (file or directory; default: the shipped matrix) and ``--group``."""
+    f = click.option(
+        "--group",
+        "groups",
+        multiple=True,
+        metavar="NAME=CIDR[,CIDR]",
+        help="Supply addresses for a host group (e.g. admin workstations); repeatable.",
+    )(f)
+    f = click.option(
+        "--rules",
+        "rules_path",
+        type=click.Path(exists=True, dir_okay=True, file_okay=True),
+        default=None,
+        help="Matrix file or directory (default: the shipped matrix).",
+    )(f)
+    return f

@@ -1,0 +1,82 @@
+"""THE flow record (schema v1): the contract between readers and the audit.
+
+One row per bidirectional flow; ``src`` is the initiator, ``dst`` the responder.
+See DESIGN.md "The flow record". Columns after ``sampling`` are flowaudit's
+documented extensions (ARCHITECTURE.md): they are nullable and readers that do
+not know them leave them null.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+TS = pa.timestamp("us", tz="UTC")
+
+FLOW_SCHEMA = pa.schema(
+    [
+        pa.field("flow_id", pa.string(), nullable=False),  # Community ID v1 "1:..."
+        pa.field("source_kind", pa.string(), nullable=False),
+        pa.field("capture_id", pa.string(), nullable=False),  # sha256 of the capture
+        pa.field("vlan_id", pa.int16()),  # outermost 802.1Q/802.1ad id, null = untagged
+        pa.field("ip_version", pa.int8(), nullable=False),
+        pa.field("src_ip", pa.string(), nullable=False),
+        pa.field("dst_ip", pa.string(), nullable=False),
+        # sortable form: 16 bytes, IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d)
+        pa.field("src_addr", pa.binary(16), nullable=False),
+        pa.field("dst_addr", pa.binary(16), nullable=False),
+        pa.field("protocol", pa.uint8(), nullable=False),
+        pa.field("src_port", pa.uint16()),  # ICMP: type (Community ID mapping)
+        pa.field("dst_port", pa.uint16()),  # ICMP: code (Community ID mapping)
+        pa.field("first_seen", TS, nullable=False),
+        pa.field("last_seen", TS, nullable=False),
+        pa.field("src_packets", pa.uint64(), nullable=False),
+        pa.field("src_bytes", pa.uint64(), nullable=False),  # wire (orig) frame length
+        pa.field("dst_packets", pa.uint64(), nullable=False),
+        pa.field("dst_bytes", pa.uint64(), nullable=False),
+        pa.field("tcp_flags_src", pa.uint8(), nullable=False),
+        pa.field("tcp_flags_dst", pa.uint8(), nullable=False),
+        pa.field("state", pa.string(), nullable=False),  # Zeek conn_state
+        pa.field("direction", pa.string(), nullable=False),
+        pa.field("sampling", pa.uint32(), nullable=False),
+        # --- extensions (nullable) ---
+        pa.field("src_ip_bytes", pa.uint64()),  # IP-layer bytes, comparable to Zeek *_ip_bytes
+        pa.field("dst_ip_bytes", pa.uint64()),
+        pa.field("exporter", pa.string()),  # NetFlow/IPFIX exporter address
+        pa.field("observation_domain", pa.uint32()),  # v9 source id / IPFIX domain
+        pa.field("verdict", pa.string()),  # Hubble verdict
+        pa.field("drop_reason", pa.string()),  # Hubble drop reason
+    ]
+)
+
+SOURCE_KINDS = ("pcap", "pcapng", "netflow5", "netflow9", "ipfix", "nfcapd", "zeek", "hubble")
+DIRECTIONS = ("syn", "first_packet", "service_port", "exporter")
+
+
+def empty_flows() -> pa.Table:
+    """No flows is an empty table with the declared schema, never None."""
+    return FLOW_SCHEMA.empty_table()
+
+
+def validate_flows(table: pa.Table | pa.RecordBatch) -> pa.Table:
+    """Return ``table`` cast to FLOW_SCHEMA (column order and types), or raise ValueError."""
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    missing = [f.name for f in FLOW_SCHEMA if f.name not in table.column_names]
+    extra = [n for n in table.column_names if FLOW_SCHEMA.get_field_index(n) < 0]
+    if extra:
+        raise ValueError(f"flow table has columns outside schema v1: {extra}")
+    cols: list[Any] = []
+    for f in FLOW_SCHEMA:
+        if f.name in missing:
+            if not f.nullable:
+                raise ValueError(f"flow table lacks required column {f.name!r}")
+            cols.append(pa.nulls(table.num_rows, f.type))
+        else:
+            cols.append(table.column(f.name).cast(f.type))
+    out = pa.Table.from_arrays(cols, schema=FLOW_SCHEMA)
+    out.validate(full=False)
+    return out

@@ -1,0 +1,40 @@
+"""Shared test fixtures. Tests use real DuckDB, real Parquet and real tshark."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+REPO = Path(__file__).parent.parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden", action="store_true", help="rewrite tests/data/expected/* goldens"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if shutil.which("tshark"):
+        return
+    if os.environ.get("CI"):
+        # a skip must never hide a missing tool in CI: fail loudly instead
+        raise pytest.UsageError("tshark is not installed but CI is set: .ci/run must install it")
+    skip = pytest.mark.skip(reason="tshark not installed (apt-get install tshark)")
+    for item in items:
+        if "tshark" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))
