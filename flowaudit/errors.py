@@ -21,6 +21,10 @@ class FlowAuditError(Exception):
         return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
 
 
+class UsageError(FlowAuditError):
+    """Inconsistent arguments (e.g. --since after --until)."""
+
+
 class RulesError(FlowAuditError):
     """The matrix does not load or validate (names file:line and rule id)."""
 

@@ -1,0 +1,139 @@
+"""The public façade for the CLI and notebooks: ingest, load the matrix, audit.
+
+Everything the CLI can do is reachable from here; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from flowaudit.errors import StoreError, UsageError
+from flowaudit.ingest.pipeline import IngestResult, Progress, ingest_file
+from flowaudit.store import DEFAULT_STORE, FlowStore
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from flowaudit.audit import AuditResult
+    from flowaudit.matrix import Matrix
+
+
+def open_store(path: str | os.PathLike[str] = DEFAULT_STORE) -> FlowStore:
+    """The flow store at ``path`` (created on first ingest)."""
+    return FlowStore(path)
+
+
+def ingest(
+    captures: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    store: str | os.PathLike[str] | FlowStore = DEFAULT_STORE,
+    *,
+    engine: str = "auto",
+    progress: Progress | None = None,
+) -> list[IngestResult]:
+    """Ingest pcap/pcapng captures into the store; already-ingested captures add nothing."""
+    st = store if isinstance(store, FlowStore) else FlowStore(store)
+    paths = [captures] if isinstance(captures, str | os.PathLike) else list(captures)
+    return [ingest_file(Path(p), st, engine=engine, progress=progress) for p in paths]
+
+
+def load_matrix(
+    path: str | os.PathLike[str] | None = None, groups: dict[str, list[str]] | None = None
+) -> Matrix:
+    """The approved matrix (default: the shipped one), with site group addresses."""
+    from flowaudit.matrix import load_matrix as _load
+
+    return _load(path, groups)
+
+
+def audit(
+    captures: Iterable[str | os.PathLike[str]] = (),
+    *,
+    store: str | os.PathLike[str] | FlowStore | None = None,
+    rules: str | os.PathLike[str] | None = None,
+    groups: dict[str, list[str]] | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    engine: str = "auto",
+    progress: Progress | None = None,
+) -> AuditResult:
+    """Audit traffic against the matrix.
+
+    With ``captures``, the audit covers exactly those captures (ingested into
+    ``store`` when given, else into a temporary store). Without, it audits the
+    whole ``store`` (default ``./flowaudit-data``).
+    """
+    from flowaudit.audit import run_audit
+
+    since, until = _utc(since, "since"), _utc(until, "until")
+    if since is not None and until is not None and since >= until:
+        raise UsageError(f"--since {since.isoformat()} is not before --until {until.isoformat()}")
+    matrix = load_matrix(rules, groups)
+    paths = [Path(p) for p in captures]
+    with tempfile.TemporaryDirectory(prefix="flowaudit-") as tmp:
+        if paths:
+            st = _as_store(store) if store is not None else FlowStore(Path(tmp) / "store")
+            results = [ingest_file(p, st, engine=engine, progress=progress) for p in paths]
+            wanted = {r.sha256 for r in results}
+            records = [r for r in st.captures() if r.sha256 in wanted]
+            files = st.flow_files(wanted)
+        else:
+            st = _as_store(store if store is not None else DEFAULT_STORE)
+            st.check_readable()
+            records = st.captures()
+            if not records:
+                raise StoreError(
+                    f"{st.root}: the flow store is empty (no capture ingested)",
+                    hint="run `flowaudit ingest CAPTURE --store DIR` first",
+                )
+            files = st.flow_files()
+        inputs = tuple(
+            {"name": Path(r.path).name, "sha256": r.sha256, "packets": r.packets,
+             "flows": r.flows, "source_kind": r.source_kind}
+            for r in records
+        )
+        return run_audit(matrix, files, since=since, until=until, captures=inputs)
+
+
+def query(
+    sql: str,
+    *,
+    store: str | os.PathLike[str] | FlowStore = DEFAULT_STORE,
+    rules: str | os.PathLike[str] | None = None,
+    groups: dict[str, list[str]] | None = None,
+) -> pa.Table:
+    """Run one read-only SELECT over the store's ``flows`` and the matrix's ``rules``,
+    ``hosts`` and ``scope`` relations."""
+    from flowaudit.engine import Engine
+
+    st = _as_store(store)
+    st.check_readable()
+    matrix = load_matrix(rules, groups)
+    eng = Engine()
+    try:
+        eng.register_flows(st.flow_files())
+        eng.register_table("rules", matrix.rules_table())
+        eng.register_table("hosts", matrix.hosts_table())
+        eng.register_table("scope", matrix.scope_table())
+        return eng.read_only_query(sql)
+    finally:
+        eng.close()
+
+
+def _as_store(store: str | os.PathLike[str] | FlowStore) -> FlowStore:
+    return store if isinstance(store, FlowStore) else FlowStore(store)
+
+
+def _utc(t: dt.datetime | None, name: str) -> dt.datetime | None:
+    if t is None:
+        return None
+    if t.tzinfo is None:
+        return t.replace(tzinfo=dt.UTC)
+    return t.astimezone(dt.UTC)
+
+
+__all__ = ["IngestResult", "audit", "query", "ingest", "load_matrix", "open_store"]

@@ -1,0 +1,334 @@
+"""The audit: flows × matrix → violations and unused rules, as one AuditResult.
+
+Runs the engine's SQL (``conversations`` → ``matches`` → ``violations``,
+``rule_usage``, ``rule_observability``, ``window``) and turns rule usage into
+verdicts: which rules never carried traffic and which ports and host pairs of a
+partly used rule stayed silent. Port-set complements and the "what differs"
+text of the nearest rule are computed here, on small data, from the matrix model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ipaddress
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from flowaudit.engine import Engine
+from flowaudit.matrix import Matrix
+from flowaudit.matrix.model import Rule, ports_text, protocol_name
+
+MAX_PAIR_HOSTS = 16  # expand host pairs of partly-used rules only for small groups
+
+UNUSED_SCHEMA = pa.schema(
+    [
+        ("finding_id", pa.string()),
+        ("rule_id", pa.string()),
+        ("status", pa.string()),
+        ("protocol", pa.uint8()),
+        ("ports", pa.list_(pa.list_(pa.int32()))),
+        ("unused_ports", pa.list_(pa.list_(pa.int32()))),
+        ("unused_pairs", pa.list_(pa.list_(pa.string()))),
+        ("flows", pa.int64()),
+        ("condition", pa.string()),
+        ("origin", pa.string()),
+        ("provenance", pa.string()),
+        ("purpose", pa.string()),
+        ("observable", pa.bool_()),
+        ("evidence", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """What an audit found. Tables are Arrow; ``to_dict`` is the JSON contract."""
+
+    violations: pa.Table
+    unused_rules: pa.Table
+    matrix_name: str
+    rules_digest: str
+    window_start: dt.datetime | None
+    window_end: dt.datetime | None
+    flows: int
+    sampled: bool
+    captures: tuple[dict[str, Any], ...] = ()
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_findings(self) -> bool:
+        return self.violations.num_rows > 0 or self.unused_rules.num_rows > 0
+
+    def to_pandas(self) -> tuple[Any, Any]:
+        """(violations, unused_rules) as pandas DataFrames."""
+        return self.violations.to_pandas(), self.unused_rules.to_pandas()
+
+    def to_dict(self) -> dict[str, Any]:
+        from flowaudit.report.json_ import result_to_dict
+
+        return result_to_dict(self)
+
+    def _repr_html_(self) -> str:
+        from flowaudit.report import render
+
+        return render(self, "html")
+
+
+def run_audit(
+    matrix: Matrix,
+    flow_source: Sequence[Path] | pa.Table,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    captures: Sequence[dict[str, Any]] = (),
+) -> AuditResult:
+    """Audit the flows (Parquet files or an Arrow table) against ``matrix``."""
+    eng = Engine()
+    try:
+        eng.register_flows(flow_source)
+        eng.register_table("rules", matrix.rules_table())
+        eng.register_table("hosts", matrix.hosts_table())
+        eng.register_table("scope", matrix.scope_table())
+        eng.execute("conversations", since=since, until=until)
+        eng.execute("matches")
+        violations = eng.run("violations")
+        usage = eng.run("rule_usage")
+        observ = eng.run("rule_observability")
+        window = eng.run("window").to_pylist()[0]
+    finally:
+        eng.close()
+    start = since or window["start"]
+    end = until or window["end"]
+    flows = int(window["flows"])
+    violations = _add_differences(violations, matrix)
+    unused = _unused_rules(matrix, usage, observ, flows, start, end)
+    stats = {
+        "conversations": int(window["conversations"]),
+        "violation_flows": int(pc_sum(violations, "flows")),
+        "by_reason": _count_by(violations, "reason"),
+        "unused": _count_status(unused, "unused"),
+        "partly_used": _count_status(unused, "partly-used"),
+    }
+    return AuditResult(
+        violations=violations,
+        unused_rules=unused,
+        matrix_name=matrix.name,
+        rules_digest=matrix.sha256,
+        window_start=start,
+        window_end=end,
+        flows=flows,
+        sampled=int(window["max_sampling"]) > 1,
+        captures=tuple(captures),
+        stats=stats,
+    )
+
+
+def pc_sum(table: pa.Table, column: str) -> int:
+    return int(sum(v or 0 for v in table.column(column).to_pylist())) if table.num_rows else 0
+
+
+def _count_by(table: pa.Table, column: str) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for v in table.column(column).to_pylist():
+        out[v] += 1
+    return dict(sorted(out.items()))
+
+
+def _count_status(table: pa.Table, status: str) -> int:
+    return sum(1 for s in table.column("status").to_pylist() if s == status)
+
+
+# ------------------------------------------------------------------ violations
+def _add_differences(v: pa.Table, m: Matrix) -> pa.Table:
+    """Append ``differences``: what separates each violation from its nearest rule."""
+    texts = []
+    for row in v.select(
+        ["src_ip", "dst_ip", "protocol", "dst_port", "nearest_rule", "reason", "vlan_id"]
+    ).to_pylist():
+        texts.append(_differences(row, m))
+    return v.append_column("differences", pa.array(texts, pa.string()))
+
+
+def _in_groups(ip: str, groups: tuple[str, ...], m: Matrix) -> bool:
+    from flowaudit.matrix.model import parse_address
+
+    a = ipaddress.ip_address(ip)
+    n = (0xFFFF << 32 | int(a)) if a.version == 4 else int(a)
+    for g in groups:
+        for spec in m.groups[g].addresses:
+            lo, hi = parse_address(spec)[0]
+            if lo <= n <= hi:
+                return True
+    return False
+
+
+def _differences(row: dict[str, Any], m: Matrix) -> str:
+    rid = row["nearest_rule"]
+    if rid is None:
+        return "the matrix has no rules"
+    r: Rule = m.rule(rid)
+    parts: list[str] = []
+    if row["reason"] == "off-vlan":
+        parts.append(f"vlan {row['vlan_id']} not in scope {list(m.scope.vlans)}")
+    fwd_src = _in_groups(row["src_ip"], r.from_groups, m)
+    fwd_dst = _in_groups(row["dst_ip"], r.to_groups, m)
+    rev = _in_groups(row["src_ip"], r.to_groups, m) and _in_groups(row["dst_ip"], r.from_groups, m)
+    if rev and not (fwd_src and fwd_dst):
+        parts.append(
+            f"initiator and responder reversed: rule allows {'/'.join(r.from_groups)} → "
+            f"{'/'.join(r.to_groups)}"
+        )
+    else:
+        if not fwd_src:
+            parts.append(f"src {row['src_ip']} not in {'/'.join(r.from_groups)}"
+                         + _unconfigured(r.from_groups, m))
+        if not fwd_dst:
+            parts.append(f"dst {row['dst_ip']} not in {'/'.join(r.to_groups)}"
+                         + _unconfigured(r.to_groups, m))
+    if row["protocol"] not in r.protocols:
+        allowed = "/".join(protocol_name(p) for p in r.protocols)
+        parts.append(f"protocol {protocol_name(row['protocol'])} not {allowed}")
+    port = row["dst_port"]
+    if port is None or not any(lo <= port <= hi for lo, hi in r.ports):
+        parts.append(f"dport {port} not in {{{ports_text(r.ports)}}}")
+    return "; ".join(parts) if parts else "matches in the other orientation only"
+
+
+def _unconfigured(groups: tuple[str, ...], m: Matrix) -> str:
+    missing = [g for g in groups if not m.groups[g].configured]
+    return f" ({', '.join(missing)} has no addresses: supply --group)" if missing else ""
+
+
+# ---------------------------------------------------------------- unused rules
+def _subtract(ranges: tuple[tuple[int, int], ...], used: set[int]) -> list[list[int]]:
+    out: list[list[int]] = []
+    for lo, hi in ranges:
+        start = None
+        for p in range(lo, hi + 1):
+            if p in used:
+                if start is not None:
+                    out.append([start, p - 1])
+                    start = None
+            elif start is None:
+                start = p
+        if start is not None:
+            out.append([start, hi])
+    return out
+
+
+def _members(groups: tuple[str, ...], m: Matrix) -> list[str] | None:
+    """Every address of the groups, or None when too many or unconfigured."""
+    from flowaudit.matrix.model import addr_text, parse_address
+
+    out: list[str] = []
+    for g in groups:
+        grp = m.groups[g]
+        if not grp.configured:
+            return None
+        for spec in grp.addresses:
+            lo, hi = parse_address(spec)[0]
+            if hi - lo + 1 + len(out) > MAX_PAIR_HOSTS:
+                return None
+            out.extend(addr_text(n) for n in range(lo, hi + 1))
+    return out
+
+
+def _unused_pairs(r: Rule, used: set[tuple[str, str]], m: Matrix) -> list[list[str]]:
+    src = _members(r.from_groups, m)
+    dst = _members(r.to_groups, m)
+    if src is None or dst is None:
+        return []
+    out = []
+    for a in src:
+        for b in dst:
+            if a == b:
+                continue
+            if (a, b) in used or (r.bidirectional and (b, a) in used):
+                continue
+            if r.bidirectional and [b, a] in out:
+                continue
+            out.append([a, b])
+    return out
+
+
+def _fmt_time(t: dt.datetime | None) -> str:
+    return t.isoformat().replace("+00:00", "Z") if t is not None else "no traffic"
+
+
+def _unused_rules(
+    m: Matrix,
+    usage: pa.Table,
+    observ: pa.Table,
+    flows_total: int,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+) -> pa.Table:
+    ports_used: dict[tuple[str, int], set[int]] = defaultdict(set)
+    pairs_used: dict[tuple[str, int], set[tuple[str, str]]] = defaultdict(set)
+    flows_by: dict[tuple[str, int], int] = defaultdict(int)
+    for u in usage.to_pylist():
+        key = (u["rule_id"], u["protocol"])
+        ports_used[key].add(u["port"])
+        pairs_used[key].add((u["init_ip"], u["resp_ip"]))
+        flows_by[key] += int(u["flows"])
+    between = {o["rule_id"]: int(o["flows_between_groups"]) for o in observ.to_pylist()}
+    window = f"{_fmt_time(start)} .. {_fmt_time(end)}"
+    rows = []
+    for r in m.rules:
+        unconfigured = [g for g in r.from_groups + r.to_groups if not m.groups[g].configured]
+        seen = between.get(r.id, 0)
+        observable = not unconfigured and seen > 0
+        for proto in r.protocols:
+            key = (r.id, proto)
+            n = flows_by.get(key, 0)
+            ported = proto in (6, 17, 132)
+            unused_ports = _subtract(r.ports, ports_used[key]) if ported else []
+            unused_pairs = _unused_pairs(r, pairs_used[key], m) if n else []
+            if n == 0:
+                status = "unused"
+                unused_ports = [list(p) for p in r.ports]
+            elif unused_ports or unused_pairs:
+                status = "partly-used"
+            else:
+                continue
+            if unconfigured:
+                note = (f"not observable: group {', '.join(unconfigured)} has no addresses "
+                        "(supply them with --group or a site overlay)")
+            elif seen == 0:
+                note = ("not observable: no traffic at all between these hosts was captured; "
+                        "the capture point may not see it")
+            else:
+                note = f"{seen:,} flows between these hosts on other ports/protocols"
+            evidence = f"window {window}; {flows_total:,} flows audited; {note}"
+            if r.condition:
+                evidence += f"; conditional rule ({r.condition}): confirm before removing"
+            fid = hashlib.sha256(
+                f"flowaudit-rule-v1|{r.id}|{proto}".encode()
+            ).hexdigest()[:16]
+            rows.append(
+                {
+                    "finding_id": fid,
+                    "rule_id": r.id,
+                    "status": status,
+                    "protocol": proto,
+                    "ports": [list(p) for p in r.ports],
+                    "unused_ports": unused_ports,
+                    "unused_pairs": unused_pairs,
+                    "flows": n,
+                    "condition": r.condition,
+                    "origin": r.origin,
+                    "provenance": str(r.provenance),
+                    "purpose": r.purpose,
+                    "observable": observable,
+                    "evidence": evidence,
+                }
+            )
+    rows.sort(key=lambda x: (x["status"] != "unused", x["rule_id"], x["protocol"]))
+    return pa.Table.from_pylist(rows, schema=UNUSED_SCHEMA)
+

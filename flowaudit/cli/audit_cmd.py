@@ -1,0 +1,87 @@
+"""`flowaudit audit`: traffic vs the approved matrix → findings; exit 0 clean, 1 findings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+
+import click
+
+from flowaudit.cli.common import handle_errors, parse_group_overrides, rules_option
+
+FORMATS = ["text", "json", "markdown", "csv", "html"]
+
+
+def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO-8601 time (e.g. 2026-11-20T08:00Z)")
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+@click.command()
+@click.argument("captures", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--store",
+    "store_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Flow store. Without CAPTURES: the store to audit (default ./flowaudit-data). "
+    "With CAPTURES: also add them to this store.",
+)
+@rules_option
+@click.option("--since", callback=_parse_time, help="Only flows active at or after this time.")
+@click.option("--until", callback=_parse_time, help="Only flows that started before this time.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), default=None,
+    help="Write the report here (atomically) instead of stdout.",
+)
+@click.option(
+    "--engine", type=click.Choice(["auto", "fast", "tshark"]), default="auto",
+    help="Packet engine for CAPTURES.",
+)
+def audit(
+    captures: tuple[str, ...],
+    store_dir: str | None,
+    rules_path: str | None,
+    groups: tuple[str, ...],
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    fmt: str,
+    output: str | None,
+    engine: str,
+) -> None:
+    """Report traffic outside the approved matrix and approved rules without traffic.
+
+    With CAPTURES the audit covers exactly those captures; without, the whole
+    store. Exit 0 when there are no findings, 1 when there are.
+    """
+    from flowaudit import api
+    from flowaudit.report import render
+
+    with handle_errors():
+        result = api.audit(
+            captures,
+            store=store_dir,
+            rules=rules_path,
+            groups=parse_group_overrides(groups),
+            since=since,
+            until=until,
+            engine=engine,
+        )
+        text = render(result, fmt, color=output is None and fmt == "text" and sys.stdout.isatty())
+        if output:
+            from flowaudit.report.output import write_atomic
+
+            write_atomic(output, text)
+        else:
+            click.echo(text, nl=False)
+    sys.exit(1 if result.has_findings else 0)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(audit)

@@ -1,0 +1,94 @@
+"""`flowaudit ingest`: captures → flows in the Parquet store."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from flowaudit.cli.common import handle_errors
+
+PROGRESS_MIN_BYTES = 32 << 20
+
+
+@click.command()
+@click.argument(
+    "captures", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False)
+)
+@click.option(
+    "--store",
+    "store_dir",
+    default="flowaudit-data",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Flow store directory (Hive-partitioned Parquet + manifest).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "fast", "tshark"]),
+    default="auto",
+    show_default=True,
+    help="Packet engine: the fast reader, or tshark (via pyshark) for odd link types.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary lines.")
+def ingest(captures: tuple[str, ...], store_dir: str, engine: str, quiet: bool) -> None:
+    """Read pcap/pcapng CAPTURES (.gz too) and add their flows to the store.
+
+    A capture already in the store (same sha256) adds nothing. Warnings about
+    truncated or undecodable data go to stderr; what could be read is kept.
+    """
+    from flowaudit import api
+
+    with handle_errors():
+        store = api.open_store(store_dir)
+        for path in captures:
+            with _progress(path, quiet) as cb:
+                (res,) = api.ingest(path, store, engine=engine, progress=cb)
+            for w in res.warnings:
+                click.echo(f"flowaudit: warning: {w}", err=True)
+            if not quiet:
+                click.echo(res.summary(), err=True)
+
+
+class _progress:
+    """A rich progress bar on stderr for big captures when stderr is a terminal."""
+
+    def __init__(self, path: str, quiet: bool) -> None:
+        import os
+
+        self.enabled = (
+            not quiet and sys.stderr.isatty() and os.path.getsize(path) >= PROGRESS_MIN_BYTES
+        )
+        self.path = path
+        self.bar: Any = None
+
+    def __enter__(self) -> Any:
+        if not self.enabled:
+            return None
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+        self.bar = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self.bar.start()
+        task = self.bar.add_task(click.format_filename(self.path), total=None)
+
+        def cb(done: int, total: int) -> None:
+            self.bar.update(task, completed=done, total=total)
+
+        return cb
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def register(group: click.Group) -> None:
+    group.add_command(ingest)

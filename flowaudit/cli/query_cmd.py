@@ -1,0 +1,39 @@
+"""`flowaudit query SQL`: one read-only SELECT over the store's flows and the matrix."""
+
+from __future__ import annotations
+
+import click
+
+from flowaudit.cli.common import handle_errors, parse_group_overrides, rules_option
+
+
+@click.command()
+@click.argument("sql")
+@click.option(
+    "--store", "store_dir", default="flowaudit-data", show_default=True,
+    type=click.Path(file_okay=False), help="Flow store to query.",
+)
+@rules_option
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+    show_default=True,
+)
+def query(
+    sql: str, store_dir: str, rules_path: str | None, groups: tuple[str, ...], fmt: str
+) -> None:
+    """Run one read-only SELECT over the views `flows`, `rules`, `hosts` and `scope`.
+
+    Example: flowaudit query "SELECT dst_port, count(*) FROM flows GROUP BY 1 ORDER BY 2 DESC"
+    """
+    from flowaudit import api
+    from flowaudit.report.tables import format_table
+
+    with handle_errors():
+        table = api.query(
+            sql, store=store_dir, rules=rules_path, groups=parse_group_overrides(groups)
+        )
+        click.echo(format_table(table, fmt), nl=False)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(query)

@@ -1,0 +1,60 @@
+"""Capture readers: pick one by magic bytes (not suffix) and stream PacketBatches.
+
+``open_capture(path)`` returns the capture's format and an iterator of
+``PacketBatch`` (see ``packets.py``); ``pipeline.ingest_file`` turns that into
+flows in the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from flowaudit.errors import CaptureError
+from flowaudit.ingest.packets import PacketBatch, ReadStats
+
+ENGINES = ("auto", "fast", "tshark")
+
+
+@dataclass
+class OpenedCapture:
+    path: Path
+    source_kind: str  # "pcap" | "pcapng"
+    reader: str  # "fast" | "tshark"
+    batches: Iterator[PacketBatch]
+    stats: ReadStats
+
+
+def open_capture(path: str | Path, engine: str = "auto") -> OpenedCapture:
+    """Open a pcap/pcapng capture (``.gz`` transparently) with the chosen engine.
+
+    ``auto`` uses the fast reader; ``tshark`` forces the tshark engine (for link
+    types the fast reader does not decode).
+    """
+    from flowaudit.ingest.sniff import sniff_format
+
+    p = Path(path)
+    if engine not in ENGINES:
+        raise CaptureError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if not p.exists():
+        raise CaptureError(f"{p}: no such file")
+    if p.is_dir():
+        raise CaptureError(f"{p}: is a directory, not a capture file")
+    fmt = sniff_format(p)
+    if fmt not in ("pcap", "pcapng"):
+        raise CaptureError(
+            f"{p}: not a pcap or pcapng capture (unrecognised magic bytes at offset 0)",
+            hint="NetFlow, nfcapd, Zeek and Hubble inputs need --format",
+        )
+    stats = ReadStats()
+    if engine == "tshark":
+        from flowaudit.ingest.tshark import iter_packets_tshark
+
+        return OpenedCapture(p, fmt, "tshark", iter_packets_tshark(p, stats=stats), stats)
+    from flowaudit.ingest.pcap import iter_packets
+
+    return OpenedCapture(p, fmt, "fast", iter_packets(p, stats=stats), stats)
+
+
+__all__ = ["ENGINES", "OpenedCapture", "open_capture"]

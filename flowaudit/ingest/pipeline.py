@@ -1,0 +1,133 @@
+"""Capture file → flows → store: the ingest of one capture, end to end.
+
+Hashes the capture first (the manifest key: ingesting the same bytes twice adds
+nothing), streams its packet batches through the flow builder, spills flow
+tables into the store writer and commits them atomically with the manifest
+entry. Memory is bounded by the reader's chunk, the live-flow table and the
+writer's spill size, never by the capture's size.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flowaudit import __version__
+from flowaudit.errors import CaptureError
+from flowaudit.ingest import open_capture
+from flowaudit.store import CaptureRecord, FlowStore
+
+Progress = Callable[[int, int], None]  # (bytes done, bytes total)
+
+
+@dataclass
+class IngestResult:
+    """What one capture's ingest did (for the CLI summary and the API)."""
+
+    path: str
+    sha256: str
+    source_kind: str
+    reader: str
+    packets: int = 0
+    flows: int = 0
+    non_ip: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    already_ingested: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        name = Path(self.path).name
+        if self.already_ingested:
+            return f"{name}: already in the store (sha256 {self.sha256[:12]}…), nothing added"
+        return (
+            f"{name}: {self.packets:,} packets, {self.flows:,} flows, "
+            f"{self.non_ip:,} non-IP, {self.skipped:,} skipped, {self.seconds:.2f} s"
+        )
+
+
+def sha256_file(path: Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError as e:
+        raise CaptureError(f"{path}: cannot read: {e.strerror}") from e
+
+
+def ingest_file(
+    path: str | Path,
+    store: FlowStore,
+    *,
+    engine: str = "auto",
+    progress: Progress | None = None,
+) -> IngestResult:
+    """Ingest one pcap/pcapng capture into ``store``. Idempotent by content hash."""
+    from flowaudit.flows import FlowBuilder, FlowConfig
+
+    t0 = time.perf_counter()
+    p = Path(path)
+    opened = open_capture(p, engine=engine)  # validates the format before hashing
+    digest = sha256_file(p)
+    result = IngestResult(str(p), digest, opened.source_kind, opened.reader)
+    if store.get(digest) is not None:
+        result.already_ingested = True
+        return result
+    size = p.stat().st_size
+    builder = FlowBuilder(capture_id=digest, source_kind=opened.source_kind, config=FlowConfig())
+    writer = store.begin()
+    try:
+        stats = opened.stats
+        for batch in opened.batches:
+            writer.add(builder.add(batch))
+            if progress is not None:
+                progress(min(stats.bytes_read, size), size)
+        writer.add(builder.finish())
+        if stats.frames == 0 and stats.warnings:
+            # nothing could be read at all: a bad capture, not an empty one
+            raise CaptureError("; ".join(stats.warnings))
+        fb = builder.stats
+        unattributed = int(getattr(fb, "fragments_unattributed", 0))
+        result.packets = stats.frames
+        result.non_ip = stats.non_ip
+        result.skipped = stats.truncated + stats.unsupported + stats.malformed + unattributed
+        result.warnings = list(stats.warnings)
+        if unattributed:
+            result.warnings.append(
+                f"{p}: {unattributed} IP fragment(s) whose first fragment was not captured "
+                "were counted but form no flow"
+            )
+        record = CaptureRecord(
+            sha256=digest,
+            path=str(p.resolve()),
+            size=size,
+            source_kind=opened.source_kind,
+            reader=opened.reader,
+            packets=stats.frames,
+            flows=writer.rows,
+            skipped=result.skipped,
+            first_seen=None,
+            last_seen=None,
+            flowaudit_version=__version__,
+            ingested_at=dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
+            warnings=result.warnings,
+            stats={
+                "frames": stats.frames,
+                "ip_packets": stats.ip_packets,
+                "non_ip": stats.non_ip,
+                "truncated": stats.truncated,
+                "unsupported": stats.unsupported,
+                "malformed": stats.malformed,
+                "fragments_unattributed": unattributed,
+            },
+        )
+        result.flows = writer.rows
+        result.already_ingested = not writer.commit(record)
+    except BaseException:
+        writer.abort()
+        raise
+    result.seconds = time.perf_counter() - t0
+    return result

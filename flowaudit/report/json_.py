@@ -1,0 +1,82 @@
+"""The JSON report: DESIGN.md "Machine-readable audit output", schema_version 1."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import TYPE_CHECKING, Any
+
+from flowaudit.schema import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from flowaudit.audit import AuditResult
+
+STATE_KEYS = ("attempted", "rejected", "established", "midstream", "answered")
+
+
+def iso(t: dt.datetime | None) -> str | None:
+    """UTC ISO-8601 with a ``Z``, microseconds kept."""
+    if t is None:
+        return None
+    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def violation_dicts(result: AuditResult) -> list[dict[str, Any]]:
+    out = []
+    for v in result.violations.to_pylist():
+        out.append(
+            {
+                "finding_id": v["finding_id"],
+                "reason": v["reason"],
+                "src_ip": v["src_ip"],
+                "dst_ip": v["dst_ip"],
+                "protocol": v["protocol"],
+                "dst_port": v["dst_port"],
+                "vlan_id": v["vlan_id"],
+                "flows": v["flows"],
+                "packets": v["packets"],
+                "bytes": v["bytes"],
+                "first_seen": iso(v["first_seen"]),
+                "last_seen": iso(v["last_seen"]),
+                "states": {k: v[k] for k in STATE_KEYS},
+                "direction_uncertain": v["direction_uncertain"],
+                "sampling": v["sampling"],
+                "nearest_rule": {"rule_id": v["nearest_rule"], "differences": v["differences"]},
+            }
+        )
+    return out
+
+
+def unused_dicts(result: AuditResult) -> list[dict[str, Any]]:
+    return [dict(u) for u in result.unused_rules.to_pylist()]
+
+
+def result_to_dict(result: AuditResult) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "matrix": {"name": result.matrix_name, "sha256": result.rules_digest},
+        "window": {
+            "start": iso(result.window_start),
+            "end": iso(result.window_end),
+            "flows": result.flows,
+        },
+        "captures": list(result.captures),
+        "violations": violation_dicts(result),
+        "unused_rules": unused_dicts(result),
+        "summary": {
+            "flows": result.flows,
+            "violations": result.violations.num_rows,
+            "violation_flows": result.stats.get("violation_flows", 0),
+            "by_reason": result.stats.get("by_reason", {}),
+            "unused_rules": result.stats.get("unused", 0),
+            "partly_used_rules": result.stats.get("partly_used", 0),
+            "sampled": result.sampled,
+            "counts_note": (
+                "packet and byte counts are sampled estimates" if result.sampled else None
+            ),
+        },
+    }
+
+
+def render_json(result: AuditResult) -> str:
+    return json.dumps(result_to_dict(result), indent=2, sort_keys=False) + "\n"

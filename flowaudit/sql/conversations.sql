@@ -1,0 +1,42 @@
+-- name: conversations
+-- Each row is one conversation of the audit window: the flows that share
+-- (vlan, initiator, responder, protocol, responder port). When the initiator is
+-- uncertain (direction not 'syn'/'exporter') the initiator port is kept too, so the
+-- reversed orientation can be tried. Parameters: $since, $until (timestamps or NULL).
+CREATE OR REPLACE TEMP TABLE conv AS
+SELECT
+    row_number() OVER (
+        ORDER BY vlan_id NULLS FIRST, src_addr, dst_addr, protocol, dst_port, alt_port
+    ) AS conv_id,
+    *
+FROM (
+    SELECT
+        vlan_id,
+        ip_version,
+        src_ip,
+        dst_ip,
+        src_addr,
+        dst_addr,
+        protocol,
+        dst_port,
+        CASE WHEN direction IN ('syn', 'exporter') THEN NULL ELSE src_port END AS alt_port,
+        bool_or(direction NOT IN ('syn', 'exporter')) AS uncertain,
+        count(*) AS flows,
+        sum(src_packets + dst_packets) AS packets,
+        sum(src_bytes + dst_bytes) AS bytes,
+        min(first_seen) AS first_seen,
+        max(last_seen) AS last_seen,
+        count(*) FILTER (WHERE state IN ('S0', 'SH', 'RSTOS0')) AS attempted,
+        count(*) FILTER (WHERE state IN ('REJ', 'RSTRH', 'SHR')) AS rejected,
+        count(*) FILTER (WHERE state IN ('S1', 'S2', 'S3', 'SF', 'RSTO', 'RSTR')) AS established,
+        count(*) FILTER (WHERE state = 'OTH') AS midstream,
+        count(*) FILTER (WHERE src_packets > 0 AND dst_packets > 0
+                         AND state NOT IN ('REJ', 'RSTRH', 'RSTOS0')) AS answered,
+        max(sampling) AS sampling
+    FROM flows
+    WHERE ($since IS NULL OR last_seen >= $since)
+      AND ($until IS NULL OR first_seen < $until)
+    GROUP BY vlan_id, ip_version, src_ip, dst_ip, src_addr, dst_addr, protocol, dst_port,
+             alt_port
+)
+ORDER BY conv_id;

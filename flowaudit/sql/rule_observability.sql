@@ -1,0 +1,16 @@
+-- name: rule_observability
+-- Each row is a rule with the number of flows in the window between its `from` and
+-- `to` hosts on any port and protocol, in either orientation: when that is zero the
+-- capture point never saw those hosts talk, and "unused" is not proven.
+WITH pairs AS (
+    SELECT DISTINCT r.rule_id, c.conv_id, c.flows
+    FROM rules AS r
+    JOIN conv AS c
+      ON (c.src_addr BETWEEN r.src_lo AND r.src_hi AND c.dst_addr BETWEEN r.dst_lo AND r.dst_hi)
+      OR (c.src_addr BETWEEN r.dst_lo AND r.dst_hi AND c.dst_addr BETWEEN r.src_lo AND r.src_hi)
+)
+SELECT r.rule_id, coalesce(sum(p.flows), 0) AS flows_between_groups
+FROM (SELECT DISTINCT rule_id FROM rules) AS r
+LEFT JOIN pairs AS p USING (rule_id)
+GROUP BY r.rule_id
+ORDER BY r.rule_id;

@@ -1,0 +1,120 @@
+-- name: violations
+-- Each row is a finding: traffic outside the approved matrix, grouped by
+-- (vlan, initiator ip, responder ip, protocol, responder port), with its counters,
+-- TCP state mix, the reason, and the nearest rule (fewest differences) for the
+-- report to explain. An anti-join: conversations no rule admits in any orientation.
+WITH unmatched AS (
+    SELECT c.*
+    FROM conv AS c
+    WHERE NOT EXISTS (SELECT 1 FROM conv_match AS m WHERE m.conv_id = c.conv_id)
+),
+grouped AS (
+    SELECT
+        vlan_id, ip_version, src_ip, dst_ip,
+        any_value(src_addr) AS src_addr, any_value(dst_addr) AS dst_addr,
+        protocol, dst_port,
+        bool_or(uncertain) AS direction_uncertain,
+        sum(flows) AS flows, sum(packets) AS packets, sum(bytes) AS bytes,
+        min(first_seen) AS first_seen, max(last_seen) AS last_seen,
+        sum(attempted) AS attempted, sum(rejected) AS rejected,
+        sum(established) AS established, sum(midstream) AS midstream,
+        sum(answered) AS answered, max(sampling) AS sampling
+    FROM unmatched
+    GROUP BY vlan_id, ip_version, src_ip, dst_ip, protocol, dst_port
+),
+facts AS (
+    SELECT
+        g.*,
+        EXISTS (SELECT 1 FROM scope WHERE vlan IS NOT NULL) AS scoped_vlans,
+        EXISTS (SELECT 1 FROM scope WHERE vlan = g.vlan_id) AS vlan_in_scope,
+        EXISTS (SELECT 1 FROM scope WHERE g.src_addr BETWEEN lo AND hi)
+            OR EXISTS (SELECT 1 FROM hosts WHERE g.src_addr BETWEEN lo AND hi) AS src_in_scope,
+        EXISTS (SELECT 1 FROM scope WHERE g.dst_addr BETWEEN lo AND hi)
+            OR EXISTS (SELECT 1 FROM hosts WHERE g.dst_addr BETWEEN lo AND hi) AS dst_in_scope,
+        EXISTS (SELECT 1 FROM hosts WHERE g.src_addr BETWEEN lo AND hi) AS src_known,
+        EXISTS (SELECT 1 FROM hosts WHERE g.dst_addr BETWEEN lo AND hi) AS dst_known,
+        EXISTS (
+            SELECT 1 FROM rules AS r
+            WHERE r.protocol = g.protocol AND g.dst_port BETWEEN r.port_lo AND r.port_hi
+              AND g.src_addr BETWEEN r.dst_lo AND r.dst_hi
+              AND g.dst_addr BETWEEN r.src_lo AND r.src_hi
+        ) AS reverse_rule,
+        EXISTS (
+            SELECT 1 FROM rules AS r
+            WHERE r.protocol <> g.protocol AND g.dst_port BETWEEN r.port_lo AND r.port_hi
+              AND g.src_addr BETWEEN r.src_lo AND r.src_hi
+              AND g.dst_addr BETWEEN r.dst_lo AND r.dst_hi
+        ) AS other_protocol_rule,
+        EXISTS (
+            SELECT 1 FROM rules AS r
+            WHERE g.src_addr BETWEEN r.src_lo AND r.src_hi
+              AND g.dst_addr BETWEEN r.dst_lo AND r.dst_hi
+        ) AS pair_has_rules,
+        EXISTS (
+            SELECT 1 FROM rules AS r
+            WHERE r.protocol = g.protocol
+              AND g.src_addr BETWEEN r.src_lo AND r.src_hi
+              AND g.dst_addr BETWEEN r.dst_lo AND r.dst_hi
+        ) AS pair_has_protocol
+    FROM grouped AS g
+),
+reasoned AS (
+    SELECT
+        f.*,
+        CASE
+            WHEN f.vlan_id IS NOT NULL AND f.scoped_vlans AND NOT f.vlan_in_scope THEN 'off-vlan'
+            WHEN NOT f.src_in_scope OR NOT f.dst_in_scope THEN 'out-of-scope-address'
+            WHEN NOT f.src_known THEN 'unknown-source'
+            WHEN NOT f.dst_known THEN 'unknown-destination'
+            WHEN f.reverse_rule THEN 'reverse-direction'
+            WHEN f.other_protocol_rule OR (f.pair_has_rules AND NOT f.pair_has_protocol)
+                THEN 'protocol-not-approved'
+            ELSE 'port-not-approved'
+        END AS reason
+    FROM facts AS f
+),
+scored AS (
+    -- distance of each violation to each rule, in either orientation
+    SELECT
+        v.vlan_id, v.src_ip, v.dst_ip, v.protocol, v.dst_port,
+        r.rule_id,
+        -- weights: a host outside the rule's group 4, initiator/responder swapped 1,
+        -- another protocol 1, a port outside the rule's ports 2
+        least(
+            4 * coalesce(NOT (v.src_addr BETWEEN r.src_lo AND r.src_hi), true)::INTEGER
+              + 4 * coalesce(NOT (v.dst_addr BETWEEN r.dst_lo AND r.dst_hi), true)::INTEGER,
+            1 + 4 * coalesce(NOT (v.src_addr BETWEEN r.dst_lo AND r.dst_hi), true)::INTEGER
+              + 4 * coalesce(NOT (v.dst_addr BETWEEN r.src_lo AND r.src_hi), true)::INTEGER
+        )
+          + (v.protocol <> r.protocol)::INTEGER
+          + 2 * (coalesce(v.dst_port, 0) NOT BETWEEN r.port_lo AND r.port_hi)::INTEGER AS score,
+        CASE
+            WHEN coalesce(v.dst_port, 0) BETWEEN r.port_lo AND r.port_hi THEN 0
+            ELSE least(abs(coalesce(v.dst_port, 0)::INTEGER - r.port_lo::INTEGER),
+                       abs(coalesce(v.dst_port, 0)::INTEGER - r.port_hi::INTEGER))
+        END AS port_distance
+    FROM reasoned AS v
+    CROSS JOIN rules AS r
+),
+nearest AS (
+    SELECT
+        vlan_id, src_ip, dst_ip, protocol, dst_port,
+        arg_min(rule_id, (score, port_distance, rule_id)) AS nearest_rule
+    FROM scored
+    GROUP BY vlan_id, src_ip, dst_ip, protocol, dst_port
+)
+SELECT
+    substr(sha256(concat_ws('|', 'flowaudit-violation-v1', coalesce(v.vlan_id::VARCHAR, '-'),
+                            v.src_ip, v.dst_ip, v.protocol::VARCHAR,
+                            coalesce(v.dst_port::VARCHAR, '-'))), 1, 16) AS finding_id,
+    v.reason,
+    v.vlan_id, v.ip_version, v.src_ip, v.dst_ip, v.protocol, v.dst_port,
+    v.direction_uncertain,
+    v.flows, v.packets, v.bytes, v.first_seen, v.last_seen,
+    v.attempted, v.rejected, v.established, v.midstream, v.answered, v.sampling,
+    n.nearest_rule
+FROM reasoned AS v
+LEFT JOIN nearest AS n
+  ON n.vlan_id IS NOT DISTINCT FROM v.vlan_id AND n.src_ip = v.src_ip AND n.dst_ip = v.dst_ip
+ AND n.protocol = v.protocol AND n.dst_port IS NOT DISTINCT FROM v.dst_port
+ORDER BY v.packets DESC, v.flows DESC, v.src_ip, v.dst_ip, v.protocol, v.dst_port, v.vlan_id;

@@ -1,0 +1,278 @@
+"""The Parquet flow store and its manifest: atomic writes, idempotent ingest.
+
+Layout under the store directory (default ``./flowaudit-data``)::
+
+    flows/date=YYYY-MM-DD/<sha256[:16]>-<run>-<n>.parquet   flow schema v1, Hive-partitioned
+    manifest/<sha256>.json                                   one per ingested capture
+    .tmp/<run>/                                              an ingest in progress
+    .locks/<sha256>.lock                                     held while a capture is committed
+
+A capture is *in* the store when its manifest file exists; the manifest lists the
+flow files it owns, and readers read exactly those files, so a crashed or
+concurrent ingest can never make half a capture visible. Every file is written
+to a temporary name and renamed into place. Two ingests of different captures
+share no file; two ingests of the same capture race for its lock and the loser
+discards its work ("already ingested").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flowaudit.errors import StoreError
+
+DEFAULT_STORE = "flowaudit-data"
+FLOW_ROWS_PER_FILE = 1_000_000
+
+
+@dataclass
+class CaptureRecord:
+    """One manifest entry: what was ingested, from where, with what result."""
+
+    sha256: str
+    path: str
+    size: int
+    source_kind: str
+    reader: str
+    packets: int
+    flows: int
+    skipped: int
+    first_seen: str | None
+    last_seen: str | None
+    flowaudit_version: str
+    ingested_at: str
+    files: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+class FlowStore:
+    """A directory of Parquet flows plus a manifest of captures."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    # ---------------------------------------------------------------- reading
+    @property
+    def manifest_dir(self) -> Path:
+        return self.root / "manifest"
+
+    def exists(self) -> bool:
+        return self.manifest_dir.is_dir()
+
+    def check_readable(self) -> None:
+        """Raise StoreError unless ``root`` looks like a flow store."""
+        if not self.root.exists():
+            raise StoreError(
+                f"{self.root}: no flow store here", hint="run `flowaudit ingest CAPTURE` first"
+            )
+        if not self.root.is_dir():
+            raise StoreError(f"{self.root}: not a directory")
+        if not self.manifest_dir.is_dir():
+            raise StoreError(
+                f"{self.root}: not a flow store (no manifest/ directory)",
+                hint="pass --store pointing at a directory made by `flowaudit ingest`",
+            )
+        if not os.access(self.manifest_dir, os.R_OK | os.X_OK):
+            raise StoreError(f"{self.manifest_dir}: permission denied")
+
+    def captures(self) -> list[CaptureRecord]:
+        """All committed captures, oldest ingest first."""
+        if not self.manifest_dir.is_dir():
+            return []
+        out = []
+        for p in sorted(self.manifest_dir.glob("*.json")):
+            try:
+                data = json.loads(p.read_text())
+                out.append(CaptureRecord(**data))
+            except (OSError, ValueError, TypeError) as e:
+                raise StoreError(f"{p}: unreadable manifest entry: {e}") from e
+        out.sort(key=lambda r: (r.ingested_at, r.sha256))
+        return out
+
+    def get(self, sha256: str) -> CaptureRecord | None:
+        p = self.manifest_dir / f"{sha256}.json"
+        if not p.exists():
+            return None
+        return CaptureRecord(**json.loads(p.read_text()))
+
+    def flow_files(self, capture_ids: Iterable[str] | None = None) -> list[Path]:
+        """The Parquet files of the given captures (default: all), as absolute paths."""
+        wanted = set(capture_ids) if capture_ids is not None else None
+        files: list[Path] = []
+        for rec in self.captures():
+            if wanted is None or rec.sha256 in wanted:
+                files.extend(self.root / f for f in rec.files)
+        missing = [f for f in files if not f.exists()]
+        if missing:
+            raise StoreError(
+                f"{self.root}: {len(missing)} flow file(s) listed in the manifest are missing, "
+                f"e.g. {missing[0]}"
+            )
+        return files
+
+    # ---------------------------------------------------------------- writing
+    def begin(self, sha256_hint: str | None = None) -> StoreWriter:
+        """Start writing one capture's flows (to a private temp directory)."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / "flows").mkdir(exist_ok=True)
+            self.manifest_dir.mkdir(exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"{self.root}: cannot create flow store: {e.strerror}") from e
+        return StoreWriter(self)
+
+
+class StoreWriter:
+    """Buffers flow tables, writes Parquet into a temp dir, commits atomically."""
+
+    def __init__(self, store: FlowStore) -> None:
+        self.store = store
+        self.run = uuid.uuid4().hex[:12]
+        self.tmp = store.root / ".tmp" / self.run
+        self.tmp.mkdir(parents=True)
+        self._pending: list[Any] = []  # pa.Table
+        self._pending_rows = 0
+        self._written: list[tuple[Path, str]] = []  # (temp file, date partition)
+        self.rows = 0
+        self.first_us: int | None = None
+        self.last_us: int | None = None
+
+    def add(self, table: Any) -> None:
+        """Append a FLOW_SCHEMA table; spills to Parquet every FLOW_ROWS_PER_FILE rows."""
+        if table.num_rows == 0:
+            return
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        self.rows += table.num_rows
+        if self._pending_rows >= FLOW_ROWS_PER_FILE:
+            self._spill()
+
+    def _spill(self) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        if not self._pending:
+            return
+        table = pa.concat_tables(self._pending)
+        self._pending, self._pending_rows = [], 0
+        first = table.column("first_seen")
+        last = table.column("last_seen")
+        lo = pc.min(first).cast(pa.int64()).as_py()
+        hi = pc.max(last).cast(pa.int64()).as_py()
+        self.first_us = lo if self.first_us is None else min(self.first_us, lo)
+        self.last_us = hi if self.last_us is None else max(self.last_us, hi)
+        days = pc.strftime(first, format="%Y-%m-%d")
+        for day in sorted(pc.unique(days).to_pylist()):
+            part = table.filter(pc.equal(days, day))
+            n = len(self._written)
+            tmp = self.tmp / f"{n:05d}.parquet"
+            pq.write_table(part, tmp, compression="zstd", row_group_size=256_000)
+            self._written.append((tmp, day))
+
+    def commit(self, record: CaptureRecord) -> bool:
+        """Make the capture visible. False when it was already in the store (work dropped)."""
+        self._spill()
+        store = self.store
+        lock = _Lock(store.root / ".locks" / f"{record.sha256}.lock")
+        try:
+            with lock:
+                if (store.manifest_dir / f"{record.sha256}.json").exists():
+                    return False
+                files = []
+                for tmp, day in self._written:
+                    part = store.root / "flows" / f"date={day}"
+                    part.mkdir(parents=True, exist_ok=True)
+                    name = f"{record.sha256[:16]}-{self.run}-{tmp.stem}.parquet"
+                    os.replace(tmp, part / name)
+                    files.append(f"flows/date={day}/{name}")
+                record.files = files
+                record.flows = self.rows
+                record.first_seen = _iso(self.first_us)
+                record.last_seen = _iso(self.last_us)
+                atomic_write_text(
+                    store.manifest_dir / f"{record.sha256}.json",
+                    json.dumps(asdict(record), indent=2, sort_keys=True) + "\n",
+                )
+                return True
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop whatever was not committed."""
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        try:
+            self.tmp.parent.rmdir()
+        except OSError:
+            pass
+
+
+class _Lock:
+    """An O_EXCL lock file holding the owner's pid; a dead owner's lock is broken."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> _Lock:
+        import time
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(600):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if not _owner_alive(self.path):
+                    self.path.unlink(missing_ok=True)
+                    continue
+                time.sleep(0.05)
+                continue
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            return self
+        raise StoreError(f"{self.path}: lock held for too long by another ingest")
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _owner_alive(path: Path) -> bool:
+    try:
+        pid = int(path.read_text() or "0")
+    except (OSError, ValueError):
+        return True  # being written right now
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _iso(us: int | None) -> str | None:
+    if us is None:
+        return None
+    t = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=us)
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file and rename: never a half-written file."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"{path}: cannot write: {e.strerror}") from e
