@@ -47,7 +47,7 @@ def load_matrix(
     """The approved matrix (default: the shipped one), with site group addresses."""
     from flowaudit.matrix import load_matrix as _load
 
-    return _load(path, groups)
+    return _load(Path(path) if path is not None else None, groups)
 
 
 def audit(
@@ -92,8 +92,13 @@ def audit(
                 )
             files = st.flow_files()
         inputs = tuple(
-            {"name": Path(r.path).name, "sha256": r.sha256, "packets": r.packets,
-             "flows": r.flows, "source_kind": r.source_kind}
+            {
+                "name": Path(r.path).name,
+                "sha256": r.sha256,
+                "packets": r.packets,
+                "flows": r.flows,
+                "source_kind": r.source_kind,
+            }
             for r in records
         )
         return run_audit(matrix, files, since=since, until=until, captures=inputs)

@@ -63,7 +63,7 @@ class AuditResult:
 
     @property
     def has_findings(self) -> bool:
-        return self.violations.num_rows > 0 or self.unused_rules.num_rows > 0
+        return bool(self.violations.num_rows > 0 or self.unused_rules.num_rows > 0)
 
     def to_pandas(self) -> tuple[Any, Any]:
         """(violations, unused_rules) as pandas DataFrames."""
@@ -186,11 +186,15 @@ def _differences(row: dict[str, Any], m: Matrix) -> str:
         )
     else:
         if not fwd_src:
-            parts.append(f"src {row['src_ip']} not in {'/'.join(r.from_groups)}"
-                         + _unconfigured(r.from_groups, m))
+            parts.append(
+                f"src {row['src_ip']} not in {'/'.join(r.from_groups)}"
+                + _unconfigured(r.from_groups, m)
+            )
         if not fwd_dst:
-            parts.append(f"dst {row['dst_ip']} not in {'/'.join(r.to_groups)}"
-                         + _unconfigured(r.to_groups, m))
+            parts.append(
+                f"dst {row['dst_ip']} not in {'/'.join(r.to_groups)}"
+                + _unconfigured(r.to_groups, m)
+            )
     if row["protocol"] not in r.protocols:
         allowed = "/".join(protocol_name(p) for p in r.protocols)
         parts.append(f"protocol {protocol_name(row['protocol'])} not {allowed}")
@@ -298,19 +302,21 @@ def _unused_rules(
             else:
                 continue
             if unconfigured:
-                note = (f"not observable: group {', '.join(unconfigured)} has no addresses "
-                        "(supply them with --group or a site overlay)")
+                note = (
+                    f"not observable: group {', '.join(unconfigured)} has no addresses "
+                    "(supply them with --group or a site overlay)"
+                )
             elif seen == 0:
-                note = ("not observable: no traffic at all between these hosts was captured; "
-                        "the capture point may not see it")
+                note = (
+                    "not observable: no traffic at all between these hosts was captured; "
+                    "the capture point may not see it"
+                )
             else:
                 note = f"{seen:,} flows between these hosts on other ports/protocols"
             evidence = f"window {window}; {flows_total:,} flows audited; {note}"
             if r.condition:
                 evidence += f"; conditional rule ({r.condition}): confirm before removing"
-            fid = hashlib.sha256(
-                f"flowaudit-rule-v1|{r.id}|{proto}".encode()
-            ).hexdigest()[:16]
+            fid = hashlib.sha256(f"flowaudit-rule-v1|{r.id}|{proto}".encode()).hexdigest()[:16]
             rows.append(
                 {
                     "finding_id": fid,
@@ -331,4 +337,3 @@ def _unused_rules(
             )
     rows.sort(key=lambda x: (x["status"] != "unused", x["rule_id"], x["protocol"]))
     return pa.Table.from_pylist(rows, schema=UNUSED_SCHEMA)
-

@@ -67,4 +67,6 @@ def make_flows(rows: list[dict[str, Any]]) -> pa.Table:
     if not rows:
         return FLOW_SCHEMA.empty_table()
     cols = {f.name: [r.get(f.name) for r in rows] for f in FLOW_SCHEMA}
-    return validate_flows(pa.table({k: pa.array(v, FLOW_SCHEMA.field(k).type) for k, v in cols.items()}))
+    return validate_flows(
+        pa.table({k: pa.array(v, FLOW_SCHEMA.field(k).type) for k, v in cols.items()})
+    )

@@ -12,13 +12,17 @@ from flowaudit.cli.common import handle_errors, parse_group_overrides, rules_opt
 FORMATS = ["text", "json", "markdown", "csv", "html"]
 
 
-def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.datetime | None:
+def _parse_time(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> dt.datetime | None:
     if value is None:
         return None
     try:
         t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO-8601 time (e.g. 2026-11-20T08:00Z)")
+        raise click.BadParameter(
+            f"{value!r} is not an ISO-8601 time (e.g. 2026-11-20T08:00Z)"
+        ) from None
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
@@ -37,11 +41,16 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--until", callback=_parse_time, help="Only flows that started before this time.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False), default=None,
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
     help="Write the report here (atomically) instead of stdout.",
 )
 @click.option(
-    "--engine", type=click.Choice(["auto", "fast", "tshark"]), default="auto",
+    "--engine",
+    type=click.Choice(["auto", "fast", "tshark"]),
+    default="auto",
     help="Packet engine for CAPTURES.",
 )
 def audit(

@@ -13,9 +13,7 @@ PROGRESS_MIN_BYTES = 32 << 20
 
 
 @click.command()
-@click.argument(
-    "captures", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False)
-)
+@click.argument("captures", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option(
     "--store",
     "store_dir",

@@ -10,12 +10,19 @@ from flowaudit.cli.common import handle_errors, parse_group_overrides, rules_opt
 @click.command()
 @click.argument("sql")
 @click.option(
-    "--store", "store_dir", default="flowaudit-data", show_default=True,
-    type=click.Path(file_okay=False), help="Flow store to query.",
+    "--store",
+    "store_dir",
+    default="flowaudit-data",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Flow store to query.",
 )
 @rules_option
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
     show_default=True,
 )
 def query(

@@ -39,11 +39,13 @@ def render_markdown(result: AuditResult) -> str:
         lines.append(f"- Capture: `{c.get('name', c.get('path'))}` sha256 `{c.get('sha256')}`")
     lines += ["", f"**Summary:** {summary_line(result)}", ""]
     lines += [f"## Traffic outside the approved matrix ({result.violations.num_rows})", ""]
-    lines += _table(VIOLATION_HEADERS, violation_rows(result)) if result.violations.num_rows else [
-        "None."
-    ]
+    lines += (
+        _table(VIOLATION_HEADERS, violation_rows(result))
+        if result.violations.num_rows
+        else ["None."]
+    )
     lines += ["", f"## Approved rules without traffic ({result.unused_rules.num_rows})", ""]
-    lines += _table(UNUSED_HEADERS, unused_rows(result)) if result.unused_rules.num_rows else [
-        "None."
-    ]
+    lines += (
+        _table(UNUSED_HEADERS, unused_rows(result)) if result.unused_rules.num_rows else ["None."]
+    )
     return "\n".join(lines) + "\n"

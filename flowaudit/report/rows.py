@@ -10,12 +10,33 @@ if TYPE_CHECKING:
     from flowaudit.audit import AuditResult
 
 VIOLATION_HEADERS = (
-    "id", "reason", "vlan", "initiator", "responder", "proto", "port", "flows", "packets",
-    "bytes", "states", "first seen", "last seen", "nearest rule", "what differs",
+    "id",
+    "reason",
+    "vlan",
+    "initiator",
+    "responder",
+    "proto",
+    "port",
+    "flows",
+    "packets",
+    "bytes",
+    "states",
+    "first seen",
+    "last seen",
+    "nearest rule",
+    "what differs",
 )
 UNUSED_HEADERS = (
-    "id", "rule", "status", "proto", "ports", "unused ports", "unused pairs", "flows",
-    "condition", "evidence",
+    "id",
+    "rule",
+    "status",
+    "proto",
+    "ports",
+    "unused ports",
+    "unused pairs",
+    "flows",
+    "condition",
+    "evidence",
 )
 
 
@@ -33,7 +54,7 @@ def _t(t: Any) -> str:
 
 
 def violation_rows(result: AuditResult) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for v in result.violations.to_pylist():
         rows.append(
             (
@@ -58,7 +79,7 @@ def violation_rows(result: AuditResult) -> list[tuple[str, ...]]:
 
 
 def unused_rows(result: AuditResult) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for u in result.unused_rules.to_pylist():
         pairs = ", ".join(f"{a}→{b}" for a, b in u["unused_pairs"])
         rows.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import TYPE_CHECKING
 
 from flowaudit.report.rows import (
@@ -23,8 +24,13 @@ def render_terminal(result: AuditResult, *, color: bool = False, width: int = 14
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(record=True, width=width, color_system="standard" if color else None,
-                      force_terminal=color, file=_Null())
+    console = Console(
+        record=True,
+        width=width,
+        color_system="standard" if color else None,
+        force_terminal=color,
+        file=_Null(),
+    )
     from flowaudit.report.json_ import iso
 
     console.print(
@@ -33,16 +39,20 @@ def render_terminal(result: AuditResult, *, color: bool = False, width: int = 14
         markup=False,
     )
     if result.violations.num_rows:
-        t = Table(title=f"Traffic outside the approved matrix ({result.violations.num_rows})",
-                  title_justify="left")
+        t = Table(
+            title=f"Traffic outside the approved matrix ({result.violations.num_rows})",
+            title_justify="left",
+        )
         for i in TERMINAL_VIOLATION_COLS:
             t.add_column(VIOLATION_HEADERS[i], overflow="fold")
         for row in violation_rows(result):
             t.add_row(*(row[i] for i in TERMINAL_VIOLATION_COLS))
         console.print(t)
     if result.unused_rules.num_rows:
-        t = Table(title=f"Approved rules without traffic ({result.unused_rules.num_rows})",
-                  title_justify="left")
+        t = Table(
+            title=f"Approved rules without traffic ({result.unused_rules.num_rows})",
+            title_justify="left",
+        )
         for i in TERMINAL_UNUSED_COLS:
             t.add_column(UNUSED_HEADERS[i], overflow="fold")
         for row in unused_rows(result):
@@ -50,11 +60,3 @@ def render_terminal(result: AuditResult, *, color: bool = False, width: int = 14
         console.print(t)
     console.print(summary_line(result), highlight=False, markup=False)
     return console.export_text(styles=color)
-
-
-class _Null:
-    def write(self, s: str) -> int:
-        return len(s)
-
-    def flush(self) -> None:
-        pass
