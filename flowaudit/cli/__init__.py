@@ -25,9 +25,7 @@ class ExitCode(IntEnum):
     RUNTIME = 3  # capture or query failure at run time
 
 
-EPILOG = (
-    "Exit codes: 0 no findings, 1 findings, 2 bad usage or bad input, 3 runtime failure."
-)
+EPILOG = "Exit codes: 0 no findings, 1 findings, 2 bad usage or bad input, 3 runtime failure."
 
 
 @click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})

@@ -29,7 +29,7 @@ def render_terminal(result: AuditResult, *, color: bool = False, width: int = 14
         width=width,
         color_system="standard" if color else None,
         force_terminal=color,
-        file=_Null(),
+        file=io.StringIO(),
     )
     from flowaudit.report.json_ import iso
 
