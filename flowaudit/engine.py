@@ -76,7 +76,7 @@ class Engine:
         if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
             raise UsageError("only one read-only SELECT statement is allowed")
         try:
-            return self.con.execute(text).to_arrow_table()
+            return self.con.sql(text).to_arrow_table()
         except duckdb.Error as e:
             raise UsageError(f"query failed: {e}") from e
 

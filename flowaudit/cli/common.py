@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +31,20 @@ def handle_errors() -> Iterator[None]:
         sys.exit(130)
     except MemoryError:
         click.echo("flowaudit: error: out of memory", err=True)
+        sys.exit(RUNTIME)
+    except OSError as e:
+        # disk full, permission denied, ... at run time: name the file, no traceback
+        where = f"{e.filename}: " if e.filename else ""
+        click.echo(f"flowaudit: error: {where}{e.strerror or e}", err=True)
+        sys.exit(RUNTIME)
+    except Exception as e:  # a bug: say so, keep the traceback for the report
+        if os.environ.get("FLOWAUDIT_DEBUG"):
+            raise
+        click.echo(
+            f"flowaudit: internal error: {type(e).__name__}: {e}\n"
+            "  (set FLOWAUDIT_DEBUG=1 for the traceback and please report it)",
+            err=True,
+        )
         sys.exit(RUNTIME)
 
 

@@ -9,7 +9,7 @@ WITH pairs AS (
       ON (c.src_addr BETWEEN r.src_lo AND r.src_hi AND c.dst_addr BETWEEN r.dst_lo AND r.dst_hi)
       OR (c.src_addr BETWEEN r.dst_lo AND r.dst_hi AND c.dst_addr BETWEEN r.src_lo AND r.src_hi)
 )
-SELECT r.rule_id, coalesce(sum(p.flows), 0) AS flows_between_groups
+SELECT r.rule_id, coalesce(sum(p.flows), 0)::BIGINT AS flows_between_groups
 FROM (SELECT DISTINCT rule_id FROM rules) AS r
 LEFT JOIN pairs AS p USING (rule_id)
 GROUP BY r.rule_id

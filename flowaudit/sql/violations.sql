@@ -14,11 +14,12 @@ grouped AS (
         any_value(src_addr) AS src_addr, any_value(dst_addr) AS dst_addr,
         protocol, dst_port,
         bool_or(uncertain) AS direction_uncertain,
-        sum(flows) AS flows, sum(packets) AS packets, sum(bytes) AS bytes,
+        sum(flows)::BIGINT AS flows, sum(packets)::BIGINT AS packets,
+        sum(bytes)::BIGINT AS bytes,
         min(first_seen) AS first_seen, max(last_seen) AS last_seen,
-        sum(attempted) AS attempted, sum(rejected) AS rejected,
-        sum(established) AS established, sum(midstream) AS midstream,
-        sum(answered) AS answered, max(sampling) AS sampling
+        sum(attempted)::BIGINT AS attempted, sum(rejected)::BIGINT AS rejected,
+        sum(established)::BIGINT AS established, sum(midstream)::BIGINT AS midstream,
+        sum(answered)::BIGINT AS answered, max(sampling) AS sampling
     FROM unmatched
     GROUP BY vlan_id, ip_version, src_ip, dst_ip, protocol, dst_port
 ),
