@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from flowaudit.cli.common import handle_errors, parse_group_overrides, rules_option
+from flowaudit.cli.common import handle_errors, rules_option
 
 FORMATS = ["text", "json", "markdown", "csv", "html"]
 
@@ -57,7 +57,7 @@ def audit(
     captures: tuple[str, ...],
     store_dir: str | None,
     rules_path: str | None,
-    groups: tuple[str, ...],
+    groups: dict[str, list[str]],
     since: dt.datetime | None,
     until: dt.datetime | None,
     fmt: str,
@@ -77,7 +77,7 @@ def audit(
             captures,
             store=store_dir,
             rules=rules_path,
-            groups=parse_group_overrides(groups),
+            groups=groups,
             since=since,
             until=until,
             engine=engine,

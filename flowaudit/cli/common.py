@@ -23,6 +23,8 @@ def handle_errors() -> Iterator[None]:
     """Map library errors to exit codes; user mistakes never show a traceback."""
     try:
         yield
+    except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        raise  # click reports these itself (usage errors exit 2)
     except FlowAuditError as e:
         click.echo(f"flowaudit: error: {e}", err=True)
         sys.exit(USAGE if e.usage else RUNTIME)
@@ -65,6 +67,7 @@ def rules_option(f: F) -> F:
         "--group",
         "groups",
         multiple=True,
+        callback=lambda ctx, param, value: parse_group_overrides(value),
         metavar="NAME=CIDR[,CIDR]",
         help="Supply addresses for a host group (e.g. admin workstations); repeatable.",
     )(f)

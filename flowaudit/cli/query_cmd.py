@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from flowaudit.cli.common import handle_errors, parse_group_overrides, rules_option
+from flowaudit.cli.common import handle_errors, rules_option
 
 
 @click.command()
@@ -26,7 +26,7 @@ from flowaudit.cli.common import handle_errors, parse_group_overrides, rules_opt
     show_default=True,
 )
 def query(
-    sql: str, store_dir: str, rules_path: str | None, groups: tuple[str, ...], fmt: str
+    sql: str, store_dir: str, rules_path: str | None, groups: dict[str, list[str]], fmt: str
 ) -> None:
     """Run one read-only SELECT over the views `flows`, `rules`, `hosts` and `scope`.
 
@@ -37,7 +37,7 @@ def query(
 
     with handle_errors():
         table = api.query(
-            sql, store=store_dir, rules=rules_path, groups=parse_group_overrides(groups)
+            sql, store=store_dir, rules=rules_path, groups=groups
         )
         click.echo(format_table(table, fmt), nl=False)
 

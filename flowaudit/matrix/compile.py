@@ -1,0 +1,111 @@
+"""Compile a Matrix into Arrow tables the audit engine registers in DuckDB.
+
+Addresses become 16-byte big-endian IPv4-mapped IPv6 values (``::ffff:a.b.c.d``), so
+one byte-wise range comparison serves IPv4 and IPv6. No SQL text is built here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from flowaudit.matrix.model import addr_bytes, parse_address
+
+if TYPE_CHECKING:
+    from flowaudit.matrix.model import Matrix
+
+ADDR = pa.binary(16)
+
+RULES_SCHEMA = pa.schema(
+    [
+        pa.field("rule_id", pa.string(), nullable=False),
+        pa.field("protocol", pa.uint8(), nullable=False),
+        pa.field("src_group", pa.string(), nullable=False),
+        pa.field("src_lo", ADDR),  # null: the group needs configuration and has none yet
+        pa.field("src_hi", ADDR),
+        pa.field("dst_group", pa.string(), nullable=False),
+        pa.field("dst_lo", ADDR),
+        pa.field("dst_hi", ADDR),
+        pa.field("port_lo", pa.uint16(), nullable=False),
+        pa.field("port_hi", pa.uint16(), nullable=False),
+        pa.field("bidirectional", pa.bool_(), nullable=False),
+        pa.field("condition", pa.string()),
+        pa.field("origin", pa.string(), nullable=False),
+        pa.field("provenance", pa.string(), nullable=False),
+        pa.field("purpose", pa.string(), nullable=False),
+    ]
+)
+
+HOSTS_SCHEMA = pa.schema(
+    [
+        pa.field("group", pa.string(), nullable=False),
+        pa.field("lo", ADDR, nullable=False),
+        pa.field("hi", ADDR, nullable=False),
+        pa.field("cidr", pa.string(), nullable=False),
+    ]
+)
+
+SCOPE_SCHEMA = pa.schema(
+    [
+        pa.field("vlan", pa.int16()),
+        pa.field("lo", ADDR),
+        pa.field("hi", ADDR),
+        pa.field("cidr", pa.string()),
+    ]
+)
+
+
+def _group_ranges(m: Matrix, name: str) -> list[tuple[bytes | None, bytes | None]]:
+    g = m.groups[name]
+    if not g.addresses:
+        return [(None, None)]
+    return [(addr_bytes(lo), addr_bytes(hi)) for lo, hi in g.ranges]
+
+
+def rules_table(m: Matrix) -> pa.Table:
+    """One row per (rule, protocol, from-range, to-range, port-range), in rule order."""
+    cols: dict[str, list[Any]] = {f.name: [] for f in RULES_SCHEMA}
+    for r in m.rules:
+        for proto in r.protocols:
+            for sg in r.from_groups:
+                for s_lo, s_hi in _group_ranges(m, sg):
+                    for dg in r.to_groups:
+                        for d_lo, d_hi in _group_ranges(m, dg):
+                            for p_lo, p_hi in r.ports:
+                                row = (
+                                    r.id, proto, sg, s_lo, s_hi, dg, d_lo, d_hi, p_lo, p_hi,
+                                    r.bidirectional, r.condition, r.origin,
+                                    str(r.provenance), r.purpose,
+                                )  # fmt: skip
+                                for name, value in zip(cols, row, strict=True):
+                                    cols[name].append(value)
+    return pa.Table.from_pydict(cols, schema=RULES_SCHEMA)
+
+
+def hosts_table(m: Matrix) -> pa.Table:
+    """One row per (group, address range); unconfigured groups have no rows."""
+    cols: dict[str, list[Any]] = {f.name: [] for f in HOSTS_SCHEMA}
+    for g in m.groups.values():
+        for spec in g.addresses:
+            (lo, hi), text = parse_address(spec)
+            for name, value in zip(
+                cols, (g.name, addr_bytes(lo), addr_bytes(hi), text), strict=True
+            ):
+                cols[name].append(value)
+    return pa.Table.from_pydict(cols, schema=HOSTS_SCHEMA)
+
+
+def scope_table(m: Matrix) -> pa.Table:
+    """VLAN rows (address columns null), then subnet rows (vlan null)."""
+    cols: dict[str, list[Any]] = {f.name: [] for f in SCOPE_SCHEMA}
+    rows: list[tuple[int | None, bytes | None, bytes | None, str | None]] = [
+        (vlan, None, None, None) for vlan in m.scope.vlans
+    ]
+    for spec in m.scope.subnets:
+        (lo, hi), text = parse_address(spec)
+        rows.append((None, addr_bytes(lo), addr_bytes(hi), text))
+    for row in rows:
+        for name, value in zip(cols, row, strict=True):
+            cols[name].append(value)
+    return pa.Table.from_pydict(cols, schema=SCOPE_SCHEMA)
