@@ -36,9 +36,7 @@ def query(
     from flowaudit.report.tables import format_table
 
     with handle_errors():
-        table = api.query(
-            sql, store=store_dir, rules=rules_path, groups=groups
-        )
+        table = api.query(sql, store=store_dir, rules=rules_path, groups=groups)
         click.echo(format_table(table, fmt), nl=False)
 
 
