@@ -42,16 +42,18 @@ def open_capture(path: str | Path, engine: str = "auto") -> OpenedCapture:
     if p.is_dir():
         raise CaptureError(f"{p}: is a directory, not a capture file")
     fmt = sniff_format(p)
+    stats = ReadStats()
+    if engine == "tshark":
+        # tshark reads more than pcap/pcapng (snoop, ERF, ...): let it try
+        from flowaudit.ingest.tshark import iter_packets_tshark
+
+        kind = fmt if fmt in ("pcap", "pcapng") else "pcap"
+        return OpenedCapture(p, kind, "tshark", iter_packets_tshark(p, stats=stats), stats)
     if fmt not in ("pcap", "pcapng"):
         raise CaptureError(
             f"{p}: not a pcap or pcapng capture (unrecognised magic bytes at offset 0)",
             hint="NetFlow, nfcapd, Zeek and Hubble inputs need --format",
         )
-    stats = ReadStats()
-    if engine == "tshark":
-        from flowaudit.ingest.tshark import iter_packets_tshark
-
-        return OpenedCapture(p, fmt, "tshark", iter_packets_tshark(p, stats=stats), stats)
     from flowaudit.ingest.pcap import iter_packets
 
     return OpenedCapture(p, fmt, "fast", iter_packets(p, stats=stats), stats)
