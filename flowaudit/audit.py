@@ -174,7 +174,11 @@ def _differences(row: dict[str, Any], m: Matrix) -> str:
         return "the matrix has no rules"
     r: Rule = m.rule(rid)
     parts: list[str] = []
-    if row["reason"] == "off-vlan":
+    if row["reason"] == "off-vlan" and row["vlan_id"] is None:
+        parts.append(
+            f"untagged (native VLAN) in a capture of tagged traffic; scope {list(m.scope.vlans)}"
+        )
+    elif row["reason"] == "off-vlan":
         parts.append(f"vlan {row['vlan_id']} not in scope {list(m.scope.vlans)}")
     fwd_src = _in_groups(row["src_ip"], r.from_groups, m)
     fwd_dst = _in_groups(row["dst_ip"], r.to_groups, m)

@@ -210,3 +210,13 @@ def test_json_contract_keys(matrix) -> None:  # type: ignore[no-untyped-def]
     assert v["protocol"] == 6 and v["first_seen"] == "2026-11-20T08:00:00Z"
     u = d["unused_rules"][0]
     assert set(u) >= {"finding_id", "rule_id", "status", "protocol", "ports", "unused_ports"}
+
+
+def test_untagged_flows(matrix) -> None:  # type: ignore[no-untyped-def]
+    # a capture with no tags at all is the scope VLAN (access-port SPAN)
+    assert run_audit(matrix, make_flows([flow(N4, N5, 2379, vlan=None)])).violations.num_rows == 0
+    # in a capture that has VLAN 111 tags, untagged frames are the trunk's native VLAN
+    rows = [flow(N4, N5, 2379), flow(N5, N4, 10250, vlan=None, t=2)]
+    (v,) = run_audit(matrix, make_flows(rows)).violations.to_pylist()
+    assert (v["reason"], v["vlan_id"], v["dst_port"]) == ("off-vlan", None, 10250)
+    assert v["differences"].startswith("untagged (native VLAN)")

@@ -2,11 +2,14 @@
 -- Each row is one conversation of the audit window: the flows that share
 -- (vlan, initiator, responder, protocol, responder port). When the initiator is
 -- uncertain (direction not 'syn'/'exporter') the initiator port is kept too, so the
--- reversed orientation can be tried. Parameters: $since, $until (timestamps or NULL).
+-- reversed orientation can be tried. `native_vlan` marks untagged flows of a capture
+-- that also holds tagged frames: on a trunk SPAN those come from the native VLAN, not
+-- from the audited one. Parameters: $since, $until (timestamps or NULL).
 CREATE OR REPLACE TEMP TABLE conv AS
 SELECT
     row_number() OVER (
-        ORDER BY vlan_id NULLS FIRST, src_addr, dst_addr, protocol, dst_port, alt_port
+        ORDER BY vlan_id NULLS FIRST, src_addr, dst_addr, protocol, dst_port, alt_port,
+                 native_vlan
     ) AS conv_id,
     *
 FROM (
@@ -20,6 +23,7 @@ FROM (
         protocol,
         dst_port,
         CASE WHEN direction IN ('syn', 'exporter') THEN NULL ELSE src_port END AS alt_port,
+        vlan_id IS NULL AND capture_tagged AS native_vlan,
         bool_or(direction NOT IN ('syn', 'exporter')) AS uncertain,
         count(*)::BIGINT AS flows,
         sum(src_packets + dst_packets)::BIGINT AS packets,
@@ -33,10 +37,13 @@ FROM (
         count(*) FILTER (WHERE src_packets > 0 AND dst_packets > 0
                          AND state NOT IN ('REJ', 'RSTRH', 'RSTOS0')) AS answered,
         max(sampling) AS sampling
-    FROM flows
-    WHERE ($since IS NULL OR last_seen >= $since)
-      AND ($until IS NULL OR first_seen < $until)
+    FROM (
+        SELECT *, bool_or(vlan_id IS NOT NULL) OVER (PARTITION BY capture_id) AS capture_tagged
+        FROM flows
+        WHERE ($since IS NULL OR last_seen >= $since)
+          AND ($until IS NULL OR first_seen < $until)
+    )
     GROUP BY vlan_id, ip_version, src_ip, dst_ip, src_addr, dst_addr, protocol, dst_port,
-             alt_port
+             alt_port, native_vlan
 )
 ORDER BY conv_id;

@@ -4,14 +4,16 @@
 -- port in the rule's range (or the reverse for bidirectional rules). Conversations
 -- with an uncertain initiator are also tried reversed, using the initiator's port.
 -- Rules whose group has no addresses yet have NULL bounds and match nothing. Only
--- conversations on a scope VLAN (or untagged) can match: off-VLAN traffic is a finding.
+-- conversations on a scope VLAN (or untagged in an untagged capture) can match:
+-- off-VLAN traffic is a finding.
 CREATE OR REPLACE TEMP TABLE conv_match AS
 WITH c AS (
     SELECT *
     FROM conv
-    WHERE vlan_id IS NULL
+    WHERE NOT native_vlan AND (
+          vlan_id IS NULL
        OR NOT EXISTS (SELECT 1 FROM scope WHERE vlan IS NOT NULL)
-       OR vlan_id IN (SELECT vlan FROM scope WHERE vlan IS NOT NULL)
+       OR vlan_id IN (SELECT vlan FROM scope WHERE vlan IS NOT NULL))
 )
 SELECT c.conv_id, r.rule_id, 'forward' AS orientation,
        c.src_ip AS init_ip, c.dst_ip AS resp_ip, c.dst_port AS port

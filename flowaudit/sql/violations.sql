@@ -14,6 +14,7 @@ grouped AS (
         any_value(src_addr) AS src_addr, any_value(dst_addr) AS dst_addr,
         protocol, dst_port,
         bool_or(uncertain) AS direction_uncertain,
+        bool_or(native_vlan) AS native_vlan,
         sum(flows)::BIGINT AS flows, sum(packets)::BIGINT AS packets,
         sum(bytes)::BIGINT AS bytes,
         min(first_seen) AS first_seen, max(last_seen) AS last_seen,
@@ -63,6 +64,7 @@ reasoned AS (
     SELECT
         f.*,
         CASE
+            WHEN f.native_vlan THEN 'off-vlan'
             WHEN f.vlan_id IS NOT NULL AND f.scoped_vlans AND NOT f.vlan_in_scope THEN 'off-vlan'
             WHEN NOT f.src_in_scope OR NOT f.dst_in_scope THEN 'out-of-scope-address'
             WHEN NOT f.src_known THEN 'unknown-source'
@@ -110,7 +112,7 @@ SELECT
                             coalesce(v.dst_port::VARCHAR, '-'))), 1, 16) AS finding_id,
     v.reason,
     v.vlan_id, v.ip_version, v.src_ip, v.dst_ip, v.protocol, v.dst_port,
-    v.direction_uncertain,
+    v.direction_uncertain, v.native_vlan,
     v.flows, v.packets, v.bytes, v.first_seen, v.last_seen,
     v.attempted, v.rejected, v.established, v.midstream, v.answered, v.sampling,
     n.nearest_rule
