@@ -7,7 +7,7 @@ flows in the store.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,11 +26,14 @@ class OpenedCapture:
     stats: ReadStats
 
 
-def open_capture(path: str | Path, engine: str = "auto") -> OpenedCapture:
+def open_capture(
+    path: str | Path, engine: str = "auto", progress: Callable[[int], None] | None = None
+) -> OpenedCapture:
     """Open a pcap/pcapng capture (``.gz`` transparently) with the chosen engine.
 
     ``auto`` uses the fast reader; ``tshark`` forces the tshark engine (for link
-    types the fast reader does not decode).
+    types the fast reader does not decode). ``progress(bytes_read_from_disk)`` is
+    called as the fast reader advances.
     """
     from flowaudit.ingest.sniff import sniff_format
 
@@ -56,7 +59,8 @@ def open_capture(path: str | Path, engine: str = "auto") -> OpenedCapture:
         )
     from flowaudit.ingest.pcap import iter_packets
 
-    return OpenedCapture(p, fmt, "fast", iter_packets(p, stats=stats), stats)
+    batches = iter_packets(p, stats=stats, progress=progress)
+    return OpenedCapture(p, fmt, "fast", batches, stats)
 
 
 __all__ = ["ENGINES", "OpenedCapture", "open_capture"]

@@ -47,6 +47,7 @@ class IngestResult:
         return (
             f"{name}: {self.packets:,} packets, {self.flows:,} flows, "
             f"{self.non_ip:,} non-IP, {self.skipped:,} skipped, {self.seconds:.2f} s"
+            + (" (tshark engine)" if self.reader == "tshark" else "")
         )
 
 
@@ -70,22 +71,28 @@ def ingest_file(
 
     t0 = time.perf_counter()
     p = Path(path)
-    opened = open_capture(p, engine=engine)  # validates the format before hashing
+    size = p.stat().st_size if p.is_file() else 0
+    on_bytes = None if progress is None else (lambda n: progress(min(n, size), size))
+    opened = open_capture(p, engine=engine, progress=on_bytes)  # checks the format first
     digest = sha256_file(p)
     result = IngestResult(str(p), digest, opened.source_kind, opened.reader)
     if store.get(digest) is not None:
         result.already_ingested = True
         return result
-    size = p.stat().st_size
     builder = FlowBuilder(capture_id=digest, source_kind=opened.source_kind, config=FlowConfig())
     writer = store.begin()
     try:
         stats = opened.stats
         for batch in opened.batches:
             writer.add(builder.add(batch))
-            if progress is not None:
-                progress(min(stats.bytes_read, size), size)
         writer.add(builder.finish())
+        if engine == "auto" and stats.frames and stats.unsupported == stats.frames:
+            from flowaudit.ingest.tshark import tshark_available
+
+            if tshark_available():
+                # a link type only tshark decodes (NFLOG, PPP, IPNET ...): use the second engine
+                writer.abort()
+                return ingest_file(p, store, engine="tshark", progress=progress)
         if stats.frames == 0 and stats.warnings:
             # nothing could be read at all: a bad capture, not an empty one
             raise CaptureError("; ".join(stats.warnings))
