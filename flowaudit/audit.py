@@ -96,6 +96,8 @@ def run_audit(
         eng.register_table("hosts", matrix.hosts_table())
         eng.register_table("scope", matrix.scope_table())
         eng.execute("conversations", since=since, until=until)
+        eng.register_table("addresses", _address_texts(eng.run("conversation_addresses")))
+        eng.execute("conversation_ids")
         eng.execute("matches")
         violations = eng.run("violations")
         usage = eng.run("rule_usage")
@@ -127,6 +129,15 @@ def run_audit(
         captures=tuple(captures),
         stats=stats,
     )
+
+
+def _address_texts(addrs: pa.Table) -> pa.Table:
+    """16-byte addresses → their text (IPv4-mapped ones as dotted quads)."""
+    from flowaudit.matrix.model import addr_text
+
+    raw = addrs.column("addr").to_pylist()
+    texts = [addr_text(int.from_bytes(a, "big")) for a in raw]
+    return pa.table({"addr": pa.array(raw, pa.binary(16)), "ip": pa.array(texts, pa.string())})
 
 
 def pc_sum(table: pa.Table, column: str) -> int:

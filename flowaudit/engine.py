@@ -52,7 +52,7 @@ class Engine:
             raise StoreError(f"cannot read the flow store: {e}") from e
 
     def register_table(self, name: str, table: pa.Table) -> None:
-        if name not in ("rules", "hosts", "scope"):
+        if name not in ("rules", "hosts", "scope", "addresses"):
             raise ValueError(f"not a relation name of the engine: {name}")
         self.con.register(name, table)
 

@@ -5,45 +5,38 @@
 -- reversed orientation can be tried. `native_vlan` marks untagged flows of a capture
 -- that also holds tagged frames: on a trunk SPAN those come from the native VLAN, not
 -- from the audited one. Parameters: $since, $until (timestamps or NULL).
-CREATE OR REPLACE TEMP TABLE conv AS
+-- Addresses stay 16-byte keys here (decoding 2 x N address strings was a fifth of the
+-- audit's time); conversation_ids.sql adds their text and a conversation id.
+CREATE OR REPLACE TEMP TABLE conv_raw AS
 SELECT
-    row_number() OVER (
-        ORDER BY vlan_id NULLS FIRST, src_addr, dst_addr, protocol, dst_port, alt_port,
-                 native_vlan
-    ) AS conv_id,
-    *
+    vlan_id,
+    any_value(ip_version) AS ip_version,
+    src_addr,
+    dst_addr,
+    protocol,
+    dst_port,
+    CASE WHEN direction IN ('syn', 'exporter') THEN NULL ELSE src_port END AS alt_port,
+    vlan_id IS NULL AND capture_tagged AS native_vlan,
+    bool_or(direction NOT IN ('syn', 'exporter')) AS uncertain,
+    count(*)::BIGINT AS flows,
+    sum(src_packets + dst_packets)::BIGINT AS packets,
+    sum(src_bytes + dst_bytes)::BIGINT AS bytes,
+    min(first_seen) AS first_seen,
+    max(last_seen) AS last_seen,
+    count(*) FILTER (WHERE state IN ('S0', 'SH', 'RSTOS0')) AS attempted,
+    count(*) FILTER (WHERE state IN ('REJ', 'RSTRH', 'SHR')) AS rejected,
+    count(*) FILTER (WHERE state IN ('S1', 'S2', 'S3', 'SF', 'RSTO', 'RSTR')) AS established,
+    count(*) FILTER (WHERE state = 'OTH') AS midstream,
+    count(*) FILTER (WHERE src_packets > 0 AND dst_packets > 0
+                     AND state NOT IN ('REJ', 'RSTRH', 'RSTOS0')) AS answered,
+    max(sampling) AS sampling
 FROM (
-    SELECT
-        vlan_id,
-        ip_version,
-        src_ip,
-        dst_ip,
-        src_addr,
-        dst_addr,
-        protocol,
-        dst_port,
-        CASE WHEN direction IN ('syn', 'exporter') THEN NULL ELSE src_port END AS alt_port,
-        vlan_id IS NULL AND capture_tagged AS native_vlan,
-        bool_or(direction NOT IN ('syn', 'exporter')) AS uncertain,
-        count(*)::BIGINT AS flows,
-        sum(src_packets + dst_packets)::BIGINT AS packets,
-        sum(src_bytes + dst_bytes)::BIGINT AS bytes,
-        min(first_seen) AS first_seen,
-        max(last_seen) AS last_seen,
-        count(*) FILTER (WHERE state IN ('S0', 'SH', 'RSTOS0')) AS attempted,
-        count(*) FILTER (WHERE state IN ('REJ', 'RSTRH', 'SHR')) AS rejected,
-        count(*) FILTER (WHERE state IN ('S1', 'S2', 'S3', 'SF', 'RSTO', 'RSTR')) AS established,
-        count(*) FILTER (WHERE state = 'OTH') AS midstream,
-        count(*) FILTER (WHERE src_packets > 0 AND dst_packets > 0
-                         AND state NOT IN ('REJ', 'RSTRH', 'RSTOS0')) AS answered,
-        max(sampling) AS sampling
-    FROM (
-        SELECT *, bool_or(vlan_id IS NOT NULL) OVER (PARTITION BY capture_id) AS capture_tagged
-        FROM flows
-        WHERE ($since IS NULL OR last_seen >= $since)
-          AND ($until IS NULL OR first_seen < $until)
-    )
-    GROUP BY vlan_id, ip_version, src_ip, dst_ip, src_addr, dst_addr, protocol, dst_port,
-             alt_port, native_vlan
+    SELECT f.*, t.capture_id IS NOT NULL AS capture_tagged
+    FROM flows AS f
+    LEFT JOIN (
+        SELECT DISTINCT capture_id FROM flows WHERE vlan_id IS NOT NULL
+    ) AS t ON t.capture_id = f.capture_id
+    WHERE ($since IS NULL OR f.last_seen >= $since)
+      AND ($until IS NULL OR f.first_seen < $until)
 )
-ORDER BY conv_id;
+GROUP BY vlan_id, src_addr, dst_addr, protocol, dst_port, alt_port, native_vlan;

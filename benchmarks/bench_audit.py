@@ -1,0 +1,180 @@
+"""Audit speed: `flowaudit audit` over a store of N flows against the full shipped matrix.
+
+    python benchmarks/bench_audit.py --flows 10000000
+
+Builds (once, cached under benchmarks/out/) a flow store of N synthetic VLAN 111 flows
+(mostly approved traffic between the deployment's hosts, a few percent violations, many
+ephemeral ports), then times the whole process `flowaudit audit --store DIR --format json`
+three times and prints seconds, flows/s and peak RSS. The issue's bar: 10M flows in
+<= 3 s whole process, under 1 GiB. No timing asserts live in the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import ipaddress
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+OUT = Path(__file__).parent / "out"
+CHUNK = 1_000_000
+
+HOSTS = [
+    "10.25.233.4",
+    "10.25.233.5",
+    "10.25.233.6",
+    "10.25.232.155",
+    "10.25.232.252",
+    "10.25.100.10",
+    "10.25.233.77",
+    "8.8.8.8",
+]
+# (src index, dst index, protocol, dst port, weight)
+PATTERNS = [
+    (0, 1, 6, 2379, 20),
+    (1, 2, 6, 2380, 20),
+    (2, 0, 6, 10250, 10),
+    (0, 3, 6, 443, 15),
+    (1, 3, 6, 30003, 5),
+    (3, 2, 6, 6443, 10),
+    (0, 2, 6, 9001, 5),
+    (1, 0, 17, 9002, 5),
+    (2, 1, 17, 8472, 5),
+    (0, 1, 6, 4240, 3),
+    (5, 3, 6, 5080, 1),
+    (5, 4, 6, 22, 1),
+    # violations
+    (0, 1, 6, 2381, 1),
+    (6, 0, 6, 10250, 1),
+    (0, 7, 17, 53, 1),
+    (0, 3, 6, 6443, 1),
+]
+
+
+def _addr16(ip: str) -> bytes:
+    a = ipaddress.ip_address(ip)
+    n = (0xFFFF << 32 | int(a)) if a.version == 4 else int(a)
+    return n.to_bytes(16, "big")
+
+
+def build_store(store: Path, n: int, seed: int = 1) -> None:
+    sys.path.insert(0, str(Path(__file__).parent.parent))
+    from flowaudit.schema import FLOW_SCHEMA
+    from flowaudit.store import CaptureRecord, FlowStore
+
+    rng = np.random.default_rng(seed)
+    w = np.array([p[4] for p in PATTERNS], dtype=float)
+    w /= w.sum()
+    src_i = np.array([p[0] for p in PATTERNS])
+    dst_i = np.array([p[1] for p in PATTERNS])
+    proto = np.array([p[2] for p in PATTERNS], dtype=np.uint8)
+    dport = np.array([p[3] for p in PATTERNS], dtype=np.uint16)
+    ips = np.array(HOSTS, dtype=object)
+    addrs = np.array([_addr16(h) for h in HOSTS], dtype=object)
+    t0 = int(dt.datetime(2026, 11, 20, tzinfo=dt.UTC).timestamp() * 1e6)
+    writer = FlowStore(store).begin()
+    for start in range(0, n, CHUNK):
+        m = min(CHUNK, n - start)
+        k = rng.choice(len(PATTERNS), size=m, p=w)
+        first = t0 + np.sort(rng.integers(0, 86_400_000_000, m))
+        cols = {
+            "flow_id": pa.array(np.char.add("1:", np.arange(start, start + m).astype(str))),
+            "source_kind": pa.array(["pcap"] * m),
+            "capture_id": pa.array(["b" * 64] * m),
+            "vlan_id": pa.array(np.full(m, 111, np.int16)),
+            "ip_version": pa.array(np.full(m, 4, np.int8)),
+            "src_ip": pa.array(ips[src_i[k]].tolist()),
+            "dst_ip": pa.array(ips[dst_i[k]].tolist()),
+            "src_addr": pa.array(addrs[src_i[k]].tolist(), pa.binary(16)),
+            "dst_addr": pa.array(addrs[dst_i[k]].tolist(), pa.binary(16)),
+            "protocol": pa.array(proto[k]),
+            "src_port": pa.array(rng.integers(32768, 61000, m).astype(np.uint16)),
+            "dst_port": pa.array(dport[k]),
+            "first_seen": pa.array(first, pa.timestamp("us", tz="UTC")),
+            "last_seen": pa.array(
+                first + rng.integers(0, 5_000_000, m), pa.timestamp("us", tz="UTC")
+            ),
+            "src_packets": pa.array(rng.integers(1, 50, m).astype(np.uint64)),
+            "src_bytes": pa.array(rng.integers(60, 50_000, m).astype(np.uint64)),
+            "dst_packets": pa.array(rng.integers(0, 50, m).astype(np.uint64)),
+            "dst_bytes": pa.array(rng.integers(0, 50_000, m).astype(np.uint64)),
+            "tcp_flags_src": pa.array(np.full(m, 0x1B, np.uint8)),
+            "tcp_flags_dst": pa.array(np.full(m, 0x1B, np.uint8)),
+            "state": pa.array(["SF"] * m),
+            "direction": pa.array(["syn"] * m),
+            "sampling": pa.array(np.ones(m, np.uint32)),
+        }
+        table = pa.table(
+            [cols.get(f.name, pa.nulls(m, f.type)) for f in FLOW_SCHEMA], schema=FLOW_SCHEMA
+        )
+        writer.add(table)
+    rec = CaptureRecord(
+        sha256="b" * 64,
+        path="synthetic",
+        size=0,
+        source_kind="pcap",
+        reader="bench",
+        packets=0,
+        flows=n,
+        skipped=0,
+        first_seen=None,
+        last_seen=None,
+        flowaudit_version="bench",
+        ingested_at="2026-11-20T00:00:00Z",
+    )
+    writer.commit(rec)
+
+
+def time_audit(store: Path) -> tuple[float, float, int]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "flowaudit",
+        "audit",
+        "--store",
+        str(store),
+        "--format",
+        "json",
+        "--group",
+        "admin_workstations=10.25.100.0/24",
+        "-o",
+        os.devnull,
+    ]
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd)
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS
+    secs = time.perf_counter() - t
+    rc = os.waitstatus_to_exitcode(status)
+    if rc not in (0, 1):
+        raise SystemExit(f"flowaudit audit failed with exit code {rc}")
+    return secs, usage.ru_maxrss / 1024, rc
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--flows", type=int, default=10_000_000)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    store = OUT / f"audit-store-{args.flows}"
+    if not (store / "manifest").exists():
+        t = time.perf_counter()
+        build_store(store, args.flows)
+        print(f"built {store} ({args.flows:,} flows) in {time.perf_counter() - t:.1f} s")
+    print(f"flowaudit audit over {args.flows:,} flows, {os.cpu_count()} cores")
+    for i in range(args.runs):
+        secs, rss_mib, rc = time_audit(store)
+        print(
+            f"run {i + 1}: {secs:.2f} s  {args.flows / secs:,.0f} flows/s  "
+            f"peak RSS {rss_mib:,.0f} MiB  exit {rc}"
+        )
+
+
+if __name__ == "__main__":
+    main()
