@@ -79,3 +79,15 @@ def rules_option(f: F) -> F:
         help="Matrix file or directory (default: the shipped matrix).",
     )(f)
     return f
+
+
+def store_option(f: F) -> F:
+    """``--store DIR``: the flow store (default ./flowaudit-data)."""
+    return click.option(
+        "--store",
+        "store_dir",
+        default="flowaudit-data",
+        show_default=True,
+        type=click.Path(file_okay=False),
+        help="Flow store directory (Hive-partitioned Parquet + manifest).",
+    )(f)

@@ -7,21 +7,14 @@ from typing import Any
 
 import click
 
-from flowaudit.cli.common import handle_errors
+from flowaudit.cli.common import handle_errors, store_option
 
 PROGRESS_MIN_BYTES = 32 << 20
 
 
 @click.command()
 @click.argument("captures", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "--store",
-    "store_dir",
-    default="flowaudit-data",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Flow store directory (Hive-partitioned Parquet + manifest).",
-)
+@store_option
 @click.option(
     "--engine",
     type=click.Choice(["auto", "fast", "tshark"]),

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import click
 
-from flowaudit.cli.common import handle_errors, rules_option
+from flowaudit.cli.common import handle_errors, rules_option, store_option
 
 
 @click.command()
 @click.argument("sql")
-@click.option(
-    "--store",
-    "store_dir",
-    default="flowaudit-data",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Flow store to query.",
-)
+@store_option
 @rules_option
 @click.option(
     "--format",
