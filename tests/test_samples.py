@@ -223,3 +223,23 @@ def test_empty_flows_table_has_schema(tmp_path: Path) -> None:
     (tmp_path / "s" / "manifest").mkdir(parents=True)
     t = api.query("SELECT * FROM flows", store=tmp_path / "s")
     assert isinstance(t, pa.Table) and t.num_rows == 0 and "flow_id" in t.column_names
+
+
+@pytest.mark.tshark
+def test_fast_and_tshark_engines_agree_on_the_samples(tmp_path: Path) -> None:
+    cols = (
+        "vlan_id, src_ip, dst_ip, protocol, src_port, dst_port, first_seen, last_seen, "
+        "src_packets, src_bytes, dst_packets, dst_bytes, tcp_flags_src, tcp_flags_dst, "
+        "state, direction, flow_id"
+    )
+    for sample in (MIXED, APPROVED):
+        tables = []
+        for engine in ("fast", "tshark"):
+            store = tmp_path / f"{sample.stem}-{engine}"
+            (res,) = api.ingest(sample, store, engine=engine)
+            assert res.reader == engine
+            tables.append(
+                api.query(f"SELECT {cols} FROM flows ORDER BY flow_id, first_seen", store=store)
+            )
+        assert tables[0].num_rows == len(truth(sample))
+        assert tables[0].equals(tables[1])
