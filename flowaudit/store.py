@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,22 +120,27 @@ class FlowStore:
         return files
 
     # ---------------------------------------------------------------- writing
-    def begin(self, sha256_hint: str | None = None) -> StoreWriter:
-        """Start writing one capture's flows (to a private temp directory)."""
+    def begin(self, capture_id: Callable[[], str] | None = None) -> StoreWriter:
+        """Start writing one capture's flows (to a private temp directory).
+
+        ``capture_id``, when given, is called at the first spill and its value is stamped
+        into the ``capture_id`` column (the digest may still be computing when flows start).
+        """
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             (self.root / "flows").mkdir(exist_ok=True)
             self.manifest_dir.mkdir(exist_ok=True)
         except OSError as e:
             raise StoreError(f"{self.root}: cannot create flow store: {e.strerror}") from e
-        return StoreWriter(self)
+        return StoreWriter(self, capture_id)
 
 
 class StoreWriter:
     """Buffers flow tables, writes Parquet into a temp dir, commits atomically."""
 
-    def __init__(self, store: FlowStore) -> None:
+    def __init__(self, store: FlowStore, capture_id: Callable[[], str] | None = None) -> None:
         self.store = store
+        self._capture_id = capture_id
         self.run = uuid.uuid4().hex[:12]
         self.tmp = store.root / ".tmp" / self.run
         self.tmp.mkdir(parents=True)
@@ -165,6 +170,10 @@ class StoreWriter:
             return
         table = pa.concat_tables(self._pending)
         self._pending, self._pending_rows = [], 0
+        if self._capture_id is not None:
+            i = table.schema.get_field_index("capture_id")
+            stamp = pa.repeat(pa.scalar(self._capture_id(), pa.string()), table.num_rows)
+            table = table.set_column(i, table.schema.field(i), stamp)
         first = table.column("first_seen")
         last = table.column("last_seen")
         lo = pc.min(first).cast(pa.int64()).as_py()

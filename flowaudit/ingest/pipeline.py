@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,12 +52,29 @@ class IngestResult:
         )
 
 
-def sha256_file(path: Path) -> str:
-    try:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
-    except OSError as e:
-        raise CaptureError(f"{path}: cannot read: {e.strerror}") from e
+class _Hasher:
+    """The capture's sha256, computed in a background thread from construction on."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._digest: str | None = None
+        self._error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="flowaudit-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                self._digest = hashlib.file_digest(f, "sha256").hexdigest()
+        except OSError as e:
+            self._error = e
+
+    def digest(self) -> str:
+        self._thread.join()
+        if self._error is not None:
+            raise CaptureError(f"{self.path}: cannot read: {self._error.strerror}") from None
+        assert self._digest is not None
+        return self._digest
 
 
 def ingest_file(
@@ -74,13 +92,19 @@ def ingest_file(
     size = p.stat().st_size if p.is_file() else 0
     on_bytes = None if progress is None else (lambda n: progress(min(n, size), size))
     opened = open_capture(p, engine=engine, progress=on_bytes)  # checks the format first
-    digest = sha256_file(p)
-    result = IngestResult(str(p), digest, opened.source_kind, opened.reader)
-    if store.get(digest) is not None:
-        result.already_ingested = True
-        return result
-    builder = FlowBuilder(capture_id=digest, source_kind=opened.source_kind, config=FlowConfig())
-    writer = store.begin()
+    # Only a capture of the same size can already be in the store: then hash first and skip
+    # it. Otherwise hash on the other core while parsing (hashlib releases the GIL); the
+    # writer stamps the digest into capture_id when it spills.
+    hasher = _Hasher(p)
+    if any(rec.size == size for rec in store.captures()):
+        digest = hasher.digest()
+        if store.get(digest) is not None:
+            result = IngestResult(str(p), digest, opened.source_kind, opened.reader)
+            result.already_ingested = True
+            return result
+    result = IngestResult(str(p), "", opened.source_kind, opened.reader)
+    builder = FlowBuilder(capture_id="", source_kind=opened.source_kind, config=FlowConfig())
+    writer = store.begin(capture_id=hasher.digest)
     try:
         stats = opened.stats
         for batch in opened.batches:
@@ -107,6 +131,7 @@ def ingest_file(
                 f"{p}: {unattributed} IP fragment(s) whose first fragment was not captured "
                 "were counted but form no flow"
             )
+        digest = result.sha256 = hasher.digest()
         record = CaptureRecord(
             sha256=digest,
             path=str(p.resolve()),
