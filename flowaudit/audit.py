@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from flowaudit.engine import Engine
 from flowaudit.matrix import Matrix
-from flowaudit.matrix.model import Rule, ports_text, protocol_name
+from flowaudit.matrix.model import PORTED, Rule, ports_text, protocol_name
 
 MAX_PAIR_HOSTS = 16  # expand host pairs of partly-used rules only for small groups
 
@@ -214,7 +214,8 @@ def _differences(row: dict[str, Any], m: Matrix) -> str:
         allowed = "/".join(protocol_name(p) for p in r.protocols)
         parts.append(f"protocol {protocol_name(row['protocol'])} not {allowed}")
     port = row["dst_port"]
-    if port is None or not any(lo <= port <= hi for lo, hi in r.ports):
+    ported = row["protocol"] in PORTED  # ICMP "ports" are type/code: not a port difference
+    if ported and (port is None or not any(lo <= port <= hi for lo, hi in r.ports)):
         parts.append(f"dport {port} not in {{{ports_text(r.ports)}}}")
     return "; ".join(parts) if parts else "matches in the other orientation only"
 
@@ -306,7 +307,7 @@ def _unused_rules(
         for proto in r.protocols:
             key = (r.id, proto)
             n = flows_by.get(key, 0)
-            ported = proto in (6, 17, 132)
+            ported = proto in PORTED
             unused_ports = _subtract(r.ports, ports_used[key]) if ported else []
             unused_pairs = _unused_pairs(r, pairs_used[key], m) if n else []
             if n == 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import sys
 
 import click
@@ -82,7 +83,9 @@ def audit(
             until=until,
             engine=engine,
         )
-        text = render(result, fmt, color=output is None and fmt == "text" and sys.stdout.isatty())
+        tty = output is None and sys.stdout.isatty()
+        width = shutil.get_terminal_size((200, 40)).columns if tty else 200
+        text = render(result, fmt, color=tty and fmt == "text", width=width)
         if output:
             from flowaudit.report.output import write_atomic
 

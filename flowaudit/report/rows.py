@@ -45,7 +45,10 @@ def _ranges(rs: list[list[int]]) -> str:
 
 
 def states_text(v: dict[str, Any]) -> str:
-    parts = [f"{k} {v[k]}" for k in ("attempted", "rejected", "established", "midstream") if v[k]]
+    keys = ("attempted", "rejected", "established", "midstream")
+    parts = [f"{k} {v[k]}" for k in keys if v[k]]
+    if v["protocol"] != 6 and v["answered"]:
+        parts.append(f"answered {v['answered']}")  # UDP/ICMP: both sides sent
     return ", ".join(parts) or "-"
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 TERMINAL_VIOLATION_COLS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 13, 14)
 TERMINAL_UNUSED_COLS = (1, 2, 3, 4, 5, 6, 8)
+FOLDING = (10, 14)  # states, what differs: the columns that wrap
 
 
 def render_terminal(result: AuditResult, *, color: bool = False, width: int = 140) -> str:
@@ -44,7 +45,7 @@ def render_terminal(result: AuditResult, *, color: bool = False, width: int = 14
             title_justify="left",
         )
         for i in TERMINAL_VIOLATION_COLS:
-            t.add_column(VIOLATION_HEADERS[i], overflow="fold")
+            t.add_column(VIOLATION_HEADERS[i], overflow="fold", no_wrap=i not in FOLDING)
         for row in violation_rows(result):
             t.add_row(*(row[i] for i in TERMINAL_VIOLATION_COLS))
         console.print(t)
@@ -54,7 +55,7 @@ def render_terminal(result: AuditResult, *, color: bool = False, width: int = 14
             title_justify="left",
         )
         for i in TERMINAL_UNUSED_COLS:
-            t.add_column(UNUSED_HEADERS[i], overflow="fold")
+            t.add_column(UNUSED_HEADERS[i], overflow="fold", no_wrap=i not in (5, 6))
         for row in unused_rows(result):
             t.add_row(*(row[i] for i in TERMINAL_UNUSED_COLS))
         console.print(t)

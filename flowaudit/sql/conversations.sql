@@ -25,7 +25,8 @@ SELECT
     max(last_seen) AS last_seen,
     count(*) FILTER (WHERE state IN ('S0', 'SH', 'RSTOS0')) AS attempted,
     count(*) FILTER (WHERE state IN ('REJ', 'RSTRH', 'SHR')) AS rejected,
-    count(*) FILTER (WHERE state IN ('S1', 'S2', 'S3', 'SF', 'RSTO', 'RSTR')) AS established,
+    count(*) FILTER (WHERE protocol = 6
+                 AND state IN ('S1', 'S2', 'S3', 'SF', 'RSTO', 'RSTR')) AS established,
     count(*) FILTER (WHERE state = 'OTH') AS midstream,
     count(*) FILTER (WHERE src_packets > 0 AND dst_packets > 0
                      AND state NOT IN ('REJ', 'RSTRH', 'RSTOS0')) AS answered,
