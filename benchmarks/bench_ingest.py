@@ -175,19 +175,8 @@ def _softflowd(cap: Path, work: Path) -> tuple[list[Step], int | None, str]:
     pidfile.unlink(missing_ok=True)
     (work / "nfcapd.err").unlink(missing_ok=True)
     t0 = time.perf_counter()
-    ncmd = [
-        "nfcapd",
-        "-b",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "-w",
-        str(flowdir),
-        "-B",
-        "16000000",
-        "-P",
-        str(pidfile),
-    ]
+    ncmd = ["nfcapd", "-b", "127.0.0.1", "-p", str(port), "-w", str(flowdir), "-B", "16000000"]
+    ncmd += ["-P", str(pidfile)]
     collector = _start(ncmd, work / "nfcapd.out", work / "nfcapd.err")
     try:
         deadline = time.monotonic() + 10
@@ -196,23 +185,8 @@ def _softflowd(cap: Path, work: Path) -> tuple[list[Step], int | None, str]:
                 raise Failed("nfcapd did not start listening")
             time.sleep(0.005)
         # -c none: with a control socket softflowd 1.1.0 blocks in accept() after reading
-        scmd = [
-            "softflowd",
-            "-r",
-            str(cap),
-            "-n",
-            f"127.0.0.1:{port}",
-            "-v",
-            "9",
-            "-T",
-            "vlan",
-            "-6",
-            "-d",
-            "-c",
-            "none",
-            "-p",
-            str(work / "softflowd.pid"),
-        ]
+        scmd = ["softflowd", "-r", str(cap), "-n", f"127.0.0.1:{port}", "-v", "9", "-T", "vlan"]
+        scmd += ["-6", "-d", "-c", "none", "-p", str(work / "softflowd.pid")]
         sf = _run(scmd, work, "softflowd")
     except BaseException:
         _stop(collector, pidfile)
@@ -273,10 +247,17 @@ def run_tool(tool: str, cap: Path, work: Path) -> Result:
 
 
 # ----------------------------------------------------------------------- capture ---------
+def generator_tag() -> str:
+    """Hash of the generator's sources (``gen_vlan111.py`` and ``vlan111/*.py``)."""
+    h = hashlib.sha256()
+    for f in [HERE / "gen_vlan111.py", *sorted((HERE / "vlan111").glob("*.py"))]:
+        h.update(f"{f.relative_to(HERE)}\0".encode() + f.read_bytes())
+    return h.hexdigest()[:10]
+
+
 def capture(packets: int, seed: int) -> tuple[Path, dict[str, Any]]:
-    """The cached capture for (packets, seed, generator source); generated when missing."""
-    gen_file = HERE / "gen_vlan111.py"
-    tag = hashlib.sha256(gen_file.read_bytes()).hexdigest()[:10]
+    """The cached capture for (packets, seed, generator sources); generated when missing."""
+    tag = generator_tag()
     OUT.mkdir(exist_ok=True)
     pcap = OUT / f"vlan111-{packets}-s{seed}-{tag}.pcap"
     truth = pcap.with_suffix(".truth.jsonl")

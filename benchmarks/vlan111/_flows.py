@@ -1,0 +1,255 @@
+"""One intended flow and the packets each protocol puts on the wire, with unique flow keys.
+
+``FlowMaker`` turns a host pair, ports and an outcome into packet rows (``Row``, times
+relative to the capture start): a whole TCP connection (SF, RSTO, RSTR, REJ, S0 with SYN
+retransmissions), UDP datagrams, ICMP echo, ICMPv6 ND/MLD and ARP. ``FlowMaker.flow``
+reserves each 5-tuple+VLAN for the flow's span plus its idle timeout, so no key is reused and
+every intended flow is exactly one flow for a Zeek-like flow builder. All randomness comes
+from ``r`` (behaviour) and ``port_r`` (ephemeral ports only).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from ._families import direction_for
+from ._frames import (
+    ACK,
+    ADMINS,
+    ARP,
+    FIN,
+    ICMP4,
+    ICMP6,
+    IPS,
+    MLD6,
+    PROTO,
+    PSH,
+    RST,
+    SYN,
+    TCP4,
+    TMPL,
+    UDP4,
+    UDP6,
+    H,
+)
+
+T = TypeVar("T")
+
+MSS = 1448
+IDLE_S = {6: 300, 17: 60, 1: 60, 58: 60}
+
+Row = tuple[int, int, int, int, int, int, int]  # ts_us, dir, flags|icmp type, plen, seq, ack, tmpl
+
+
+@dataclass
+class Flow:
+    """One intended flow: ``a`` is the initiator (truth ``src``), dir 0 is a → b."""
+
+    lay: int
+    vlan: int
+    a: int
+    b: int
+    pa: int
+    pb: int
+    rows: list[Row]
+    label: str
+    state: str = ""
+    direction: str = ""
+    seed_row: str | None = None
+    fw_rule: str | None = None
+    note: str | None = None
+    acc: list[int] = field(default_factory=lambda: [0] * 10)  # per-direction counters
+
+
+def ri(r: random.Random, lo: int, hi: int = 0) -> int:
+    """A fast ``randrange(lo, hi)`` (``randrange(lo)`` when ``hi`` is 0)."""
+    return lo + int(r.random() * (hi - lo)) if hi else int(r.random() * lo)
+
+
+def pick(r: random.Random, seq: Sequence[T]) -> T:
+    return seq[int(r.random() * len(seq))]
+
+
+class FlowMaker:
+    """Builds flows (packet rows) deterministically from one seed; keeps keys from colliding."""
+
+    def __init__(self, seed: int, port_seed: int | None = None) -> None:
+        self.r = random.Random(seed)
+        self.port_r = random.Random(seed if port_seed is None else port_seed)  # ephemeral ports
+        self.ports: dict[tuple[int, int], int] = {}
+        self.busy: dict[tuple[int, ...], list[tuple[int, int]]] = {}
+
+    # -- keys: no 5-tuple+VLAN is reused within its idle timeout ---------------------------
+    @staticmethod
+    def _key(vlan: int, proto: int, ia: int, pa: int, ib: int, pb: int) -> tuple[int, ...]:
+        return (vlan, proto, *min((ia, pa), (ib, pb)), *max((ia, pa), (ib, pb)))
+
+    def _free(self, key: tuple[int, ...], t0: int, t1: int) -> bool:
+        return all(t1 < s or t0 > e for s, e in self.busy.get(key, ()))
+
+    def prune(self, before: int) -> None:
+        for k in [k for k, v in self.busy.items() if max(e for _, e in v) < before]:
+            del self.busy[k]
+
+    def _eph(self, ia: int, ib: int) -> int:
+        cur = self.ports.get((ia, ib)) or 32768 + ri(self.port_r, 28000)
+        cur = cur + 1 if cur + 1 < 61000 else 32768
+        cur = 49216 if 49152 <= cur < 49216 else cur  # never an approved migration port
+        self.ports[(ia, ib)] = cur
+        return cur
+
+    def flow(
+        self,
+        lay: int,
+        vlan: int,
+        a: str,
+        b: str,
+        pa: int | None,
+        pb: int,
+        rows: list[Row],
+        label: str,
+        state: str = "",
+        **kw: Any,
+    ) -> Flow | None:
+        """Reserve the key for the flow's span (+ idle timeout) and wrap the rows."""
+        ia, ib, proto = H[a], H[b], PROTO[lay]
+        if pa is None:  # ephemeral port: take the next free one for this host pair
+            for _ in range(16):
+                pa = self._eph(ia, ib)
+                if self._free(
+                    self._key(vlan, proto, ia, pa, ib, pb), rows[0][0] - 600_000_000, rows[-1][0]
+                ):
+                    break
+            else:
+                return None
+        key = self._key(vlan, proto, ia, pa, ib, pb)
+        gap = (IDLE_S[proto] + 5) * 1_000_000
+        if not self._free(key, rows[0][0] - gap, rows[-1][0] + gap):
+            return None
+        self.busy.setdefault(key, []).append((rows[0][0], rows[-1][0] + gap))
+        if not state:  # UDP/ICMP: S0 when only the initiator sent, SF when both did
+            state = "SF" if any(r[1] for r in rows) else "S0"
+        syn = lay == TCP4 and bool(rows[0][2] & SYN)
+        kw.setdefault("direction", direction_for(proto, pa, pb, syn))
+        return Flow(lay, vlan, ia, ib, pa, pb, rows, label, state=state, **kw)
+
+    def rtt(self, a: str, b: str) -> int:
+        far = any(x in ADMINS or x in ("dns8", "dns1") for x in (a, b))
+        return ri(self.r, 1500, 4000) if far else ri(self.r, 120, 400)
+
+    # -- TCP --------------------------------------------------------------------------------
+    def tcp(
+        self,
+        t: int,
+        a: str,
+        b: str,
+        dport: int,
+        state: str,
+        ex: list[tuple[int, int, int]],
+        label: str = "approved",
+        vlan: int = 111,
+        retx: int = 0,
+        **kw: Any,
+    ) -> Flow | None:
+        """A whole TCP connection: SF, RSTO, RSTR (after data), REJ, S0 (with ``retx`` resends)."""
+        r, rtt = self.r, self.rtt(a, b)
+        rows: list[Row] = []
+        seq, now, app = [r.getrandbits(32), r.getrandbits(32)], t, rows.append
+
+        def snd(d: int, fl: int, n: int, dt: int) -> None:
+            nonlocal now
+            now += dt if dt > 0 else 1
+            app((now, d, fl, n, seq[d], seq[1 - d] if fl & ACK else 0, -1))
+            seq[d] = (seq[d] + n + (1 if fl & (SYN | FIN) else 0)) & 0xFFFFFFFF
+
+        def data(d: int, n: int, dt: int) -> None:  # MSS segments, an ACK every second one
+            nonlocal now
+            nseg, e = (n + MSS - 1) // MSS, 1 - d
+            s, ack = seq[d], seq[e]
+            now += dt if dt > 0 else 1
+            for j in range(nseg - 1):
+                app((now, d, ACK, MSS, s, ack, -1))
+                s = (s + MSS) & 0xFFFFFFFF
+                if j & 1:
+                    now += 20
+                    app((now, e, ACK, 0, ack, s, -1))
+                now += 12
+            app((now, d, PSH | ACK, n - MSS * (nseg - 1), s, ack, -1))
+            seq[d] = (s + n - MSS * (nseg - 1)) & 0xFFFFFFFF
+
+        snd(0, SYN, 0, 0)
+        if state == "S0":
+            for k in range(retx):  # Linux resends the SYN after 1 s, then 2 s
+                seq[0] = (seq[0] - 1) & 0xFFFFFFFF
+                snd(0, SYN, 0, 1_000_000 << k)
+        elif state == "REJ":
+            seq[1] = 0
+            snd(1, RST | ACK, 0, rtt // 2)
+        else:
+            snd(1, SYN | ACK, 0, rtt // 2)
+            snd(0, ACK, 0, rtt // 2)
+            for req, resp, think in ex:
+                data(0, req, think)
+                if resp:
+                    data(1, resp, rtt // 2 + ri(r, 20, 400))
+                    snd(0, ACK, 0, rtt // 2)
+                else:
+                    snd(1, ACK, 0, rtt // 2)
+            if state == "SF":
+                snd(0, FIN | ACK, 0, ri(r, 100, 5000))
+                snd(1, FIN | ACK, 0, rtt // 2)
+                snd(0, ACK, 0, rtt // 2)
+            else:
+                snd(0 if state == "RSTO" else 1, RST | ACK, 0, ri(r, 100, 5000))
+        return self.flow(TCP4, vlan, a, b, None, dport, rows, label, state, **kw)
+
+    # -- UDP / ICMP / ARP -------------------------------------------------------------------
+    def udp(
+        self,
+        t: int,
+        a: str,
+        b: str,
+        sport: int | None,
+        dport: int,
+        pk: list[tuple[int, int, int, int]],
+        label: str,
+        vlan: int = 111,
+        **kw: Any,
+    ) -> Flow | None:
+        """Datagrams ``(dir, payload bytes, gap µs, template offset or -1)``."""
+        lay = UDP6 if ":" in IPS[H[a]] else UDP4
+        rows: list[Row] = []
+        for d, n, dt, tp in pk:
+            t += max(1, dt)
+            rows.append((t, d, 0, n, 0, 0, tp))
+        return self.flow(lay, vlan, a, b, sport, dport, rows, label, **kw)
+
+    def echo(self, t: int, a: str, b: str, n: int, label: str, **kw: Any) -> Flow | None:
+        ident, rtt, rows = ri(self.r, 1, 65535), self.rtt(a, b), []
+        for k in range(n):  # echo request (type 8) / reply (type 0), 56 bytes like ping
+            rows += [
+                (t + k * 1_000_000, 0, 8, 56, ident << 16 | k + 1, 0, -1),
+                (t + k * 1_000_000 + rtt, 1, 0, 56, ident << 16 | k + 1, 0, -1),
+            ]
+        return self.flow(ICMP4, 111, a, b, 8, 0, rows, label, **kw)
+
+    def icmp6(self, t: int, a: str, b: str, typ: int, tmpl: str, n: int) -> Flow | None:
+        off, ln = TMPL[tmpl]
+        rows = [(t + k * 1_000_000, 0, typ, ln, 0, 0, off) for k in range(n)]
+        lay = MLD6 if typ == 143 else ICMP6
+        note = "IPv6 link-local noise: " + (
+            "MLDv2 report" if typ == 143 else "neighbour solicitation"
+        )
+        # ports as Community ID v1 and Zeek give them: type, then the counterpart type (NS 135
+        # pairs with NA 136) or, for types without one (MLDv2 report 143), the code
+        pb = 136 if typ == 135 else 0
+        return self.flow(lay, 111, a, b, typ, pb, rows, "out-of-scope-address", note=note)
+
+    def arp(self, t: int, a: str, b: str, reply: bool) -> Flow:
+        rows: list[Row] = [(t, 0, 0, 0, 0, 0, -1)]
+        if reply:
+            rows.append((t + ri(self.r, 30, 300), 1, 0, 0, 0, 0, -1))
+        return Flow(ARP, 111, H[a], H[b], 1, 2, rows, "arp")

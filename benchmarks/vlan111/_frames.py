@@ -1,0 +1,278 @@
+"""Frame level of the VLAN 111 generator: hosts, the numba frame kernel, the payload pool.
+
+A *packet matrix* (int64, one row per frame, columns ``TS`` … ``FLEN``) says what each frame
+is; ``write_frames`` turns it into pcap records (record header, Ethernet, 802.1Q, ARP or
+IPv4/IPv6, TCP/UDP/ICMP/ICMPv6 with valid checksums) in one pass. Host ``i`` is row ``i`` of
+``H_IP4``/``H_IP6``/``H_MAC``/``H_TTL``; payload bytes come from ``POOL`` (random bytes, then
+real DNS, mDNS, MLDv2 and ND bodies at the offsets in ``TMPL``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+I64 = npt.NDArray[np.int64]
+ARP, TCP4, UDP4, ICMP4, UDP6, ICMP6, MLD6 = range(7)
+PROTO = {TCP4: 6, UDP4: 17, ICMP4: 1, UDP6: 17, ICMP6: 58, MLD6: 58}
+FIN, SYN, RST, PSH, ACK = 1, 2, 4, 8, 16
+
+# ---------------------------------------------------------------- hosts ----------------
+_GW_MAC = "00:1c:73:00:00:01"  # the VLAN 111 gateway: off-subnet hosts appear behind it
+_HOSTS: list[tuple[str, str, str, int]] = [  # name, address, L2 address on VLAN 111, ttl
+    ("pma", "10.25.232.155", "52:54:00:e8:9b:01", 64),  # appliance, Palette VIP
+    ("pma_ssh", "10.25.232.252", "52:54:00:e8:9b:01", 64),  # appliance SSH address
+    ("n4", "10.25.233.4", "3c:ec:ef:10:e9:04", 64),
+    ("n5", "10.25.233.5", "3c:ec:ef:10:e9:05", 64),
+    ("n6", "10.25.233.6", "3c:ec:ef:10:e9:06", 64),
+    ("adm0", "10.25.100.10", _GW_MAC, 127),  # admin workstations: site-supplied
+    ("adm1", "10.25.100.11", _GW_MAC, 127),
+    ("unk77", "10.25.233.77", "00:0c:29:4d:77:77", 64),  # unknown host
+    ("srv20", "10.25.233.20", "00:50:56:a1:20:20", 64),  # host outside the matrix
+    ("gw", "10.25.233.1", _GW_MAC, 255),
+    ("dns8", "8.8.8.8", _GW_MAC, 117),
+    ("dns1", "1.1.1.1", _GW_MAC, 57),
+    ("dark99", "10.25.233.99", "00:00:00:00:00:00", 64),  # never answers ARP
+]
+
+
+def _host_table() -> tuple[dict[str, int], list[str], I64, Any, Any, I64]:
+    names: list[str] = []
+    ips: list[str] = []
+    macs: list[bytes] = []
+    ttls: list[int] = []
+
+    def add(name: str, ip: str, mac: bytes, ttl: int) -> None:
+        names.append(name)
+        ips.append(ip)
+        macs.append(mac)
+        ttls.append(ttl)
+
+    for n, ip, mac, ttl in _HOSTS:
+        add(n, ip, bytes.fromhex(mac.replace(":", "")), ttl)
+    for n in ("pma", "n4", "n5", "n6"):  # link-local (EUI-64) twins and solicited-node groups
+        m = macs[names.index(n)]
+        ll = ipaddress.IPv6Address(
+            b"\xfe\x80" + bytes(6) + bytes([m[0] ^ 2, *m[1:3], 0xFF, 0xFE, *m[3:]])
+        )
+        add(n + "_ll", str(ll), m, 255)
+        snm = ipaddress.IPv6Address(
+            ipaddress.IPv6Address("ff02::1:ff00:0").packed[:13] + ll.packed[13:]
+        )
+        add(n + "_snm", str(snm), b"\x33\x33" + snm.packed[12:], 255)
+    for n, ip in (("mld", "ff02::16"), ("mdns", "ff02::fb")):
+        add(n, ip, b"\x33\x33" + ipaddress.IPv6Address(ip).packed[12:], 255)
+    v6 = [":" in i for i in ips]
+    ip4 = np.array(
+        [0 if v else int(ipaddress.ip_address(i)) for i, v in zip(ips, v6, strict=True)], np.int64
+    )
+    ip6 = np.array(
+        [
+            list(ipaddress.ip_address(i).packed) if v else [0] * 16
+            for i, v in zip(ips, v6, strict=True)
+        ],
+        np.uint8,
+    )
+    mac_a = np.array([list(m) for m in macs], np.uint8)
+    return {n: i for i, n in enumerate(names)}, ips, ip4, ip6, mac_a, np.array(ttls, np.int64)
+
+
+H, IPS, H_IP4, H_IP6, H_MAC, H_TTL = _host_table()
+NODES, ADMINS = ("n4", "n5", "n6"), ("adm0", "adm1")
+
+# --------------------------------------------------------- frame kernel ------------------
+# packet matrix columns
+TS, LAY, VLAN, SRC, DST, SP, DP, FL, SEQ, ACKN, PLEN, POFF, IPID, FLEN = range(14)
+
+
+@numba.njit(cache=True)
+def _put(buf: Any, p: int, v: int, n: int) -> None:
+    for k in range(n):
+        buf[p + k] = (v >> (8 * (n - 1 - k))) & 0xFF
+
+
+@numba.njit(cache=True)
+def _sum16(buf: Any, a: int, b: int) -> int:
+    s: Any = 0
+    i = a
+    while i + 1 < b:
+        s += (np.int64(buf[i]) << 8) | np.int64(buf[i + 1])
+        i += 2
+    if i < b:
+        s += np.int64(buf[i]) << 8
+    return s  # type: ignore[no-any-return]
+
+
+@numba.njit(cache=True)
+def _fold(s: int) -> int:
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return (~s) & 0xFFFF
+
+
+@numba.njit(cache=True)
+def write_frames(
+    buf: Any, off: Any, m: Any, ip4: Any, ip6: Any, mac: Any, ttl: Any, pool: Any, psum: Any
+) -> None:  # noqa: C901
+    for i in range(m.shape[0]):
+        o, ts, lay, vl, s, d, flen = off[i], m[i, 0], m[i, 1], m[i, 2], m[i, 3], m[i, 4], m[i, 13]
+        for k in range(4):  # pcap record header, little-endian
+            buf[o + k] = ((ts // 1000000) >> (8 * k)) & 0xFF
+            buf[o + 4 + k] = ((ts % 1000000) >> (8 * k)) & 0xFF
+            buf[o + 8 + k] = (flen >> (8 * k)) & 0xFF
+            buf[o + 12 + k] = (flen >> (8 * k)) & 0xFF
+        p = o + 16
+        bcast = lay == 0 and m[i, 5] == 1
+        for k in range(6):
+            buf[p + k] = 0xFF if bcast else mac[d, k]
+            buf[p + 6 + k] = mac[s, k]
+        p += 12
+        if vl >= 0:
+            _put(buf, p, 0x8100, 2)
+            _put(buf, p + 2, vl, 2)
+            p += 4
+        if lay == 0:  # ARP request (op 1, broadcast) or reply (op 2)
+            _put(buf, p, 0x08060001, 4)
+            _put(buf, p + 4, 0x08000604, 4)
+            _put(buf, p + 8, m[i, 5], 2)
+            for k in range(6):
+                buf[p + 10 + k] = mac[s, k]
+                buf[p + 20 + k] = 0 if m[i, 5] == 1 else mac[d, k]
+            _put(buf, p + 16, ip4[s], 4)
+            _put(buf, p + 26, ip4[d], 4)
+            continue
+        plen, fl = m[i, 10], m[i, 7]
+        if lay == 1:
+            l4h = 20 if fl & 4 else (40 if fl & 2 else 32)
+        elif lay == 5:
+            l4h = 4
+        elif lay == 6:
+            l4h = 12
+        else:
+            l4h = 8
+        if lay <= 3:
+            proto = 6 if lay == 1 else (17 if lay == 2 else 1)
+            _put(buf, p, 0x0800, 2)
+            ip = p + 2
+            l4 = ip + 20
+            buf[ip] = 0x45
+            _put(buf, ip + 2, 20 + l4h + plen, 2)
+            _put(buf, ip + 4, m[i, 12], 2)
+            buf[ip + 6] = 0x40
+            buf[ip + 8] = ttl[s]
+            buf[ip + 9] = proto
+            _put(buf, ip + 12, ip4[s], 4)
+            _put(buf, ip + 16, ip4[d], 4)
+            _put(buf, ip + 10, _fold(_sum16(buf, ip, ip + 20)), 2)
+            pseudo = _sum16(buf, ip + 12, ip + 20) + proto + l4h + plen
+        else:
+            proto = 17 if lay == 4 else 58
+            _put(buf, p, 0x86DD, 2)
+            ip = p + 2
+            l4 = ip + 40
+            buf[ip] = 0x60
+            _put(buf, ip + 4, l4h + plen, 2)
+            buf[ip + 6] = proto if lay != 6 else 0
+            buf[ip + 7] = 1 if lay == 6 else 255
+            for k in range(16):
+                buf[ip + 8 + k] = ip6[s, k]
+                buf[ip + 24 + k] = ip6[d, k]
+            if lay == 6:  # hop-by-hop header with router alert (MLD)
+                _put(buf, l4, 0x3A000502, 4)
+                _put(buf, l4 + 4, 0x00000100, 4)
+                l4 += 8
+                l4h -= 8
+            pseudo = _sum16(buf, ip + 8, ip + 40) + proto + l4h + plen
+        q = l4 + l4h
+        po = m[i, 11]
+        buf[q : q + plen] = pool[po : po + plen]
+        h = plen // 2  # payload words from the pool's stride-2 prefix sums (headers are even)
+        pay = (psum[po + 2 * h - 2] - (psum[po - 2] if po >= 2 else 0)) if h else 0
+        if plen & 1:
+            pay += np.int64(pool[po + plen - 1]) << 8
+        if lay == 1:
+            _put(buf, l4, (m[i, 5] << 16) | m[i, 6], 4)
+            _put(buf, l4 + 4, m[i, 8], 4)
+            _put(buf, l4 + 8, m[i, 9], 4)
+            buf[l4 + 12] = (l4h // 4) << 4
+            buf[l4 + 13] = fl
+            _put(buf, l4 + 14, 64240 if fl & 2 else 502, 2)
+            tsv = (ts // 1000 + s * 1000003) & 0xFFFFFFFF
+            tse = (ts // 1000 + d * 1000003 - 1) & 0xFFFFFFFF if fl & 16 else 0
+            if l4h == 40:
+                _put(buf, l4 + 20, 0x020405B4, 4)
+                _put(buf, l4 + 24, 0x0402080A, 4)
+                _put(buf, l4 + 28, tsv, 4)
+                _put(buf, l4 + 32, tse, 4)
+                _put(buf, l4 + 36, 0x01030307, 4)
+            elif l4h == 32:
+                _put(buf, l4 + 20, 0x0101080A, 4)
+                _put(buf, l4 + 24, tsv, 4)
+                _put(buf, l4 + 28, tse, 4)
+            _put(buf, l4 + 16, _fold(pseudo + _sum16(buf, l4, q) + pay), 2)
+        elif lay == 2 or lay == 4:
+            _put(buf, l4, (m[i, 5] << 16) | m[i, 6], 4)
+            _put(buf, l4 + 4, 8 + plen, 2)
+            c = _fold(pseudo + _sum16(buf, l4, q) + pay)
+            _put(buf, l4 + 6, c if c else 0xFFFF, 2)
+        else:  # ICMP: type in the flags column, code 0; echo id/seq in the seq column
+            buf[l4] = fl
+            if lay == 3:
+                _put(buf, l4 + 4, m[i, 8], 4)
+                _put(buf, l4 + 2, _fold(_sum16(buf, l4, q) + pay), 2)
+            else:
+                _put(buf, l4 + 2, _fold(pseudo + _sum16(buf, l4, q) + pay), 2)
+
+
+def frame_lengths(m: I64) -> tuple[I64, I64]:
+    """(on-wire frame length, IP-layer length) for each row of a packet matrix."""
+    lay, fl = m[:, LAY], m[:, FL]
+    tcph = np.where(fl & RST, 20, np.where(fl & SYN, 40, 32))
+    l4h = np.select([lay == TCP4, lay == ICMP6, lay == MLD6], [tcph, 4, 12], 8)
+    iplen = np.where(lay >= UDP6, 40, 20) + l4h + m[:, PLEN]
+    iplen = np.where(lay == ARP, 0, iplen)
+    l2 = 14 + 4 * (m[:, VLAN] >= 0) + np.where(lay == ARP, 28, iplen)
+    return np.maximum(l2, 60).astype(np.int64), iplen.astype(np.int64)
+
+
+# --------------------------------------------------------- payload pool -------------------
+def _dns_name(name: str) -> bytes:
+    return b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+
+
+def _build_pool() -> tuple[npt.NDArray[np.uint8], dict[str, tuple[int, int]], int]:
+    """Random payload bytes, then the real protocol bodies (DNS, mDNS, MLDv2, ND) by name."""
+    rnd = np.random.default_rng(0x111).integers(0, 256, 1 << 16, dtype=np.uint8).tobytes()
+    q = (
+        b"\x4a\x11\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+        + _dns_name("registry.k8s.io")
+        + b"\0\x01\0\x01"
+    )
+    ans = b"\xc0\x0c\0\x01\0\x01\0\0\x01\x2c\0\x04" + bytes([34, 96, 108, 209])
+    tmpl: dict[str, bytes] = {
+        "dnsq": q,
+        "dnsr": q[:2] + b"\x81\x80\0\x01\0\x01\0\0\0\0" + q[12:] + ans,
+        "mdns": b"\0\0\0\0\0\x01\0\0\0\0\0\0"
+        + _dns_name("_workstation._tcp.local")
+        + b"\0\x0c\x80\x01",
+    }
+    for n in ("pma", "n4", "n5", "n6"):
+        mac = H_MAC[H[n]].tobytes()
+        tmpl["mld_" + n] = b"\0\0\0\x01\x04\0\0\0" + H_IP6[H[n + "_snm"]].tobytes()
+        for t in ("pma", "n4", "n5", "n6"):
+            tmpl[f"ns_{n}_{t}"] = b"\0" * 4 + H_IP6[H[t + "_ll"]].tobytes() + b"\x01\x01" + mac
+    out, offs = bytearray(rnd), {}
+    for k, v in tmpl.items():
+        offs[k] = (len(out), len(v))
+        out += v
+    return np.frombuffer(bytes(out), np.uint8), offs, len(rnd) - 1600
+
+
+POOL, TMPL, RANDOM_SPAN = _build_pool()
+_W16 = (POOL.astype(np.int64) << 8) | np.append(POOL[1:], 0).astype(np.int64)
+POOL_SUM2 = np.empty_like(_W16)  # POOL_SUM2[i] = sum of 16-bit words at i, i-2, i-4, ...
+POOL_SUM2[0::2], POOL_SUM2[1::2] = np.cumsum(_W16[0::2]), np.cumsum(_W16[1::2])

@@ -1,0 +1,173 @@
+"""From planned flows to bytes and truth: packet matrix, per-flow counters, pcap chunks.
+
+``assemble`` turns a window's flows into a packet matrix (see ``_frames``) and per-flow
+counters that ``accumulate`` adds to ``Flow.acc`` (a long-lived flow spans windows);
+``truth_row`` is one ground-truth JSON object; ``write_chunk`` writes a time-ordered matrix
+through the numba kernel and adds it to the summary (frames by kind and VLAN, bytes, times).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import IO, Any
+
+import numpy as np
+
+from ._flows import Flow
+from ._frames import (
+    ACKN,
+    ARP,
+    DP,
+    DST,
+    FL,
+    FLEN,
+    H_IP4,
+    H_IP6,
+    H_MAC,
+    H_TTL,
+    I64,
+    IPID,
+    IPS,
+    LAY,
+    PLEN,
+    POFF,
+    POOL,
+    POOL_SUM2,
+    PROTO,
+    RANDOM_SPAN,
+    SEQ,
+    SP,
+    SRC,
+    TCP4,
+    TS,
+    UDP6,
+    VLAN,
+    frame_lengths,
+    write_frames,
+)
+
+
+def iso(us: int) -> str:
+    t = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(us))
+    return t.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def assemble(flows: list[Flow], t_start: int, pktno: int) -> tuple[I64, dict[str, I64]]:
+    """Packet matrix (rows in flow order) and per-flow counters (see Flow.acc)."""
+    lens = np.array([len(f.rows) for f in flows], np.int64)
+    rows = np.array([x for f in flows for x in f.rows], np.int64).reshape(-1, 7)
+    n = len(rows)
+    fid = np.repeat(np.arange(len(flows)), lens)
+    meta = np.array([(f.lay, f.vlan, f.a, f.b, f.pa, f.pb) for f in flows], np.int64)[fid]
+    fwd = rows[:, 1] == 0
+    m = np.empty((n, 14), np.int64)
+    m[:, TS], m[:, LAY], m[:, VLAN] = rows[:, 0] + t_start, meta[:, 0], meta[:, 1]
+    m[:, SRC], m[:, DST] = (
+        np.where(fwd, meta[:, 2], meta[:, 3]),
+        np.where(fwd, meta[:, 3], meta[:, 2]),
+    )
+    m[:, SP], m[:, DP] = (
+        np.where(fwd, meta[:, 4], meta[:, 5]),
+        np.where(fwd, meta[:, 5], meta[:, 4]),
+    )
+    m[:, FL], m[:, PLEN], m[:, SEQ], m[:, ACKN] = rows[:, 2], rows[:, 3], rows[:, 4], rows[:, 5]
+    idx = np.arange(pktno, pktno + n, dtype=np.int64)
+    m[:, POFF] = np.where(rows[:, 6] >= 0, rows[:, 6], (idx * 2654435761) % RANDOM_SPAN)
+    m[:, IPID] = (fid * 40503 + idx) & 0xFFFF
+    m[:, FLEN], iplen = frame_lengths(m)
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    tflags = np.where(m[:, LAY] == TCP4, m[:, FL], 0)
+
+    def red(v: I64) -> I64:
+        return np.add.reduceat(v, starts) if n else v[:0]
+
+    def orr(v: I64) -> I64:
+        return np.bitwise_or.reduceat(v, starts) if n else v[:0]
+
+    cnt = {
+        "src_packets": red(fwd.astype(np.int64)),
+        "src_bytes": red(m[:, FLEN] * fwd),
+        "src_ip_bytes": red(iplen * fwd),
+        "tcp_flags_src": orr(tflags * fwd),
+        "dst_packets": red((~fwd).astype(np.int64)),
+        "dst_bytes": red(m[:, FLEN] * ~fwd),
+        "dst_ip_bytes": red(iplen * ~fwd),
+        "tcp_flags_dst": orr(tflags * ~fwd),
+        "first": m[starts, TS],
+        "last": m[starts + lens - 1, TS],
+    }
+    return m, cnt
+
+
+ACC_KEYS = (
+    "src_packets",
+    "src_bytes",
+    "src_ip_bytes",
+    "tcp_flags_src",
+    "dst_packets",
+    "dst_bytes",
+    "dst_ip_bytes",
+    "tcp_flags_dst",
+    "first",
+    "last",
+)
+
+
+def truth_row(f: Flow) -> dict[str, Any]:
+    acc = dict(zip(ACC_KEYS, f.acc, strict=True))
+    return {
+        "vlan": None if f.vlan < 0 else f.vlan,
+        "ip_version": 6 if f.lay >= UDP6 else 4,
+        "src_ip": IPS[f.a],
+        "dst_ip": IPS[f.b],
+        "protocol": PROTO[f.lay],
+        "src_port": f.pa,
+        "dst_port": f.pb,
+        **{k: acc[k] for k in ACC_KEYS[:8]},
+        "first_seen": iso(acc["first"]),
+        "last_seen": iso(acc["last"]),
+        "state": f.state,
+        "direction": f.direction,
+        "label": f.label,
+        "seed_row": f.seed_row,
+        "fw_rule": f.fw_rule,
+        "note": f.note,
+    }
+
+
+def accumulate(f: Flow, vals: list[int]) -> None:
+    a = f.acc
+    if a[4] + a[0] == 0:
+        f.acc = list(vals)
+        return
+    for i in (0, 1, 2, 4, 5, 6):
+        a[i] += vals[i]
+    a[3], a[7], a[8], a[9] = a[3] | vals[3], a[7] | vals[7], min(a[8], vals[8]), max(a[9], vals[9])
+
+
+def count_flows(summ: dict[str, Any], flows: list[Flow], names: dict[int, str]) -> None:
+    for f in flows:
+        if f.lay == ARP:
+            continue
+        summ["flows"] += 1
+        summ["labels"][f.label] = summ["labels"].get(f.label, 0) + 1
+        summ["states"][f.state] = summ["states"].get(f.state, 0) + 1
+
+
+def write_chunk(out: IO[bytes], m: I64, summ: dict[str, Any], names: dict[int, str]) -> None:
+    if not len(m):
+        return
+    off = np.concatenate([[0], np.cumsum(m[:, FLEN] + 16)])
+    buf = np.zeros(int(off[-1]), np.uint8)
+    write_frames(buf, off[:-1], m, H_IP4, H_IP6, H_MAC, H_TTL, POOL, POOL_SUM2)
+    out.write(buf.data)
+    summ["packets"] += len(m)
+    summ["bytes"] += int(m[:, FLEN].sum())
+    for key, col, lab in (("frames", LAY, names), ("vlans", VLAN, None)):
+        vals, counts = np.unique(m[:, col], return_counts=True)
+        for v, c in zip(vals.tolist(), counts.tolist(), strict=True):
+            k = lab[v] if lab else ("untagged" if v < 0 else str(v))
+            summ[key][k] = summ[key].get(k, 0) + c
+    first = iso(int(m[0, TS]))
+    summ.setdefault("first_seen", first)
+    summ["last_seen"] = iso(int(m[-1, TS]))
