@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flowaudit.errors import StoreError, UsageError
+from flowaudit.errors import CaptureError, StoreError, UsageError
 from flowaudit.ingest.pipeline import IngestResult, Progress, ingest_file
 from flowaudit.store import DEFAULT_STORE, FlowStore
 
@@ -28,17 +28,59 @@ def open_store(path: str | os.PathLike[str] = DEFAULT_STORE) -> FlowStore:
     return FlowStore(path)
 
 
+INPUT_FORMATS = ("auto", "pcap", "netflow", "nfcapd", "zeek", "hubble")
+
+
 def ingest(
     captures: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     store: str | os.PathLike[str] | FlowStore = DEFAULT_STORE,
     *,
     engine: str = "auto",
+    format: str = "auto",
     progress: Progress | None = None,
 ) -> list[IngestResult]:
-    """Ingest pcap/pcapng captures into the store; already-ingested captures add nothing."""
+    """Ingest captures or flow-record files into the store; known inputs add nothing.
+
+    ``format``: ``pcap`` (pcap/pcapng packets), ``netflow`` (NetFlow/IPFIX export
+    datagrams in a pcap or a raw datagram file), ``nfcapd`` (a file or a directory),
+    ``zeek`` (conn.log), ``hubble`` (``hubble observe -o json``), or ``auto``: pcap by
+    magic bytes, else nfcapd/Zeek/Hubble by content. NetFlow inside a pcap is never
+    guessed: a capture of VLAN 111 may legitimately contain export traffic to audit.
+    """
     st = store if isinstance(store, FlowStore) else FlowStore(store)
     paths = [captures] if isinstance(captures, str | os.PathLike) else list(captures)
-    return [ingest_file(Path(p), st, engine=engine, progress=progress) for p in paths]
+    out: list[IngestResult] = []
+    for p in map(Path, paths):
+        fmt = _input_format(p, format)
+        if fmt == "pcap":
+            out.append(ingest_file(p, st, engine=engine, progress=progress))
+        else:
+            from flowaudit.ingest.record_pipeline import ingest_records
+
+            out.extend(ingest_records(p, st, fmt))
+    return out
+
+
+def _input_format(path: Path, fmt: str) -> str:
+    if fmt not in INPUT_FORMATS:
+        raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(INPUT_FORMATS)}")
+    if fmt != "auto":
+        return fmt
+    if path.is_dir():
+        return "nfcapd"
+    from flowaudit.ingest.detect import detect_record_format
+    from flowaudit.ingest.sniff import sniff_format
+
+    if sniff_format(path) in ("pcap", "pcapng"):
+        return "pcap"
+    detected = detect_record_format(path)
+    if detected is None:
+        raise CaptureError(
+            f"{path}: not a pcap/pcapng capture, nfcapd file, Zeek conn.log or Hubble export "
+            "(recognised by content at offset 0)",
+            hint="for NetFlow/IPFIX export datagrams pass --format netflow",
+        )
+    return detected
 
 
 def load_matrix(

@@ -13,7 +13,7 @@ PROGRESS_MIN_BYTES = 32 << 20
 
 
 @click.command()
-@click.argument("captures", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("captures", nargs=-1, required=True, type=click.Path(exists=True))
 @store_option
 @click.option(
     "--engine",
@@ -22,9 +22,18 @@ PROGRESS_MIN_BYTES = 32 << 20
     show_default=True,
     help="Packet engine: the fast reader, or tshark (via pyshark) for odd link types.",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "pcap", "netflow", "nfcapd", "zeek", "hubble"]),
+    default="auto",
+    show_default=True,
+    help="Input format. auto: pcap/pcapng by magic bytes, nfcapd/Zeek/Hubble by content; "
+    "NetFlow/IPFIX exports (in a pcap or raw datagrams) need --format netflow.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary lines.")
-def ingest(captures: tuple[str, ...], store_dir: str, engine: str, quiet: bool) -> None:
-    """Read pcap/pcapng CAPTURES (.gz too) and add their flows to the store.
+def ingest(captures: tuple[str, ...], store_dir: str, engine: str, fmt: str, quiet: bool) -> None:
+    """Read CAPTURES (pcap/pcapng, .gz too, or flow records) and add their flows to the store.
 
     A capture already in the store (same sha256) adds nothing. Warnings about
     truncated or undecodable data go to stderr; what could be read is kept.
@@ -35,11 +44,12 @@ def ingest(captures: tuple[str, ...], store_dir: str, engine: str, quiet: bool) 
         store = api.open_store(store_dir)
         for path in captures:
             with _progress(path, quiet) as cb:
-                (res,) = api.ingest(path, store, engine=engine, progress=cb)
-            for w in res.warnings:
-                click.echo(f"flowaudit: warning: {w}", err=True)
-            if not quiet:
-                click.echo(res.summary(), err=True)
+                results = api.ingest(path, store, engine=engine, format=fmt, progress=cb)
+            for res in results:
+                for w in res.warnings:
+                    click.echo(f"flowaudit: warning: {w}", err=True)
+                if not quiet:
+                    click.echo(res.summary(), err=True)
 
 
 class _progress:
