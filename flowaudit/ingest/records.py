@@ -260,7 +260,8 @@ def add_flow_ids(table: pa.Table) -> pa.Table:
     )
     for name, value in (("flow_id", fid), ("src_ip", ip_text(ipv, shi, slo)),
                         ("dst_ip", ip_text(ipv, dhi, dlo))):  # fmt: skip
-        table = table.set_column(table.schema.get_field_index(name), name, value)
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, table.schema.field(i), value)
     return table
 
 
