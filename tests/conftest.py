@@ -18,15 +18,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+# marker → the program its tests run (installed by .ci/run; skipped elsewhere with a reason)
+TOOLS = {"tshark": "tshark", "nfdump": "nfdump", "softflowd": "softflowd"}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if shutil.which("tshark"):
-        return
-    if os.environ.get("CI"):
-        # a skip must never hide a missing tool in CI: fail loudly instead
-        raise pytest.UsageError("tshark is not installed but CI is set: .ci/run must install it")
-    skip = pytest.mark.skip(reason="tshark not installed (apt-get install tshark)")
-    for item in items:
-        if "tshark" in item.keywords:
+    for marker, program in TOOLS.items():
+        if shutil.which(program):
+            continue
+        used = [item for item in items if marker in item.keywords]
+        if not used:
+            continue
+        if os.environ.get("CI"):
+            # a skip must never hide a missing tool in CI: fail loudly instead
+            raise pytest.UsageError(
+                f"{program} is not installed but CI is set: .ci/run must install it"
+            )
+        skip = pytest.mark.skip(reason=f"{program} not installed (apt-get install {program})")
+        for item in used:
             item.add_marker(skip)
 
 

@@ -25,7 +25,7 @@ NF = Path(__file__).parent / "data" / "records" / "nfcapd"
 SAMPLE = NF / "chrispassas-nfcapd.sample"
 LZO = NF / "chrispassas-nfcapd-small-lzo"
 
-pytestmark = pytest.mark.skipif(shutil.which("nfdump") is None, reason="apt-get install nfdump")
+pytestmark = pytest.mark.nfdump
 
 
 def _read(path: Path, **kw: object) -> tuple[pa.Table, RecordStats]:
