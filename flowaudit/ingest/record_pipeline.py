@@ -24,6 +24,19 @@ from flowaudit.store import CaptureRecord, FlowStore
 RECORD_FORMATS = ("netflow", "nfcapd", "zeek", "hubble")
 
 
+class RecordIngestResult(IngestResult):
+    """An IngestResult whose ``packets`` counts input records (flow records, log lines)."""
+
+    def summary(self) -> str:
+        name = Path(self.path).name
+        if self.already_ingested:
+            return f"{name}: already in the store (sha256 {self.sha256[:12]}…), nothing added"
+        return (
+            f"{name}: {self.packets:,} records, {self.flows:,} flows, "
+            f"{self.skipped:,} skipped, {self.seconds:.2f} s ({self.source_kind})"
+        )
+
+
 def _reader(fmt: str) -> Callable[..., Iterator[Any]]:
     if fmt == "netflow":
         from flowaudit.ingest.netflow import iter_netflow_tables
@@ -71,7 +84,7 @@ def _ingest_one(p: Path, store: FlowStore, fmt: str, digest: str) -> IngestResul
     from flowaudit.ingest.records import RecordStats
 
     t0 = time.perf_counter()
-    result = IngestResult(str(p), digest, fmt, fmt)
+    result = RecordIngestResult(str(p), digest, fmt, fmt)
     if store.get(digest) is not None:
         result.already_ingested = True
         return result
