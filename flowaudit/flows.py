@@ -52,16 +52,16 @@ Decisions (for reviewers and for ARCHITECTURE.md):
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from flowaudit import _flowtable as ft
+from flowaudit import _arrow as A
+from flowaudit import _layout as ft
+from flowaudit._native import kernels
 from flowaudit.community_id import PORT_PROTOCOLS, community_ids
 from flowaudit.ingest.packets import PacketBatch
 from flowaudit.schema import FLOW_SCHEMA, TS
@@ -149,9 +149,6 @@ _WALK_FIELDS = ("ts_ns", "wire_len", "vlan", "kind", "ip_version", "src_hi", "sr
                 "frag_id")  # fmt: skip
 
 
-_walk: Callable[..., tuple[int, int]] = ft.walk
-
-
 def _pow2(n: int) -> int:
     return 1 << max(4, (n - 1).bit_length())
 
@@ -174,6 +171,7 @@ class FlowBuilder:
         self._ftab = np.zeros((256, ft.N_F64), dtype=np.int64)
         self._fu = np.zeros((256, ft.N_FU64), dtype=np.uint64)
         self._no_payload = np.zeros(0, dtype=np.uint32)
+        self._k = kernels()
 
     # --- table management ----------------------------------------------------------
     def _alloc_pool(self, cap: int) -> None:
@@ -208,7 +206,7 @@ class FlowBuilder:
         if (used + 2) * 4 > cap:
             cap *= 2
         tab = np.full((cap, 2), -1, dtype=np.int64)
-        ft.rehash(self._pi, self._htab, tab)
+        self._k.rehash(self._pi, self._htab, tab)
         self._htab = tab
         self._meta[ft.M_H_TOMB] = 0
 
@@ -219,7 +217,7 @@ class FlowBuilder:
             cap *= 2
         tab = np.zeros((cap, ft.N_F64), dtype=np.int64)
         fu = np.zeros((cap, ft.N_FU64), dtype=np.uint64)
-        self._meta[ft.M_F_USED] = ft.frag_rehash(self._ftab, self._fu, tab, fu)
+        self._meta[ft.M_F_USED] = self._k.frag_rehash(self._ftab, self._fu, tab, fu)
         self._meta[ft.M_F_TOMB] = 0
         self._ftab, self._fu = tab, fu
 
@@ -235,11 +233,15 @@ class FlowBuilder:
         a = batch.arrays
         payload = a.get("payload_len")
         have_payload = payload is not None and len(payload) == len(batch)
-        pay = payload if have_payload and payload is not None else self._no_payload
+        pay = self._no_payload
+        if have_payload and payload is not None:
+            pay = np.ascontiguousarray(payload, dtype=np.uint32)
+        cols = [np.ascontiguousarray(a[k]) for k in _WALK_FIELDS]
+        walk = self._k.walk
         i = 0
         n = len(batch)
         while i < n:
-            status, i = _walk(*[a[k] for k in _WALK_FIELDS], pay, have_payload, i, *self._tables())
+            status, i = walk(*cols, pay, have_payload, i, *self._tables())
             if status == ft.NEED_HASH:
                 self._rehash()
             elif status == ft.NEED_POOL:
@@ -250,18 +252,8 @@ class FlowBuilder:
 
     def finish(self) -> pa.Table:
         """End every remaining flow and return them; the builder is empty afterwards."""
-        ft.sweep(
-            self._pl,
-            self._pi,
-            self._cfg,
-            self._meta,
-            self._htab,
-            self._ended,
-            self._ftab,
-            self._stats,
-            0,
-            True,
-        )
+        self._k.sweep(self._pl, self._pi, self._cfg, self._meta, self._htab, self._ended,
+                      self._ftab, self._stats, 0, True)  # fmt: skip
         out = self._drain()
         self._htab[:, 0] = -1
         self._meta[ft.M_H_USED] = self._meta[ft.M_H_TOMB] = 0
@@ -285,7 +277,7 @@ class FlowBuilder:
     def _drain(self) -> pa.Table:
         n = int(self._meta[ft.M_ENDED_N])
         if n == 0:
-            return FLOW_SCHEMA.empty_table()
+            return A.empty_table(FLOW_SCHEMA)
         ids = self._ended[:n].copy()
         self._meta[ft.M_ENDED_N] = 0
         table = self._to_table(ids)
@@ -301,68 +293,78 @@ class FlowBuilder:
         pi, pu, pl = self._pi[ids], self._pu[ids], self._pl[ids]
         o = pi[:, ft.C_ORIG] == 1  # the initiator is canonical side 1
 
-        def pick(
-            side0: npt.NDArray[np.generic], side1: npt.NDArray[np.generic]
-        ) -> npt.NDArray[np.generic]:
-            return np.where(o, side1, side0)
+        def pick(side0: npt.NDArray[Any], side1: npt.NDArray[Any], src: bool = True) -> Any:
+            return np.where(o, side1, side0) if src else np.where(o, side0, side1)
 
         src_hi, dst_hi = (
             pick(pu[:, ft.U_AHI], pu[:, ft.U_BHI]),
-            pick(pu[:, ft.U_BHI], pu[:, ft.U_AHI]),
+            pick(pu[:, ft.U_AHI], pu[:, ft.U_BHI], False),
         )
         src_lo, dst_lo = (
             pick(pu[:, ft.U_ALO], pu[:, ft.U_BLO]),
-            pick(pu[:, ft.U_BLO], pu[:, ft.U_ALO]),
+            pick(pu[:, ft.U_ALO], pu[:, ft.U_BLO], False),
         )
-        sport, dport = pick(pi[:, ft.C_PA], pi[:, ft.C_PB]), pick(pi[:, ft.C_PB], pi[:, ft.C_PA])
+        sport, dport = (
+            pick(pi[:, ft.C_PA], pi[:, ft.C_PB]),
+            pick(pi[:, ft.C_PA], pi[:, ft.C_PB], False),
+        )
         proto = pi[:, ft.C_PROTO].astype(np.uint8)
         ipv = pi[:, ft.C_IPV].astype(np.int8)
+        fid = community_ids(ipv, src_hi, src_lo, dst_hi, dst_lo, proto, sport, dport)
+        # emission order: (first_seen, flow_id); every id is 30 ASCII bytes
+        fid_s = np.frombuffer(fid.buffers()[2], dtype="S30", count=n, offset=30 * fid.offset)
+        first_us = pl[:, ft.I_FIRST] // 1000
+        order = np.lexsort((fid_s, first_us))
+        both: list[Any] = [x[order] for x in (ids, pi, pu, pl, o, fid_s, first_us)]
+        ids, pi, pu, pl, o, fid_s, first_us = both
+        tup: list[Any] = [
+            x[order] for x in (src_hi, dst_hi, src_lo, dst_lo, sport, dport, proto, ipv)
+        ]
+        src_hi, dst_hi, src_lo, dst_lo, sport, dport, proto, ipv = tup
         vlan = pi[:, ft.C_VLAN]
         no_ports = ~np.isin(proto, PORT_PROTOCOLS)
-        src_ip, dst_ip = _ip_text(
+        text = A.ip_text(
             np.concatenate([ipv, ipv]),
             np.concatenate([src_hi, dst_hi]),
             np.concatenate([src_lo, dst_lo]),
-            n,
         )
-        states = np.asarray(STATE_NAMES, dtype=object)[ft.conn_states(self._pi, self._pu, ids)]
-        dirs = np.asarray(DIRECTION_NAMES, dtype=object)[pi[:, ft.C_DIR]]
-        fid = community_ids(ipv, src_hi, src_lo, dst_hi, dst_lo, proto, sport, dport)
+        states = self._k.conn_states(self._pi, self._pu, ids)
 
         def u64(side0: int, side1: int, src: bool) -> pa.Array:
-            a, b = pu[:, side0], pu[:, side1]
-            return pa.array(pick(a, b) if src else pick(b, a), pa.uint64())
+            return A.fixed(pa.uint64(), pick(pu[:, side0], pu[:, side1], src))
+
+        def flags(src: bool) -> pa.Array:
+            return A.fixed(pa.uint8(), pick(pi[:, ft.C_FL0], pi[:, ft.C_FL1], src).astype(np.uint8))
 
         cols: dict[str, pa.Array] = {
-            "flow_id": fid,
-            "source_kind": pa.array([self.source_kind] * n, pa.string()),
-            "capture_id": pa.array([self.capture_id] * n, pa.string()),
-            "vlan_id": pa.array(vlan.astype(np.int16), pa.int16(), mask=vlan < 0),
-            "ip_version": pa.array(ipv, pa.int8()),
-            "src_ip": src_ip,
-            "dst_ip": dst_ip,
+            "flow_id": A.strings(fid_s.view(np.uint8), np.full(n, 30, dtype=np.int64)),
+            "source_kind": A.repeat(self.source_kind, n),
+            "capture_id": A.repeat(self.capture_id, n),
+            "vlan_id": A.fixed(pa.int16(), vlan.astype(np.int16), null=vlan < 0),
+            "ip_version": A.fixed(pa.int8(), ipv),
+            "src_ip": text.slice(0, n),
+            "dst_ip": text.slice(n, n),
             "src_addr": _addr16(src_hi, src_lo),
             "dst_addr": _addr16(dst_hi, dst_lo),
-            "protocol": pa.array(proto, pa.uint8()),
-            "src_port": pa.array(sport.astype(np.uint16), pa.uint16(), mask=no_ports),
-            "dst_port": pa.array(dport.astype(np.uint16), pa.uint16(), mask=no_ports),
-            "first_seen": pa.array(pl[:, ft.I_FIRST] // 1000, pa.int64()).cast(TS),
-            "last_seen": pa.array(pl[:, ft.I_LAST] // 1000, pa.int64()).cast(TS),
+            "protocol": A.fixed(pa.uint8(), proto),
+            "src_port": A.fixed(pa.uint16(), sport.astype(np.uint16), null=no_ports),
+            "dst_port": A.fixed(pa.uint16(), dport.astype(np.uint16), null=no_ports),
+            "first_seen": A.fixed(TS, first_us),
+            "last_seen": A.fixed(TS, pl[:, ft.I_LAST] // 1000),
             "src_packets": u64(ft.U_PK0, ft.U_PK1, True),
             "src_bytes": u64(ft.U_BY0, ft.U_BY1, True),
             "dst_packets": u64(ft.U_PK0, ft.U_PK1, False),
             "dst_bytes": u64(ft.U_BY0, ft.U_BY1, False),
-            "tcp_flags_src": pa.array(pick(pi[:, ft.C_FL0], pi[:, ft.C_FL1]).astype(np.uint8)),
-            "tcp_flags_dst": pa.array(pick(pi[:, ft.C_FL1], pi[:, ft.C_FL0]).astype(np.uint8)),
-            "state": pa.array(states, pa.string()),
-            "direction": pa.array(dirs, pa.string()),
-            "sampling": pa.array(np.ones(n, dtype=np.uint32)),
+            "tcp_flags_src": flags(True),
+            "tcp_flags_dst": flags(False),
+            "state": A.from_codes(states, STATE_NAMES),
+            "direction": A.from_codes(pi[:, ft.C_DIR], DIRECTION_NAMES),
+            "sampling": A.fixed(pa.uint32(), np.ones(n, dtype=np.uint32)),
             "src_ip_bytes": u64(ft.U_IB0, ft.U_IB1, True),
             "dst_ip_bytes": u64(ft.U_IB0, ft.U_IB1, False),
         }
         arrays = [cols[f.name] if f.name in cols else pa.nulls(n, f.type) for f in FLOW_SCHEMA]
-        table = pa.Table.from_arrays(arrays, schema=FLOW_SCHEMA)
-        return table.sort_by([("first_seen", "ascending"), ("flow_id", "ascending")])
+        return pa.Table.from_arrays(arrays, schema=FLOW_SCHEMA)
 
 
 def _addr16(hi: npt.NDArray[np.generic], lo: npt.NDArray[np.generic]) -> pa.Array:
@@ -372,32 +374,6 @@ def _addr16(hi: npt.NDArray[np.generic], lo: npt.NDArray[np.generic]) -> pa.Arra
     return pa.FixedSizeBinaryArray.from_buffers(
         pa.binary(16), len(hi), [None, pa.py_buffer(b.tobytes())]
     )
-
-
-def _ip_text(
-    ipv: npt.NDArray[np.generic],
-    hi: npt.NDArray[np.generic],
-    lo: npt.NDArray[np.generic],
-    n: int,
-) -> tuple[pa.Array, pa.Array]:
-    """Canonical text of 2n addresses (IPv4 dotted quad, IPv6 RFC 5952), as (first n, rest)."""
-    out = np.empty(len(ipv), dtype=object)
-    is4 = ipv == 4
-    if is4.any():
-        v4 = lo[is4].astype(np.uint64) & np.uint64(0xFFFFFFFF)
-        octets = [
-            pa.array(((v4 >> np.uint64(s)) & np.uint64(255)).astype(np.uint8)).cast(pa.string())
-            for s in (24, 16, 8, 0)
-        ]
-        out[is4] = pc.binary_join_element_wise(*octets, ".").to_numpy(zero_copy_only=False)
-    if (~is4).any():
-        pairs = np.stack([hi[~is4].astype(np.uint64), lo[~is4].astype(np.uint64)], axis=1)
-        uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
-        text = np.array(
-            [str(ipaddress.IPv6Address((int(h) << 64) | int(lw))) for h, lw in uniq], dtype=object
-        )
-        out[~is4] = text[inv.reshape(-1)]
-    return pa.array(out[:n], pa.string()), pa.array(out[n:], pa.string())
 
 
 __all__ = [

@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flowaudit.errors import CaptureError
-from flowaudit.ingest.packets import PacketBatch, ReadStats
+
+if TYPE_CHECKING:  # numpy stays unimported until a capture is opened
+    from flowaudit.ingest.packets import PacketBatch, ReadStats
 
 ENGINES = ("auto", "fast", "tshark")
 
@@ -35,6 +38,7 @@ def open_capture(
     types the fast reader does not decode). ``progress(bytes_read_from_disk)`` is
     called as the fast reader advances.
     """
+    from flowaudit.ingest.packets import ReadStats
     from flowaudit.ingest.sniff import sniff_format
 
     p = Path(path)

@@ -2,10 +2,12 @@
 
 ``iter_packets(path)`` reads classic pcap (µs/ns, both byte orders) and pcapng (all
 sections and interfaces, per-interface link type and timestamp resolution/offset),
-through gzip when the file is gzip-compressed. The file is read with ``readinto`` into
-one reusable buffer of ``chunk_bytes``; a record cut by the chunk end is carried to the
-next chunk, so peak memory depends on the chunk size, not the file size. The record
-walk and the header decode are numba kernels (``_kernels.py``); this module drives
+through gzip when the file is gzip-compressed. A regular file is memory-mapped a window
+of ``chunk_bytes`` at a time (``_buffer.py``: no copy of the capture's bytes); gzip and
+other streams are read with ``readinto`` into one reusable buffer; a record cut by the
+window's end is carried to the next window, so peak memory depends on the chunk size,
+not the file size. The record walk and the header decode are compiled kernels
+(``_kernels.py``, ``_decode.py``, loaded by ``flowaudit._native``); this module drives
 them, parses the rare pcapng SHB/IDB blocks, and turns problems into warnings in
 ``ReadStats.warnings`` (truncated file, corrupt record, bad timestamps, link types the
 reader does not decode) or, when nothing can be read at all, ``CaptureError``.
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import gzip
 import struct
-import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, cast
@@ -23,8 +24,11 @@ from typing import IO, cast
 import numpy as np
 import numpy.typing as npt
 
+from flowaudit import _layout as K
+from flowaudit._native import kernels
 from flowaudit.errors import CaptureError
-from flowaudit.ingest import _kernels as K
+from flowaudit.ingest._buffer import MappedWindow, StreamBuffer, open_window
+from flowaudit.ingest._pcapng import Ifaces, read_idb, read_shb
 from flowaudit.ingest.packets import PacketBatch, ReadStats
 from flowaudit.ingest.sniff import GZIP_MAGIC, PCAP_MAGICS, PCAPNG_MAGIC
 
@@ -70,85 +74,6 @@ _OUT_FIELDS = (
 )
 
 
-class _Buffer:
-    """A reusable read buffer over a stream: valid bytes are ``buf[start:end]``."""
-
-    def __init__(self, stream: IO[bytes], size: int) -> None:
-        self.stream = stream
-        self.buf: npt.NDArray[np.uint8] = np.empty(max(size, 4096), dtype=np.uint8)
-        self.start = 0
-        self.end = 0
-        self.base = 0  # stream offset of buf[0]
-        self.eof = False
-        self.error: str | None = None  # a gzip/IO error that ended the stream early
-
-    def offset(self, pos: int) -> int:
-        return self.base + pos
-
-    def fill(self) -> None:
-        """Move the unread bytes to the front and read until the buffer is full or EOF."""
-        if self.start:
-            rest = self.end - self.start
-            self.buf[:rest] = self.buf[self.start : self.end]
-            self.base += self.start
-            self.start, self.end = 0, rest
-        mv = memoryview(self.buf)  # type: ignore[arg-type]
-        while self.end < len(self.buf) and not self.eof:
-            try:
-                got = self.stream.readinto(mv[self.end :])  # type: ignore[attr-defined]
-            except (EOFError, OSError, zlib.error) as e:
-                self.eof, self.error = True, str(e) or type(e).__name__
-                break
-            if not got:
-                self.eof = True
-            else:
-                self.end += got
-
-    def ensure(self, nbytes: int) -> bool:
-        """Make ``nbytes`` available at ``start`` (growing the buffer); False at EOF."""
-        if self.end - self.start >= nbytes:
-            return True
-        if nbytes > len(self.buf):
-            grown = np.empty(nbytes, dtype=np.uint8)
-            rest = self.end - self.start
-            grown[:rest] = self.buf[self.start : self.end]
-            self.buf, self.base = grown, self.base + self.start
-            self.start, self.end = 0, rest
-        while self.end - self.start < nbytes and not self.eof:
-            self.fill()
-        return self.end - self.start >= nbytes
-
-    def bytes_at(self, pos: int, n: int) -> bytes:
-        return self.buf[pos : pos + n].tobytes()
-
-
-class _Ifaces:
-    """The pcapng interface table of the current section, as arrays for the kernel."""
-
-    def __init__(self) -> None:
-        self.n = 0
-        self.link = np.zeros(16, np.int32)
-        self.kind = np.zeros(16, np.int64)
-        self.mul = np.zeros(16, np.int64)
-        self.shift = np.zeros(16, np.int64)
-        self.off = np.zeros(16, np.int64)
-
-    def add(self, link: int, tsresol: int, tsoffset_s: int) -> None:
-        if self.n == len(self.link):
-            for name in ("link", "kind", "mul", "shift", "off"):
-                arr = getattr(self, name)
-                setattr(self, name, np.concatenate([arr, np.zeros_like(arr)]))
-        i, r = self.n, tsresol & 0x7F
-        self.link[i] = link
-        self.off[i] = tsoffset_s * 1_000_000_000
-        if tsresol & 0x80:
-            self.kind[i], self.shift[i] = 1, r
-        else:
-            self.kind[i] = 0
-            self.mul[i] = 10 ** (9 - r) if r <= 9 else -(10 ** min(r - 9, 18))
-        self.n += 1
-
-
 def _linktype_name(link: int) -> str:
     return f"{link} ({LINKTYPE_NAMES[link]})" if link in LINKTYPE_NAMES else str(link)
 
@@ -156,8 +81,11 @@ def _linktype_name(link: int) -> str:
 class _Walker:
     """Drives the kernels over one capture and builds the batches."""
 
-    def __init__(self, name: str, buf: _Buffer, stats: ReadStats, max_batch: int) -> None:
+    def __init__(
+        self, name: str, buf: MappedWindow | StreamBuffer, stats: ReadStats, max_batch: int
+    ) -> None:
         self.name, self.b, self.stats = name, buf, stats
+        self.k = kernels()
         self.rec_off = np.empty(max_batch, np.int64)
         self.rec_cap = np.empty(max_batch, np.int64)
         self.rec_len = np.empty(max_batch, np.uint32)
@@ -176,7 +104,7 @@ class _Walker:
     def decoded(self, lo: int, hi: int) -> None:
         """Decode the records the last walk added (scratch rows lo..hi-1)."""
         if hi > lo:
-            K.decode(self.b.buf, self.rec_off, self.rec_cap, self.rec_link, lo, hi,
+            self.k.decode(self.b.buf, self.rec_off, self.rec_cap, self.rec_link, lo, hi,
                      *self.out.values())  # fmt: skip
             self.packets += hi - lo
 
@@ -240,11 +168,11 @@ def _pcap(w: _Walker) -> Iterator[PacketBatch]:
     n, wide = 0, False
     while True:
         lim = w.limit(wide)
-        pos, n2, status = K.walk_pcap(
+        pos, n2, status = w.k.walk_pcap(
             b.buf, b.start, lim, big, nsec, link, w.rec_off, w.rec_cap, w.rec_len,
-            w.rec_ts, w.rec_link, n, w.state,
+            w.rec_ts, w.rec_link, n, w.state, *w.out.values(),
         )  # fmt: skip
-        w.decoded(n, n2)
+        w.packets += n2 - n  # walked and decoded
         w.stats.bytes_read += pos - b.start
         advanced, b.start, n = pos > b.start, pos, n2
         if status == K.FULL:
@@ -284,64 +212,15 @@ def _pcap(w: _Walker) -> Iterator[PacketBatch]:
     w.finish(nsec)
 
 
-def _pcapng_shb(w: _Walker) -> bool:
-    """Parse the SHB at ``b.start``; return the section's byte order (True = big)."""
-    b = w.b
-    if not b.ensure(12):
-        raise EOFError
-    bom = b.bytes_at(b.start + 8, 4)
-    if bom == b"\x1a\x2b\x3c\x4d":
-        big = True
-    elif bom == b"\x4d\x3c\x2b\x1a":
-        big = False
-    else:
-        raise ValueError(f"bad section byte-order magic {bom.hex()}")
-    blen = struct.unpack(">I" if big else "<I", b.bytes_at(b.start + 4, 4))[0]
-    if blen < 28 or blen % 4 or blen > K.MAX_RECORD:
-        raise ValueError(f"bad section header block length {blen}")
-    if not b.ensure(blen):
-        raise EOFError
-    b.start += blen
-    return big
-
-
-def _pcapng_idb(w: _Walker, big: bool, ifaces: _Ifaces) -> None:
-    b = w.b
-    e = ">" if big else "<"
-    if not b.ensure(8):
-        raise EOFError
-    blen = struct.unpack(e + "I", b.bytes_at(b.start + 4, 4))[0]
-    if blen < 20 or blen % 4 or blen > K.MAX_RECORD:
-        raise ValueError(f"bad interface description block length {blen}")
-    if not b.ensure(blen):
-        raise EOFError
-    body = b.bytes_at(b.start, blen)
-    link = struct.unpack(e + "H", body[8:10])[0]
-    tsresol, tsoffset = 6, 0
-    p = 16
-    while p + 4 <= blen - 4:
-        code, olen = struct.unpack(e + "HH", body[p : p + 4])
-        if code == 0:
-            break
-        val = body[p + 4 : p + 4 + olen]
-        if code == 9 and olen >= 1:
-            tsresol = val[0]
-        elif code == 14 and olen >= 8:
-            tsoffset = struct.unpack(e + "q", val[:8])[0]
-        p += 4 + ((olen + 3) & ~3)
-    ifaces.add(link, tsresol, tsoffset)
-    b.start += blen
-
-
 def _pcapng(w: _Walker) -> Iterator[PacketBatch]:
     b = w.b
-    ifaces = _Ifaces()
+    ifaces = Ifaces()
     if_links: set[int] = set()  # link types of all interfaces of all sections so far
     big = False
     n, wide = 0, False
     while True:
         lim = w.limit(wide)
-        pos, n2, status = K.walk_pcapng(
+        pos, n2, status = w.k.walk_pcapng(
             b.buf, b.start, lim, big, ifaces.link, ifaces.kind, ifaces.mul,
             ifaces.shift, ifaces.off, ifaces.n, w.rec_off, w.rec_cap, w.rec_len,
             w.rec_ts, w.rec_link, n, w.state,
@@ -362,10 +241,10 @@ def _pcapng(w: _Walker) -> Iterator[PacketBatch]:
             try:
                 btype = b.bytes_at(pos, 4)
                 if btype == PCAPNG_MAGIC:
-                    big = _pcapng_shb(w)
-                    ifaces = _Ifaces()
+                    big = read_shb(b)
+                    ifaces = Ifaces()
                 else:
-                    _pcapng_idb(w, big, ifaces)
+                    read_idb(b, big, ifaces)
                     if_links.add(int(ifaces.link[ifaces.n - 1]))
                     w.multi_link = len(if_links) > 1
             except EOFError:
@@ -437,7 +316,9 @@ def iter_packets(
         gz = raw.read(2) == GZIP_MAGIC
         raw.seek(0)
         stream = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")) if gz else raw
-        buf = _Buffer(stream, chunk_bytes)
+        mapped = None if gz else open_window(raw, chunk_bytes)
+        buf = mapped if mapped is not None else StreamBuffer(stream, chunk_bytes)
+        position = mapped.position if mapped is not None else raw.tell
         buf.fill()
         if buf.end == 0:
             if buf.error:
@@ -454,12 +335,16 @@ def iter_packets(
                 f"{name}: not a pcap or pcapng file at byte 0 (magic {magic.hex()})",
                 hint="the fast reader reads pcap and pcapng, optionally gzip-compressed",
             )
-        for batch in gen:
+        try:
+            for batch in gen:
+                if progress is not None:
+                    progress(position())
+                yield batch
             if progress is not None:
-                progress(raw.tell())
-            yield batch
-        if progress is not None:
-            progress(raw.tell())
+                progress(raw.tell() if mapped is None else mapped.size)
+        finally:
+            if mapped is not None:
+                mapped.close()
 
 
 def read_all(path: str | Path, stats: ReadStats | None = None) -> PacketBatch:

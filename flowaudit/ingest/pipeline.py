@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
+import mmap
+import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -40,34 +44,49 @@ class IngestResult:
     seconds: float = 0.0
     already_ingested: bool = False
     warnings: list[str] = field(default_factory=list)
+    unit: str = "packets"  # what ``packets`` counts ("records" for flow-record inputs)
 
     def summary(self) -> str:
         name = Path(self.path).name
         if self.already_ingested:
             return f"{name}: already in the store (sha256 {self.sha256[:12]}…), nothing added"
         return (
-            f"{name}: {self.packets:,} packets, {self.flows:,} flows, "
+            f"{name}: {self.packets:,} {self.unit}, {self.flows:,} flows, "
             f"{self.non_ip:,} non-IP, {self.skipped:,} skipped, {self.seconds:.2f} s"
             + (" (tshark engine)" if self.reader == "tshark" else "")
         )
 
 
+HASH_WINDOW = 64 << 20  # bytes of the capture mapped at a time while hashing
+
+
 class _Hasher:
-    """The capture's sha256, computed in a background thread from construction on."""
+    """The capture's sha256, computed in a background thread from construction on.
+
+    The file is hashed straight from the page cache through a sliding ``mmap`` window
+    (no copy into a read buffer; resident memory bounded by the window). hashlib
+    releases the GIL while it hashes a window and the kernels release it while they
+    run, so the hash has the other core to itself while the main thread parses.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._digest: str | None = None
         self._error: OSError | None = None
+        self._cancel = False
         self._thread = threading.Thread(target=self._run, name="flowaudit-sha256", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
             with open(self.path, "rb") as f:
-                self._digest = hashlib.file_digest(f, "sha256").hexdigest()
+                self._digest = _sha256(f, lambda: self._cancel)
         except OSError as e:
             self._error = e
+
+    def cancel(self) -> None:
+        """Stop hashing soon (the ingest failed); ``digest`` must not be called afterwards."""
+        self._cancel = True
 
     def digest(self) -> str:
         self._thread.join()
@@ -75,6 +94,33 @@ class _Hasher:
             raise CaptureError(f"{self.path}: cannot read: {self._error.strerror}") from None
         assert self._digest is not None
         return self._digest
+
+
+def _sha256(f: io.BufferedReader, cancelled: Callable[[], bool]) -> str:
+    """sha256 of an open file: mapped window by window, or read (pipes, odd filesystems)."""
+    st = os.fstat(f.fileno())
+    if not stat.S_ISREG(st.st_mode):
+        return hashlib.file_digest(f, "sha256").hexdigest()
+    size = st.st_size
+    h = hashlib.sha256()
+    off = 0
+    try:
+        while off < size and not cancelled():
+            n = min(HASH_WINDOW, size - off)
+            with mmap.mmap(f.fileno(), n, access=mmap.ACCESS_READ, offset=off) as m:
+                if hasattr(m, "madvise"):
+                    m.madvise(mmap.MADV_SEQUENTIAL)
+                h.update(m)
+            off += n
+    except (OSError, ValueError):
+        f.seek(0)
+        return hashlib.file_digest(f, "sha256").hexdigest()
+    if cancelled():
+        return ""
+    if os.fstat(f.fileno()).st_size != size:  # the file changed size while it was hashed
+        f.seek(0)
+        return hashlib.file_digest(f, "sha256").hexdigest()
+    return h.hexdigest()
 
 
 def ingest_file(
@@ -85,17 +131,38 @@ def ingest_file(
     progress: Progress | None = None,
 ) -> IngestResult:
     """Ingest one pcap/pcapng capture into ``store``. Idempotent by content hash."""
-    from flowaudit.flows import FlowBuilder, FlowConfig
-
     t0 = time.perf_counter()
     p = Path(path)
-    size = p.stat().st_size if p.is_file() else 0
+    is_file = p.is_file()
+    size = p.stat().st_size if is_file else 0
+    # The sha256 runs on the other core from the start (before numpy, pyarrow and the
+    # kernels are even imported); the writer stamps it into capture_id when it spills.
+    hasher = _Hasher(p) if is_file else None
+    try:
+        return _ingest(p, size, hasher, store, engine, progress, t0)
+    except BaseException:
+        if hasher is not None:
+            hasher.cancel()
+        raise
+
+
+def _ingest(
+    p: Path,
+    size: int,
+    hasher: _Hasher | None,
+    store: FlowStore,
+    engine: str,
+    progress: Progress | None,
+    t0: float,
+) -> IngestResult:
+    from flowaudit.flows import FlowBuilder, FlowConfig
+
     on_bytes = None if progress is None else (lambda n: progress(min(n, size), size))
     opened = open_capture(p, engine=engine, progress=on_bytes)  # checks the format first
-    # Only a capture of the same size can already be in the store: then hash first and skip
-    # it. Otherwise hash on the other core while parsing (hashlib releases the GIL); the
-    # writer stamps the digest into capture_id when it spills.
-    hasher = _Hasher(p)
+    if hasher is None:  # not a regular file (a pipe ...): hash it the slow way
+        hasher = _Hasher(p)
+    # Only a capture of the same size can already be in the store: then wait for the
+    # hash and skip it.
     if any(rec.size == size for rec in store.captures()):
         digest = hasher.digest()
         if store.get(digest) is not None:
@@ -107,6 +174,9 @@ def ingest_file(
     writer = store.begin(capture_id=hasher.digest)
     try:
         stats = opened.stats
+        # Parse and build flows on this thread, the sha256 on the other core: the hash is
+        # the longest single task, so it gets a core to itself (a third thread for the flow
+        # builder was measured slower: it takes CPU from the hash).
         for batch in opened.batches:
             writer.add(builder.add(batch))
         writer.add(builder.finish())
@@ -116,6 +186,7 @@ def ingest_file(
             if tshark_available():
                 # a link type only tshark decodes (NFLOG, PPP, IPNET ...): use the second engine
                 writer.abort()
+                hasher.cancel()
                 return ingest_file(p, store, engine="tshark", progress=progress)
         if stats.frames == 0 and stats.warnings:
             # nothing could be read at all: a bad capture, not an empty one

@@ -1,0 +1,121 @@
+"""numpy columns → Arrow arrays, built from buffers (the ingest's hot output path).
+
+Responsible for turning the flow builder's numpy columns into Arrow arrays without
+going through ``pa.array``: pyarrow's generic conversion imports pandas and
+``pyarrow.compute`` on first use (~0.8 s of a 1.5 s ingest), while
+``pa.Array.from_buffers`` wraps the numpy memory directly. Also the text columns:
+dotted-quad IPv4 / RFC 5952 IPv6 addresses, and strings chosen from a small table of
+names (states, directions, constants), assembled as Arrow string buffers in numpy.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+
+def fixed(
+    typ: pa.DataType, values: npt.NDArray[np.generic], null: npt.NDArray[np.bool_] | None = None
+) -> pa.Array:
+    """A fixed-width Arrow array of ``typ`` over ``values`` (same width); ``null`` rows null."""
+    data = np.ascontiguousarray(values)
+    if data.dtype.itemsize * 8 != typ.bit_width:
+        raise TypeError(f"{data.dtype} values do not fit Arrow {typ}")
+    validity = None
+    if null is not None and bool(null.any()):
+        validity = pa.py_buffer(np.packbits(~null, bitorder="little"))
+    return pa.Array.from_buffers(typ, len(data), [validity, pa.py_buffer(data)])
+
+
+def empty_table(schema: pa.Schema) -> pa.Table:
+    """A table of ``schema`` with no rows (``Schema.empty_table`` imports pandas)."""
+    return pa.Table.from_arrays([pa.nulls(0, f.type) for f in schema], schema=schema)
+
+
+def strings(data: npt.NDArray[np.uint8], lengths: npt.NDArray[np.integer]) -> pa.Array:
+    """A string array from concatenated UTF-8 bytes and per-row lengths."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.StringArray.from_buffers(
+        len(lengths), pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(data))
+    )
+
+
+def _padded(names: list[bytes]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    width = max([len(b) for b in names] + [1])
+    table = np.zeros((len(names), width), dtype=np.uint8)
+    for i, b in enumerate(names):
+        table[i, : len(b)] = np.frombuffer(b, dtype=np.uint8)
+    return table, np.array([len(b) for b in names], dtype=np.int64)
+
+
+def from_codes(codes: npt.NDArray[np.integer], names: tuple[str, ...] | list[str]) -> pa.Array:
+    """``names[codes[i]]`` for every row, as a string array."""
+    table, lens = _padded([s.encode() for s in names])
+    rows = lens[codes]
+    mask = np.arange(table.shape[1]) < rows[:, None]
+    return strings(table[codes][mask], rows)
+
+
+def repeat(value: str, n: int) -> pa.Array:
+    """``value`` ``n`` times, as a string array."""
+    return from_codes(np.zeros(n, dtype=np.int8), [value])
+
+
+# decimal digits of 0..255, left-aligned, and their count
+_DIG, _DLEN = _padded([str(i).encode() for i in range(256)])
+
+
+def _ipv4_bytes(v4: npt.NDArray[np.uint64]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """Dotted quads of 32-bit addresses: (concatenated bytes, length of each)."""
+    m = len(v4)
+    cells = np.empty((m, 4, 4), dtype=np.uint8)  # per octet: 3 digit slots and a dot
+    valid = np.zeros((m, 4, 4), dtype=np.bool_)
+    lens = np.full(m, 3, dtype=np.int64)
+    for k, shift in enumerate((24, 16, 8, 0)):
+        o = ((v4 >> np.uint64(shift)) & np.uint64(255)).astype(np.intp)
+        cells[:, k, :3] = _DIG[o]
+        dl = _DLEN[o]
+        valid[:, k, :3] = np.arange(3) < dl[:, None]
+        lens += dl
+    cells[:, :, 3] = ord(".")
+    valid[:, :3, 3] = True
+    return cells[valid], lens
+
+
+def ip_text(
+    ipv: npt.NDArray[np.generic], hi: npt.NDArray[np.generic], lo: npt.NDArray[np.generic]
+) -> pa.Array:
+    """Canonical text of addresses (IPv4 dotted quad, IPv6 RFC 5952) as a string array."""
+    m = len(ipv)
+    is4 = np.asarray(ipv) == 4
+    lo64 = np.asarray(lo, dtype=np.uint64)
+    if bool(is4.all()):
+        data, lens = _ipv4_bytes(lo64 & np.uint64(0xFFFFFFFF))
+        return strings(data, lens)
+    r4 = np.flatnonzero(is4)
+    r6 = np.flatnonzero(~is4)
+    d4, l4 = _ipv4_bytes(lo64[r4] & np.uint64(0xFFFFFFFF))
+    pairs = np.stack([np.asarray(hi, dtype=np.uint64)[r6], lo64[r6]], axis=1)
+    uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
+    texts = [str(ipaddress.IPv6Address((int(h) << 64) | int(w))).encode() for h, w in uniq]
+    d6u, l6u = _padded(texts)
+    inv = inv.reshape(-1)
+    l6 = l6u[inv]
+    d6 = d6u[inv][np.arange(d6u.shape[1]) < l6[:, None]]
+    lens = np.empty(m, dtype=np.int64)
+    lens[r4], lens[r6] = l4, l6
+    offsets = np.zeros(m + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    data = np.empty(int(offsets[-1]), dtype=np.uint8)
+    for rows, d, ln in ((r4, d4, l4), (r6, d6, l6)):
+        starts = np.zeros(len(ln), dtype=np.int64)
+        np.cumsum(ln[:-1], out=starts[1:])
+        data[np.repeat(offsets[rows] - starts, ln) + np.arange(len(d))] = d
+    return strings(data, lens)
+
+
+__all__ = ["empty_table", "fixed", "from_codes", "ip_text", "repeat", "strings"]
