@@ -114,8 +114,8 @@ def _run(cmd: list[str], work: Path, name: str) -> Step:
 
 # ------------------------------------------------------------------------- tools ---------
 def _flowaudit(cap: Path, work: Path) -> tuple[list[Step], int | None, str]:
-    exe = shutil.which("flowaudit")
-    base = [exe] if exe else [sys.executable, "-m", "flowaudit"]
+    # what the console script runs, without a version manager's shell shim in front of it
+    base = [sys.executable, "-m", "flowaudit"]
     probe = subprocess.run([*base, "ingest", "--help"], capture_output=True, check=False)
     if probe.returncode != 0:
         raise LookupError("`flowaudit ingest` not available")
