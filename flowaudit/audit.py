@@ -20,8 +20,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from flowaudit._arrow import pylist, text_array
 from flowaudit.engine import Engine
 from flowaudit.matrix import Matrix
+from flowaudit.matrix.compile import relation_rows
 from flowaudit.matrix.model import PORTED, Rule, ports_text, protocol_name
 
 MAX_PAIR_HOSTS = 16  # expand host pairs of partly-used rules only for small groups
@@ -92,24 +94,25 @@ def run_audit(
     eng = Engine()
     try:
         eng.register_flows(flow_source)
-        eng.register_table("rules", matrix.rules_table())
-        eng.register_table("hosts", matrix.hosts_table())
-        eng.register_table("scope", matrix.scope_table())
+        for name, (schema, rows) in relation_rows(matrix).items():
+            eng.register_rows(name, schema, rows)
         eng.execute("conversations", since=since, until=until)
-        eng.register_table("addresses", _address_texts(eng.run("conversation_addresses")))
+        eng.register_rows("addresses", ADDRESSES, _address_texts(eng.run("conversation_addresses")))
         eng.execute("conversation_ids")
         eng.execute("matches")
         violations = eng.run("violations")
         usage = eng.run("rule_usage")
         observ = eng.run("rule_observability")
-        window = eng.run("window").to_pylist()[0]
+        window = pylist(eng.run("window"))[0]
+        start = since or window["start"]
+        end = until or window["end"]
+        flows = int(window["flows"])
+        violations = _add_differences(violations, matrix)
+        unused = eng.table_from_rows(
+            UNUSED_SCHEMA, _unused_rules(matrix, usage, observ, flows, start, end)
+        )
     finally:
         eng.close()
-    start = since or window["start"]
-    end = until or window["end"]
-    flows = int(window["flows"])
-    violations = _add_differences(violations, matrix)
-    unused = _unused_rules(matrix, usage, observ, flows, start, end)
     stats = {
         "conversations": int(window["conversations"]),
         "violation_flows": int(pc_sum(violations, "flows")),
@@ -131,13 +134,14 @@ def run_audit(
     )
 
 
-def _address_texts(addrs: pa.Table) -> pa.Table:
-    """16-byte addresses → their text (IPv4-mapped ones as dotted quads)."""
+ADDRESSES = pa.schema([("addr", pa.binary(16)), ("ip", pa.string())])
+
+
+def _address_texts(addrs: pa.Table) -> list[tuple[bytes, str]]:
+    """16-byte addresses → (address, text) rows (IPv4-mapped ones as dotted quads)."""
     from flowaudit.matrix.model import addr_text
 
-    raw = addrs.column("addr").to_pylist()
-    texts = [addr_text(int.from_bytes(a, "big")) for a in raw]
-    return pa.table({"addr": pa.array(raw, pa.binary(16)), "ip": pa.array(texts, pa.string())})
+    return [(a, addr_text(int.from_bytes(a, "big"))) for a in addrs.column("addr").to_pylist()]
 
 
 def pc_sum(table: pa.Table, column: str) -> int:
@@ -163,7 +167,7 @@ def _add_differences(v: pa.Table, m: Matrix) -> pa.Table:
         ["src_ip", "dst_ip", "protocol", "dst_port", "nearest_rule", "reason", "vlan_id"]
     ).to_pylist():
         texts.append(_differences(row, m))
-    return v.append_column("differences", pa.array(texts, pa.string()))
+    return v.append_column("differences", text_array(texts))
 
 
 def _in_groups(ip: str, groups: tuple[str, ...], m: Matrix) -> bool:
@@ -288,7 +292,7 @@ def _unused_rules(
     flows_total: int,
     start: dt.datetime | None,
     end: dt.datetime | None,
-) -> pa.Table:
+) -> list[tuple[Any, ...]]:
     ports_used: dict[tuple[str, int], set[int]] = defaultdict(set)
     pairs_used: dict[tuple[str, int], set[tuple[str, str]]] = defaultdict(set)
     flows_by: dict[tuple[str, int], int] = defaultdict(int)
@@ -352,4 +356,4 @@ def _unused_rules(
                 }
             )
     rows.sort(key=lambda x: (x["status"] != "unused", x["rule_id"], x["protocol"]))
-    return pa.Table.from_pylist(rows, schema=UNUSED_SCHEMA)
+    return [tuple(r[f.name] for f in UNUSED_SCHEMA) for r in rows]

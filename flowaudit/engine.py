@@ -21,6 +21,32 @@ import pyarrow as pa
 from flowaudit.errors import QueryError, StoreError, UsageError
 from flowaudit.schema import FLOW_SCHEMA
 
+RELATIONS = ("rules", "hosts", "scope", "addresses", "result_rows")
+
+_DUCK_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.bool_(): "BOOLEAN",
+    pa.uint8(): "UTINYINT",
+    pa.uint16(): "USMALLINT",
+    pa.uint32(): "UINTEGER",
+    pa.int16(): "SMALLINT",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    pa.binary(16): "BLOB",
+    pa.binary(): "BLOB",
+}
+
+
+def _duck_type(t: pa.DataType) -> str:
+    if pa.types.is_list(t):
+        return _duck_type(t.value_type) + "[]"
+    return _DUCK_TYPES[t]
+
+
+def _check_name(name: str) -> None:
+    if name not in RELATIONS:
+        raise ValueError(f"not a relation name of the engine: {name}")
+
 
 @cache
 def load_sql(name: str) -> str:
@@ -52,9 +78,24 @@ class Engine:
             raise StoreError(f"cannot read the flow store: {e}") from e
 
     def register_table(self, name: str, table: pa.Table) -> None:
-        if name not in ("rules", "hosts", "scope", "addresses"):
-            raise ValueError(f"not a relation name of the engine: {name}")
+        _check_name(name)
         self.con.register(name, table)
+
+    def register_rows(self, name: str, schema: pa.Schema, rows: list[tuple[Any, ...]]) -> None:
+        """Load Python rows as a temp table of ``schema`` (bound parameters; no Arrow
+        conversion in Python, whose ``pa.array`` would import pandas)."""
+        _check_name(name)
+        cols = ", ".join(f'"{f.name}" {_duck_type(f.type)}' for f in schema)
+        marks = ", ".join("?" * len(schema))
+        # identifiers come from our own schemas and RELATIONS, never from the user
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({cols})")
+        if rows:
+            self.con.executemany(f"INSERT INTO {name} VALUES ({marks})", rows)
+
+    def table_from_rows(self, schema: pa.Schema, rows: list[tuple[Any, ...]]) -> pa.Table:
+        """Python rows → an Arrow table of ``schema``, built by DuckDB."""
+        self.register_rows("result_rows", schema, rows)
+        return self.con.sql("SELECT * FROM result_rows").to_arrow_table().cast(schema)
 
     def execute(self, name: str, **params: Any) -> None:
         """Run a statement file (e.g. one that builds a temp table)."""

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any
 
+from flowaudit._arrow import pylist
 from flowaudit.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ def iso(t: dt.datetime | None) -> str | None:
 
 def violation_dicts(result: AuditResult) -> list[dict[str, Any]]:
     out = []
-    for v in result.violations.to_pylist():
+    for v in pylist(result.violations):
         out.append(
             {
                 "finding_id": v["finding_id"],
@@ -48,7 +49,7 @@ def violation_dicts(result: AuditResult) -> list[dict[str, Any]]:
 
 
 def unused_dicts(result: AuditResult) -> list[dict[str, Any]]:
-    return [dict(u) for u in result.unused_rules.to_pylist()]
+    return [dict(u) for u in pylist(result.unused_rules)]
 
 
 def result_to_dict(result: AuditResult) -> dict[str, Any]:

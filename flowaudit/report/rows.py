@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from flowaudit._arrow import pylist
 from flowaudit.matrix.model import protocol_name
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def _t(t: Any) -> str:
 
 def violation_rows(result: AuditResult) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
-    for v in result.violations.to_pylist():
+    for v in pylist(result.violations):
         rows.append(
             (
                 v["finding_id"],
@@ -83,7 +84,7 @@ def violation_rows(result: AuditResult) -> list[tuple[str, ...]]:
 
 def unused_rows(result: AuditResult) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
-    for u in result.unused_rules.to_pylist():
+    for u in pylist(result.unused_rules):
         pairs = ", ".join(f"{a}→{b}" for a, b in u["unused_pairs"])
         rows.append(
             (
