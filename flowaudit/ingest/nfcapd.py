@@ -38,7 +38,6 @@ How (decisions for ARCHITECTURE.md):
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -128,11 +127,9 @@ def nfcapd_files(path: str | Path, seen: set[str] | None = None) -> list[tuple[P
 
 
 def _sha256(path: Path) -> str:
-    try:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
-    except OSError as e:
-        raise CaptureError(f"{path}: cannot read: {e.strerror or e}") from e
+    from flowaudit.ingest.record_pipeline import sha256_file
+
+    return sha256_file(path)
 
 
 def _env() -> dict[str, str]:

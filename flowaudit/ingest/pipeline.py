@@ -50,10 +50,11 @@ class IngestResult:
         name = Path(self.path).name
         if self.already_ingested:
             return f"{name}: already in the store (sha256 {self.sha256[:12]}…), nothing added"
+        non_ip = f"{self.non_ip:,} non-IP, " if self.unit == "packets" else ""
+        how = {"tshark": " (tshark engine)", "fast": ""}.get(self.reader, f" ({self.source_kind})")
         return (
-            f"{name}: {self.packets:,} {self.unit}, {self.flows:,} flows, "
-            f"{self.non_ip:,} non-IP, {self.skipped:,} skipped, {self.seconds:.2f} s"
-            + (" (tshark engine)" if self.reader == "tshark" else "")
+            f"{name}: {self.packets:,} {self.unit}, {self.flows:,} flows, {non_ip}"
+            f"{self.skipped:,} skipped, {self.seconds:.2f} s{how}"
         )
 
 

@@ -24,19 +24,6 @@ from flowaudit.store import CaptureRecord, FlowStore
 RECORD_FORMATS = ("netflow", "nfcapd", "zeek", "hubble")
 
 
-class RecordIngestResult(IngestResult):
-    """An IngestResult whose ``packets`` counts input records (flow records, log lines)."""
-
-    def summary(self) -> str:
-        name = Path(self.path).name
-        if self.already_ingested:
-            return f"{name}: already in the store (sha256 {self.sha256[:12]}…), nothing added"
-        return (
-            f"{name}: {self.packets:,} records, {self.flows:,} flows, "
-            f"{self.skipped:,} skipped, {self.seconds:.2f} s ({self.source_kind})"
-        )
-
-
 def _reader(fmt: str) -> Callable[..., Iterator[Any]]:
     if fmt == "netflow":
         from flowaudit.ingest.netflow import iter_netflow_tables
@@ -57,7 +44,8 @@ def _reader(fmt: str) -> Callable[..., Iterator[Any]]:
     raise CaptureError(f"unknown format {fmt!r}; choose one of {', '.join(RECORD_FORMATS)}")
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The file's sha256 (hex): the manifest key of a record input."""
     try:
         with open(path, "rb") as f:
             return hashlib.file_digest(f, "sha256").hexdigest()
@@ -77,14 +65,14 @@ def ingest_records(path: str | Path, store: FlowStore, fmt: str) -> list[IngestR
         return [_ingest_one(f, store, fmt, digest) for f, digest in nfcapd_files(p, seen)]
     if p.is_dir():
         raise CaptureError(f"{p}: is a directory (only --format nfcapd reads directories)")
-    return [_ingest_one(p, store, fmt, _sha256(p))]
+    return [_ingest_one(p, store, fmt, sha256_file(p))]
 
 
 def _ingest_one(p: Path, store: FlowStore, fmt: str, digest: str) -> IngestResult:
     from flowaudit.ingest.records import RecordStats
 
     t0 = time.perf_counter()
-    result = RecordIngestResult(str(p), digest, fmt, fmt)
+    result = IngestResult(str(p), digest, fmt, fmt, unit="records")
     if store.get(digest) is not None:
         result.already_ingested = True
         return result
