@@ -24,6 +24,7 @@ import base64
 import hashlib
 import ipaddress
 import struct
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -183,11 +184,37 @@ def community_ids(
         idx = np.flatnonzero(group)
         if len(idx):
             src = v4 if width <= 16 else rows
-            buf = np.ascontiguousarray(src[idx, :width]).tobytes()
-            sha1 = hashlib.sha1
-            dig = b"".join([sha1(buf[k : k + width]).digest() for k in range(0, len(buf), width)])
-            digests[idx, :20] = np.frombuffer(dig, dtype=np.uint8).reshape(-1, 20)
+            digests[idx, :20] = sha1_rows(np.ascontiguousarray(src[idx, :width]))
     return _base64_ids(digests)
+
+
+#: from this many rows on, DuckDB's vectorised sha1 is used (3x a hashlib loop at 500k rows)
+BULK_SHA1_ROWS = 50_000
+_HASH_CON: list[Any] = []
+
+
+def sha1_rows(rows: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """SHA-1 of each row of a C-contiguous 2-D uint8 array → (n, 20) digests."""
+    n, width = rows.shape
+    buf = rows.tobytes()
+    if n < BULK_SHA1_ROWS:
+        sha1 = hashlib.sha1
+        dig = b"".join([sha1(buf[k : k + width]).digest() for k in range(0, len(buf), width)])
+        return np.frombuffer(dig, dtype=np.uint8).reshape(n, 20)
+    if not _HASH_CON:  # a private connection, used only as a vectorised SHA-1
+        import duckdb
+
+        _HASH_CON.append(duckdb.connect(":memory:"))
+    con = _HASH_CON[0]
+    arr = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [None, pa.py_buffer(buf)])
+    con.register("sha1_rows_", pa.Table.from_arrays([arr], names=["b"]))
+    try:
+        out = con.sql("SELECT unhex(sha1(b)) AS d FROM sha1_rows_").to_arrow_table()
+    finally:
+        con.unregister("sha1_rows_")
+    col = out.column("d").combine_chunks()
+    values = np.frombuffer(col.buffers()[2], dtype=np.uint8)  # every digest is 20 bytes
+    return values[col.offset * 20 : (col.offset + n) * 20].reshape(n, 20).copy()
 
 
 _B64 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", np.uint8)

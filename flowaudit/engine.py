@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from flowaudit.errors import QueryError, StoreError, UsageError
-from flowaudit.schema import FLOW_SCHEMA
+from flowaudit.schema import empty_flows
 
 RELATIONS = ("rules", "hosts", "scope", "addresses", "result_rows")
 
@@ -69,7 +69,7 @@ class Engine:
             return
         paths = [str(p) for p in source]
         if not paths:
-            self.con.register("flows", FLOW_SCHEMA.empty_table())
+            self.con.register("flows", empty_flows())
             return
         try:
             rel = self.con.read_parquet(paths, hive_partitioning=True, union_by_name=True)

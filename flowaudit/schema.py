@@ -58,7 +58,9 @@ DIRECTIONS = ("syn", "first_packet", "service_port", "exporter")
 
 def empty_flows() -> pa.Table:
     """No flows is an empty table with the declared schema, never None."""
-    return FLOW_SCHEMA.empty_table()
+    from flowaudit._arrow import empty_table
+
+    return empty_table(FLOW_SCHEMA)
 
 
 def validate_flows(table: pa.Table | pa.RecordBatch) -> pa.Table:

@@ -23,6 +23,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from typing import Any
 from flowaudit.errors import StoreError
 
 DEFAULT_STORE = "flowaudit-data"
-FLOW_ROWS_PER_FILE = 1_000_000
+FLOW_ROWS_PER_FILE = 250_000  # one row group; a file per chunk keeps writes overlapped
 # dictionary-encode only the columns with few distinct values (flow_id, ports and
 # counters are nearly unique per row: a dictionary there costs time and bytes)
 _DICT = ["source_kind", "capture_id", "src_ip", "dst_ip", "src_addr", "dst_addr", "state",
@@ -151,6 +152,10 @@ class StoreWriter:
         self._pending: list[Any] = []  # pa.Table
         self._pending_rows = 0
         self._written: list[tuple[Path, str]] = []  # (temp file, date partition)
+        # Parquet encoding releases the GIL: one background writer overlaps it with parsing
+        # (ordered, single worker; at most one spill waits while the next one is built)
+        self._pool: ThreadPoolExecutor | None = None
+        self._jobs: list[Future[None]] = []
         self.rows = 0
         self.first_us: int | None = None
         self.last_us: int | None = None
@@ -166,6 +171,26 @@ class StoreWriter:
             self._spill()
 
     def _spill(self) -> None:
+        """Hand the pending tables to the background writer."""
+        import pyarrow as pa
+
+        if not self._pending:
+            return
+        table = pa.concat_tables(self._pending)
+        self._pending, self._pending_rows = [], 0
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowaudit-spill")
+        while len(self._jobs) >= 2:  # bound memory: wait for the oldest write
+            self._jobs.pop(0).result()
+        self._jobs.append(self._pool.submit(self._write, table))
+
+    def _drain(self) -> None:
+        """Wait for every background write; re-raise the first failure."""
+        jobs, self._jobs = self._jobs, []
+        for job in jobs:
+            job.result()
+
+    def _write(self, table: Any) -> None:
         # No pyarrow.compute here (nor pa.array): importing it costs ~0.3 s and pandas
         # with it, a fifth of a 2M-packet ingest. Timestamps are read through numpy.
         import numpy as np
@@ -174,10 +199,6 @@ class StoreWriter:
 
         from flowaudit._arrow import fixed, repeat
 
-        if not self._pending:
-            return
-        table = pa.concat_tables(self._pending)
-        self._pending, self._pending_rows = [], 0
         if self._capture_id is not None:
             i = table.schema.get_field_index("capture_id")
             stamp = repeat(self._capture_id(), table.num_rows)
@@ -203,6 +224,7 @@ class StoreWriter:
     def commit(self, record: CaptureRecord) -> bool:
         """Make the capture visible. False when it was already in the store (work dropped)."""
         self._spill()
+        self._drain()
         store = self.store
         lock = _Lock(store.root / ".locks" / f"{record.sha256}.lock")
         try:
@@ -229,7 +251,12 @@ class StoreWriter:
             self.abort()
 
     def abort(self) -> None:
-        """Drop whatever was not committed."""
+        """Drop whatever was not committed (after any write in flight has stopped)."""
+        if self._pool is not None:
+            for job in self._jobs:
+                job.cancel()
+            self._pool.shutdown(wait=True)
+            self._pool, self._jobs = None, []
         shutil.rmtree(self.tmp, ignore_errors=True)
         try:
             self.tmp.parent.rmdir()

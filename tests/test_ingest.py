@@ -140,3 +140,32 @@ def test_capture_error_names_the_file(tmp_path: Path) -> None:
     bad.write_bytes(bad.read_bytes()[:10])
     with pytest.raises(CaptureError, match="x.pcapng"):
         api.ingest(bad, tmp_path / "s")
+
+
+def test_many_spills_in_the_background_lose_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowrows import flow, make_flows
+
+    import flowaudit.store as store_mod
+    from flowaudit.store import CaptureRecord
+
+    monkeypatch.setattr(store_mod, "FLOW_ROWS_PER_FILE", 100)
+    store = FlowStore(tmp_path)
+    writer = store.begin(capture_id=lambda: "c" * 64)
+    for chunk in range(5):  # 5 tables of 120 flows, a day apart: 5 spills, 5+ files
+        rows = [flow("10.25.233.4", "10.25.233.5", 2379, sport=1000 + i, t=chunk * 86400 + i)
+                for i in range(120)]  # fmt: skip
+        writer.add(make_flows(rows))
+    rec = CaptureRecord(
+        sha256="c" * 64, path="x", size=0, source_kind="pcap", reader="test", packets=0,
+        flows=0, skipped=0, first_seen=None, last_seen=None, flowaudit_version="t",
+        ingested_at="2026-11-26T00:00:00Z",
+    )  # fmt: skip
+    assert writer.commit(rec)
+    (got,) = store.captures()
+    assert len(got.files) == 5 and got.flows == 600
+    assert got.first_seen == "2026-11-20T08:00:00Z"
+    q = "SELECT count(*) AS n, count(DISTINCT capture_id) AS c, min(capture_id) AS id FROM flows"
+    assert api.query(q, store=tmp_path).to_pylist() == [{"n": 600, "c": 1, "id": "c" * 64}]
+    assert not (tmp_path / ".tmp").exists() or not any((tmp_path / ".tmp").iterdir())

@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 
 from flowaudit.community_id import ICMP4_REQUESTS, ICMP6_REQUESTS
 from flowaudit.ingest.records import halves, state_from_flags
-from flowaudit.schema import FLOW_SCHEMA, TS, validate_flows
+from flowaudit.schema import TS, empty_flows, validate_flows
 
 DEFAULT_MAX_GAP_S = 60.0
 DEFAULT_HORIZON_S = 900.0
@@ -175,7 +175,7 @@ def pair_unidirectional(table: pa.Table, *, max_gap_s: float = DEFAULT_MAX_GAP_S
     already bidirectional, and the records that found no partner.
     """
     if table.num_rows == 0:
-        return FLOW_SCHEMA.empty_table()
+        return empty_flows()
     done, unpaired = _pair(table, max_gap_s)
     return _sorted(pa.concat_tables([done, unpaired]))
 
@@ -195,7 +195,7 @@ def iter_paired(
     older ones are emitted unpaired. Empty tables are never yielded. Each table is sorted
     by (first_seen, flow_id) unless ``sort`` is False.
     """
-    carry = FLOW_SCHEMA.empty_table()
+    carry = empty_flows()
     newest: int | None = None
     horizon = round(horizon_s * 1e6)
     for table in tables:
