@@ -119,7 +119,23 @@ def ip_text(
     return strings(data, lens)
 
 
-__all__ = ["empty_table", "fixed", "from_codes", "ip_text", "repeat", "strings"]
+__all__ = [
+    "bools",
+    "constant",
+    "empty_table",
+    "fixed",
+    "from_codes",
+    "int_values",
+    "ints",
+    "np_dtype",
+    "ip_text",
+    "ip_text_unique",
+    "pick",
+    "pylist",
+    "repeat",
+    "strings",
+    "text_array",
+]
 
 
 def text_array(values: list[str]) -> pa.Array:
@@ -154,3 +170,95 @@ def pylist(table: pa.Table) -> list[dict[str, Any]]:
             if row[name] is not None:
                 row[name] = row[name].replace(tzinfo=dt.UTC)
     return rows
+
+
+def np_dtype(typ: pa.DataType) -> np.dtype[Any]:
+    if pa.types.is_timestamp(typ):
+        return np.dtype(np.int64)
+    kind = "u" if pa.types.is_unsigned_integer(typ) else "i"
+    return np.dtype(f"{kind}{typ.bit_width // 8}")
+
+
+def ints(
+    typ: pa.DataType, values: npt.ArrayLike, null: npt.NDArray[np.bool_] | None = None
+) -> pa.Array:
+    """An integer (or timestamp, from int64 ticks) array of ``typ`` over ``values``, cast
+    to the matching numpy dtype; ``null`` rows null (``pa.array`` imports pandas)."""
+    return fixed(typ, np.asarray(values).astype(np_dtype(typ), copy=False), null)
+
+
+def bools(mask: npt.NDArray[np.bool_]) -> pa.Array:
+    """A boolean array (no nulls) from a numpy mask, e.g. for ``Table.filter``."""
+    m = np.asarray(mask, dtype=np.bool_)
+    return pa.Array.from_buffers(
+        pa.bool_(), len(m), [None, pa.py_buffer(np.packbits(m, bitorder="little"))]
+    )
+
+
+def int_values(col: pa.Array | pa.ChunkedArray, fill: int = 0) -> npt.NDArray[np.int64]:
+    """An integer or timestamp column as int64 numpy values, nulls → ``fill`` (instead of
+    ``fill_null(...).to_numpy()``, whose Python scalar imports pandas)."""
+    if len(col) == 0:
+        return np.zeros(0, np.int64)
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if not pa.types.is_int64(arr.type):
+        arr = arr.cast(pa.int64())
+    n, off = len(arr), arr.offset
+    if n == 0:
+        return np.zeros(0, np.int64)
+    validity, data = arr.buffers()[:2]
+    out = np.frombuffer(data, dtype=np.int64, count=off + n)[off:].copy()
+    if arr.null_count:
+        bits = np.frombuffer(validity, dtype=np.uint8)
+        valid = np.unpackbits(bits, count=off + n, bitorder="little")[off:].astype(np.bool_)
+        out[~valid] = fill
+    return out
+
+
+def _gather(
+    data: npt.NDArray[np.uint8], lens: npt.NDArray[np.int64], codes: npt.NDArray[np.integer]
+) -> pa.Array:
+    """Row i = string ``codes[i]`` of (``data``: concatenated bytes, ``lens``)."""
+    starts = np.zeros(len(lens), dtype=np.int64)
+    np.cumsum(lens[:-1], out=starts[1:])
+    rows = lens[codes]
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(rows, out=offsets[1:])
+    shift = starts[codes] - offsets[:-1]
+    return strings(data[np.repeat(shift, rows) + np.arange(int(offsets[-1]))], rows)
+
+
+def pick(codes: npt.NDArray[np.integer], names: tuple[str, ...] | list[str]) -> pa.Array:
+    """``from_codes`` by a byte gather instead of a (rows × widest name) mask: faster
+    on large inputs, same result."""
+    enc = [s.encode() for s in names]
+    data = np.frombuffer(b"".join(enc), dtype=np.uint8)
+    return _gather(data, np.array([len(b) for b in enc], dtype=np.int64), codes)
+
+
+def constant(value: str, n: int) -> pa.Array:
+    """``repeat`` without per-row work: ``value`` ``n`` times, as a string array."""
+    b = value.encode()
+    offsets = np.arange(n + 1, dtype=np.int32) * len(b)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(b * n))
+
+
+def ip_text_unique(
+    ipv: npt.NDArray[np.generic], hi: npt.NDArray[np.generic], lo: npt.NDArray[np.generic]
+) -> pa.Array:
+    """``ip_text``, formatting each distinct address once (flow tables repeat addresses)."""
+    m = len(ipv)
+    key = np.stack(
+        [np.asarray(ipv, np.uint64), np.asarray(hi, np.uint64), np.asarray(lo, np.uint64)], 1
+    )
+    if m == 0:
+        return ip_text(ipv, hi, lo)
+    if bool((key[:, 0] == 4).all()):
+        uniq_lo, inv = np.unique(key[:, 2] & np.uint64(0xFFFFFFFF), return_inverse=True)
+        u = ip_text(np.full(len(uniq_lo), 4, np.int8), np.zeros_like(uniq_lo), uniq_lo)
+    else:
+        uniq, inv = np.unique(key, axis=0, return_inverse=True)
+        u = ip_text(uniq[:, 0], uniq[:, 1], uniq[:, 2])
+    offs = np.frombuffer(u.buffers()[1], dtype=np.int32, count=len(u) + 1)
+    data = np.frombuffer(u.buffers()[2], dtype=np.uint8, count=int(offs[-1]))
+    return _gather(data, np.diff(offs).astype(np.int64), inv.reshape(-1))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import json
 import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -299,3 +300,51 @@ def test_paired_flow_fields_from_both_records() -> None:
     rev = [x for x in raw.to_pylist() if x["src_ip"] == r["dst_ip"] and x["dst_ip"] == r["src_ip"]]
     assert r["src_packets"] == sum(x["src_packets"] for x in fwd if x["src_port"] == r["src_port"])
     assert r["dst_packets"] == sum(x["src_packets"] for x in rev if x["dst_port"] == r["src_port"])
+
+
+_NO_PANDAS_SCRIPT = """
+import sys
+from flowaudit.ingest.netflow import iter_netflow_tables
+from flowaudit.ingest.records import RecordStats
+counts = []
+for path in sys.argv[1:]:
+    for pair in (True, False):
+        st = RecordStats()
+        counts.append(sum(t.num_rows for t in iter_netflow_tables(path, stats=st, pair=pair)))
+print(counts, "pandas" in sys.modules)
+"""
+
+
+def test_netflow_ingest_does_not_import_pandas() -> None:
+    # pyarrow imports pandas (~0.4 s) on the first pa.array / pa.scalar / fill_null call;
+    # the NetFlow path builds its arrays from buffers instead (flowaudit/_arrow.py).
+    names = [
+        "graylog-netflow9.pcap",  # v9, pairing (21 records -> 17 flows)
+        "graylog-netgraph-netflow5.pcap",  # v5 (120 -> 67)
+        "pmacct-104-IPFIXv10-IPv6-CISCO-sampling_option.pcap",  # IPFIX over IPv6 (3)
+        "pmacct-111-IPFIXv10-NFv9-IPv6-IPv4-mix_sources.traffic-00.pcap",  # (11)
+    ]
+    out = subprocess.run(
+        [sys.executable, "-c", _NO_PANDAS_SCRIPT, *[str(PCAP / n) for n in names]],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.split() == ["[17,", "21,", "67,", "120,", "3,", "3,", "11,", "11]", "False"]
+
+
+def test_netflow_cli_ingest_does_not_import_pandas(tmp_path: Path) -> None:
+    script = (
+        "import sys, runpy; sys.argv = ['flowaudit', *sys.argv[1:]]\n"
+        "try:\n    runpy.run_module('flowaudit', run_name='__main__')\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    args = ["ingest", "--format", "netflow", "-q", "--store", str(tmp_path / "store")]
+    out = subprocess.run(
+        [sys.executable, "-c", script, *args, str(PCAP / "graylog-netflow9.pcap")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.split() == ["False"]

@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from flowaudit._arrow import pick
 from flowaudit.errors import CaptureError
 from flowaudit.ingest._nf_decode import V5_RECORD_LEN, Batch, Decoder
 from flowaudit.ingest._nf_pcap import iter_udp_payloads
@@ -198,12 +199,11 @@ def _columns(d: Decoder, b: Batch) -> pa.Table | None:
             code = (t4.astype(np.int64) << 8) | c4.astype(np.int64)
         sport = np.where(icmp, (code >> 8) & 0xFF, sport)
         dport = np.where(icmp, code & 0xFF, dport)
-    exp_names = pa.array(d.exporters, pa.string())
-    exporter = pa.DictionaryArray.from_arrays(pa.array(ctx[:, 3].astype(np.int32)), exp_names)
+    exporter = pick(ctx[:, 3].astype(np.intp), d.exporters)
     cols.update(
         ip_version=ipv, src_hi=shi, src_lo=slo, dst_hi=dhi, dst_lo=dlo, protocol=proto,
         src_port=sport, dst_port=dport, first_seen=first, last_seen=np.maximum(first, last),
-        direction="exporter", sampling=sampling, exporter=exporter.cast(pa.string()),
+        direction="exporter", sampling=sampling, exporter=exporter,
         observation_domain=ctx[:, 4],
     )  # fmt: skip
     d.stats.records += n

@@ -37,6 +37,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flowaudit import _arrow
 from flowaudit.community_id import ICMP4_REQUESTS, ICMP6_REQUESTS
 from flowaudit.ingest.records import halves, state_from_flags
 from flowaudit.schema import TS, empty_flows, validate_flows
@@ -59,11 +60,11 @@ def _service_mask() -> npt.NDArray[np.bool_]:
 
 
 def _ints(col: pa.ChunkedArray, fill: int = -1) -> I64:
-    return np.asarray(col.cast(pa.int64()).fill_null(fill).to_numpy(), dtype=np.int64)
+    return _arrow.int_values(col, fill)
 
 
 def _us(col: pa.ChunkedArray) -> I64:
-    return np.asarray(col.cast(pa.int64()).to_numpy(), dtype=np.int64)
+    return _arrow.int_values(col, 0)
 
 
 def _match(table: pa.Table, max_gap_s: float) -> tuple[I64, I64, npt.NDArray[np.bool_]]:
@@ -75,7 +76,7 @@ def _match(table: pa.Table, max_gap_s: float) -> tuple[I64, I64, npt.NDArray[np.
         return empty, empty, cand
     need = ["src_addr", "dst_addr", "src_port", "dst_port", "protocol", "exporter"]
     need += ["observation_domain", "vlan_id", "first_seen", "last_seen"]
-    t = table.select(need).take(pa.array(idx))
+    t = table.select(need).take(_arrow.ints(pa.int64(), idx))
     shi, slo = halves(t["src_addr"])
     dhi, dlo = halves(t["dst_addr"])
     sp, dp = _ints(t["src_port"], 0), _ints(t["dst_port"], 0)
@@ -83,8 +84,11 @@ def _match(table: pa.Table, max_gap_s: float) -> tuple[I64, I64, npt.NDArray[np.
     fwd = (shi < dhi) | ((shi == dhi) & (slo < dlo)) | ((shi == dhi) & (slo == dlo) & (sp <= dp))
     ahi, alo, ap = np.where(fwd, shi, dhi), np.where(fwd, slo, dlo), np.where(fwd, sp, dp)
     bhi, blo, bp = np.where(fwd, dhi, shi), np.where(fwd, dlo, slo), np.where(fwd, dp, sp)
-    exporter = pc.dictionary_encode(t["exporter"].fill_null("")).combine_chunks()
-    exp = np.asarray(exporter.indices.to_numpy(), dtype=np.int64)
+    exporter = pc.dictionary_encode(t["exporter"]).combine_chunks()
+    exp = _arrow.int_values(exporter.indices, -1)
+    if (exp < 0).any():  # null exporter: grouped with "" (fill_null imports pandas)
+        names = exporter.dictionary.to_pylist()
+        exp[exp < 0] = names.index("") if "" in names else len(names)
     dom = _ints(t["observation_domain"])
     vlan = _ints(t["vlan_id"])
     first, last = _us(t["first_seen"]), _us(t["last_seen"])
@@ -123,9 +127,9 @@ def _match(table: pa.Table, max_gap_s: float) -> tuple[I64, I64, npt.NDArray[np.
 
 
 def _merge(table: pa.Table, init: I64, rev: I64) -> pa.Table:
-    i_rows = table.take(pa.array(init))
+    i_rows = table.take(_arrow.ints(pa.int64(), init))
     r_cols = ["src_packets", "src_bytes", "tcp_flags_src", "src_ip_bytes", "first_seen"]
-    r_rows = table.select([*r_cols, "last_seen", "sampling"]).take(pa.array(rev))
+    r_rows = table.select([*r_cols, "last_seen", "sampling"]).take(_arrow.ints(pa.int64(), rev))
     cols = {name: i_rows[name] for name in table.column_names}
     cols["dst_packets"] = r_rows["src_packets"]
     cols["dst_bytes"] = r_rows["src_bytes"]
@@ -133,8 +137,8 @@ def _merge(table: pa.Table, init: I64, rev: I64) -> pa.Table:
     cols["dst_ip_bytes"] = r_rows["src_ip_bytes"]
     first = np.minimum(_us(i_rows["first_seen"]), _us(r_rows["first_seen"]))
     last = np.maximum(_us(i_rows["last_seen"]), _us(r_rows["last_seen"]))
-    cols["first_seen"] = pa.array(first, pa.int64()).cast(TS)
-    cols["last_seen"] = pa.array(last, pa.int64()).cast(TS)
+    cols["first_seen"] = _arrow.ints(TS, first)
+    cols["last_seen"] = _arrow.ints(TS, last)
     cols["sampling"] = pc.max_element_wise(i_rows["sampling"], r_rows["sampling"])
     cols["state"] = state_from_flags(
         _ints(i_rows["protocol"]),
@@ -142,8 +146,8 @@ def _merge(table: pa.Table, init: I64, rev: I64) -> pa.Table:
         _ints(r_rows["tcp_flags_src"], 0),
         _ints(r_rows["src_packets"], 0),
     )
-    cols["direction"] = pa.array(["exporter"] * len(init), pa.string())
-    return pa.table(cols)
+    cols["direction"] = _arrow.constant("exporter", len(init))
+    return pa.Table.from_arrays(list(cols.values()), names=list(cols))
 
 
 def _pair(table: pa.Table, max_gap_s: float) -> tuple[pa.Table, pa.Table]:
@@ -158,8 +162,8 @@ def _pair(table: pa.Table, max_gap_s: float) -> tuple[pa.Table, pa.Table]:
     used[init] = True
     used[rev] = True
     merged = validate_flows(_merge(table, init, rev))
-    passthrough = table.filter(pa.array(~cand))
-    unpaired = table.filter(pa.array(cand & ~used))
+    passthrough = table.filter(_arrow.bools(~cand))
+    unpaired = table.filter(_arrow.bools(cand & ~used))
     done = pa.concat_tables([merged, passthrough])
     return done, unpaired
 
@@ -206,8 +210,8 @@ def iter_paired(
         newest = top if newest is None else max(newest, top)
         done, unpaired = _pair(pa.concat_tables([carry, table]), max_gap_s)
         keep = _us(unpaired["last_seen"]) >= newest - horizon
-        carry = unpaired.filter(pa.array(keep))
-        out = pa.concat_tables([done, unpaired.filter(pa.array(~keep))])
+        carry = unpaired.filter(_arrow.bools(keep))
+        out = pa.concat_tables([done, unpaired.filter(_arrow.bools(~keep))])
         if out.num_rows:
             yield _sorted(out) if sort else out
     if carry.num_rows:

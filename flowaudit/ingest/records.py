@@ -40,6 +40,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flowaudit import _arrow
 from flowaudit.community_id import ICMP4_PAIR_TABLE, ICMP6_PAIR_TABLE, PORT_PROTOCOLS, community_ids
 from flowaudit.schema import FLOW_SCHEMA, TS, validate_flows
 
@@ -123,26 +124,7 @@ def addr16(hi: npt.NDArray[np.generic], lo: npt.NDArray[np.generic]) -> pa.Array
 
 def ip_text(ipv: npt.NDArray[np.generic], hi: npt.NDArray[np.generic], lo: U64) -> pa.Array:
     """Canonical text (dotted quad / RFC 5952) of addresses given as halves."""
-    n = len(ipv)
-    out = np.empty(n, dtype=object)
-    is4 = np.asarray(ipv) == 4
-    if is4.any():
-        v4 = np.asarray(lo)[is4].astype(np.uint64) & np.uint64(0xFFFFFFFF)
-        uniq, inv = np.unique(v4, return_inverse=True)
-        octets = [
-            pa.array(((uniq >> np.uint64(s)) & np.uint64(255)).astype(np.uint8)).cast(pa.string())
-            for s in (24, 16, 8, 0)
-        ]
-        text = pc.binary_join_element_wise(*octets, ".").to_numpy(zero_copy_only=False)
-        out[is4] = text[inv.reshape(-1)]
-    if (~is4).any():
-        pairs = np.stack([np.asarray(hi)[~is4], np.asarray(lo)[~is4]], axis=1).astype(np.uint64)
-        uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
-        text = np.array(
-            [str(ipaddress.IPv6Address((int(h) << 64) | int(w))) for h, w in uniq], dtype=object
-        )
-        out[~is4] = text[inv.reshape(-1)]
-    return pa.array(out, pa.string())
+    return _arrow.ip_text_unique(ipv, hi, lo)
 
 
 # --- state -------------------------------------------------------------------------------
@@ -171,9 +153,9 @@ def state_from_flags(
         est & ((fd & RST) != 0),
         est,
     ]
-    names = np.array(["S0", "SF", "OTH", "S0", "REJ", "SF", "RSTO", "RSTR", "S1", "OTH"], object)
+    names = ["S0", "SF", "OTH", "S0", "REJ", "SF", "RSTO", "RSTR", "S1", "OTH"]
     idx = np.select(conds, np.arange(len(conds)), default=len(conds))
-    return pa.array(names[idx], pa.string())
+    return _arrow.pick(idx, names)
 
 
 # --- the table ---------------------------------------------------------------------------
@@ -198,14 +180,14 @@ def _ts(v: Any, n: int) -> pa.Array:
         v = v.combine_chunks()
     if isinstance(v, pa.Array) and pa.types.is_timestamp(v.type):
         return v.cast(TS)
-    return pa.array(_np(v, n, np.int64), pa.int64()).cast(TS)
+    return _arrow.ints(TS, _np(v, n, np.int64))
 
 
 def _strings(v: Any, n: int, default: str | None) -> pa.Array:
     if v is None and default is None:
         return pa.nulls(n, pa.string())
     if v is None or isinstance(v, str):
-        return pa.nulls(n, pa.string()).fill_null(v if v is not None else default)
+        return _arrow.constant(v if v is not None else str(default), n)
     if isinstance(v, pa.ChunkedArray):
         return v.combine_chunks().cast(pa.string())
     if isinstance(v, pa.Array):
@@ -230,7 +212,13 @@ def _nullable_int(v: Any, n: int, typ: pa.DataType) -> pa.Array:
     else:
         a = a.astype(np.int64)
         mask = a < 0
-    return pa.array(np.where(mask, 0, a), typ, mask=mask | (a < 0))
+    null = mask | (a < 0)
+    if pa.types.is_integer(typ) and not null.all():
+        info = np.iinfo(_arrow.np_dtype(typ))
+        kept = a[~null]
+        if kept.min() < info.min or kept.max() > info.max:
+            raise pa.ArrowInvalid(f"value out of range for {typ}")  # as pa.array would
+    return _arrow.ints(typ, np.where(null, 0, a), null=null)
 
 
 def halves(col: pa.Array | pa.ChunkedArray) -> tuple[U64, U64]:
@@ -251,8 +239,7 @@ def add_flow_ids(table: pa.Table) -> pa.Table:
     dhi, dlo = halves(table["dst_addr"])
 
     def ints(name: str) -> npt.NDArray[np.int64]:
-        col = table[name].cast(pa.int64()).fill_null(0).combine_chunks()
-        return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.int64)
+        return _arrow.int_values(table[name], 0)
 
     ipv = ints("ip_version")
     fid = community_ids(
@@ -314,32 +301,32 @@ def flow_table(cols: Mapping[str, Any], *, source_kind: str, flow_ids: bool = Tr
         "flow_id": (
             community_ids(ipv, shi, slo, dhi, dlo, proto, sp_u, dp_u)
             if flow_ids
-            else pa.array(np.full(n, "", object), pa.string())
+            else _arrow.constant("", n)
         ),
         "source_kind": _strings(source_kind, n, None),
         "capture_id": _strings(cols.get("capture_id", ""), n, ""),
         "vlan_id": _nullable_int(cols.get("vlan_id"), n, pa.int16()),
-        "ip_version": pa.array(ipv, pa.int8()),
+        "ip_version": _arrow.ints(pa.int8(), ipv),
         "src_ip": ip_text(ipv, shi, slo) if flow_ids else _strings("", n, ""),
         "dst_ip": ip_text(ipv, dhi, dlo) if flow_ids else _strings("", n, ""),
         "src_addr": addr16(shi, slo),
         "dst_addr": addr16(dhi, dlo),
-        "protocol": pa.array(proto, pa.uint8()),
-        "src_port": pa.array(sp_u.astype(np.uint16), pa.uint16(), mask=port_null),
-        "dst_port": pa.array(dp_u.astype(np.uint16), pa.uint16(), mask=port_null),
+        "protocol": _arrow.ints(pa.uint8(), proto),
+        "src_port": _arrow.ints(pa.uint16(), sp_u, null=port_null),
+        "dst_port": _arrow.ints(pa.uint16(), dp_u, null=port_null),
         "first_seen": _ts(cols["first_seen"], n),
         "last_seen": _ts(cols["last_seen"], n),
-        "src_packets": pa.array(pk_s, pa.uint64()),
-        "src_bytes": pa.array(_np(cols.get("src_bytes"), n, np.uint64), pa.uint64()),
-        "dst_packets": pa.array(pk_d, pa.uint64()),
-        "dst_bytes": pa.array(_np(cols.get("dst_bytes"), n, np.uint64), pa.uint64()),
-        "tcp_flags_src": pa.array(fl_s, pa.uint8()),
-        "tcp_flags_dst": pa.array(fl_d, pa.uint8()),
+        "src_packets": _arrow.ints(pa.uint64(), pk_s),
+        "src_bytes": _arrow.ints(pa.uint64(), _np(cols.get("src_bytes"), n, np.uint64)),
+        "dst_packets": _arrow.ints(pa.uint64(), pk_d),
+        "dst_bytes": _arrow.ints(pa.uint64(), _np(cols.get("dst_bytes"), n, np.uint64)),
+        "tcp_flags_src": _arrow.ints(pa.uint8(), fl_s),
+        "tcp_flags_dst": _arrow.ints(pa.uint8(), fl_d),
         "state": (
             state_from_flags(proto, fl_s, fl_d, pk_d) if state is None else _strings(state, n, "")
         ),
         "direction": _strings(cols["direction"], n, None),
-        "sampling": pa.array(_np(cols.get("sampling"), n, np.uint32, 1), pa.uint32()),
+        "sampling": _arrow.ints(pa.uint32(), _np(cols.get("sampling"), n, np.uint32, 1)),
     }
     for name in ("src_ip_bytes", "dst_ip_bytes"):
         if cols.get(name) is not None:
