@@ -104,3 +104,16 @@ def test_record_file_reingest_adds_nothing(tmp_path: Path) -> None:
     (a,) = api.ingest(f, tmp_path)
     (b,) = api.ingest(f, tmp_path)
     assert (a.flows, a.already_ingested, b.already_ingested) == (10, False, True)
+
+
+@pytest.mark.nfdump
+def test_empty_nfcapd_warns_and_zero_byte_file_is_exit_2(tmp_path: Path) -> None:
+    r = run("--store", str(tmp_path / "s"), str(NFCAPD / "chrispassas-nfcapd-empty"))
+    assert r.exit_code == 0
+    assert "chrispassas-nfcapd-empty: contains no flow records (nfcapd)" in r.stderr
+    assert "chrispassas-nfcapd-empty: 0 records, 0 flows" in r.stderr
+    zero = tmp_path / "nfcapd.202611260000"
+    zero.write_bytes(b"")
+    r = run("--store", str(tmp_path / "s"), "--format", "nfcapd", str(zero))
+    assert r.exit_code == 2
+    assert "nfcapd.202611260000: not an nfcapd file" in r.stderr

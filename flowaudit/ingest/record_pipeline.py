@@ -85,6 +85,8 @@ def _ingest_one(p: Path, store: FlowStore, fmt: str, digest: str) -> IngestResul
                 kinds.update(table.column("source_kind").unique().to_pylist())
             writer.add(table)
         warnings = list(stats.warnings)
+        if stats.records == 0:
+            warnings.append(f"{p}: contains no flow records ({fmt}); nothing to audit from it")
         if stats.suppressed_warnings:
             warnings.append(f"{p}: {stats.suppressed_warnings} more warnings not shown")
         record = CaptureRecord(
