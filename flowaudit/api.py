@@ -163,9 +163,7 @@ def query(
     eng = Engine()
     try:
         eng.register_flows(st.flow_files())
-        eng.register_table("rules", matrix.rules_table())
-        eng.register_table("hosts", matrix.hosts_table())
-        eng.register_table("scope", matrix.scope_table())
+        eng.register_matrix(matrix)
         return eng.read_only_query(sql)
     finally:
         eng.close()

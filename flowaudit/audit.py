@@ -23,7 +23,6 @@ import pyarrow as pa
 from flowaudit._arrow import pylist, text_array
 from flowaudit.engine import Engine
 from flowaudit.matrix import Matrix
-from flowaudit.matrix.compile import relation_rows
 from flowaudit.matrix.model import PORTED, Rule, ports_text, protocol_name
 
 MAX_PAIR_HOSTS = 16  # expand host pairs of partly-used rules only for small groups
@@ -94,8 +93,7 @@ def run_audit(
     eng = Engine()
     try:
         eng.register_flows(flow_source)
-        for name, (schema, rows) in relation_rows(matrix).items():
-            eng.register_rows(name, schema, rows)
+        eng.register_matrix(matrix)
         eng.execute("conversations", since=since, until=until)
         eng.register_rows("addresses", ADDRESSES, _address_texts(eng.run("conversation_addresses")))
         eng.execute("conversation_ids")
@@ -115,7 +113,7 @@ def run_audit(
         eng.close()
     stats = {
         "conversations": int(window["conversations"]),
-        "violation_flows": int(pc_sum(violations, "flows")),
+        "violation_flows": _sum(violations, "flows"),
         "by_reason": _count_by(violations, "reason"),
         "unused": _count_status(unused, "unused"),
         "partly_used": _count_status(unused, "partly-used"),
@@ -144,7 +142,7 @@ def _address_texts(addrs: pa.Table) -> list[tuple[bytes, str]]:
     return [(a, addr_text(int.from_bytes(a, "big"))) for a in addrs.column("addr").to_pylist()]
 
 
-def pc_sum(table: pa.Table, column: str) -> int:
+def _sum(table: pa.Table, column: str) -> int:
     return int(sum(v or 0 for v in table.column(column).to_pylist())) if table.num_rows else 0
 
 

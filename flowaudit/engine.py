@@ -13,13 +13,16 @@ from collections.abc import Sequence
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 
 from flowaudit.errors import QueryError, StoreError, UsageError
 from flowaudit.schema import empty_flows
+
+if TYPE_CHECKING:
+    from flowaudit.matrix import Matrix
 
 RELATIONS = ("rules", "hosts", "scope", "addresses", "result_rows")
 
@@ -77,9 +80,12 @@ class Engine:
         except duckdb.Error as e:
             raise StoreError(f"cannot read the flow store: {e}") from e
 
-    def register_table(self, name: str, table: pa.Table) -> None:
-        _check_name(name)
-        self.con.register(name, table)
+    def register_matrix(self, matrix: Matrix) -> None:
+        """Load the compiled matrix as the ``rules``, ``hosts`` and ``scope`` relations."""
+        from flowaudit.matrix.compile import relation_rows
+
+        for name, (schema, rows) in relation_rows(matrix).items():
+            self.register_rows(name, schema, rows)
 
     def register_rows(self, name: str, schema: pa.Schema, rows: list[tuple[Any, ...]]) -> None:
         """Load Python rows as a temp table of ``schema`` (bound parameters; no Arrow

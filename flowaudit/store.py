@@ -329,11 +329,10 @@ def _iso(us: int | None) -> str | None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file and rename: never a half-written file."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    """Write ``text`` to ``path`` atomically; a failure is a StoreError naming the file."""
+    from flowaudit._files import write_text_atomic
+
     try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        write_text_atomic(path, text)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise StoreError(f"{path}: cannot write: {e.strerror}") from e

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import os
-import uuid
-from pathlib import Path
 
+from flowaudit._files import write_text_atomic
 from flowaudit.errors import OutputError
 
 
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, p)
+        write_text_atomic(path, text)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{p}: cannot write report: {e.strerror}") from e
+        raise OutputError(f"{path}: cannot write report: {e.strerror}") from e
