@@ -2,10 +2,10 @@
 .PHONY: check fmt lint types test
 check: lint types test
 fmt:
-	ruff format flowaudit tests benchmarks
+	ruff format flowaudit tests benchmarks notebooks
 lint:
-	ruff check flowaudit tests benchmarks
-	ruff format --check flowaudit tests benchmarks
+	ruff check flowaudit tests benchmarks notebooks
+	ruff format --check flowaudit tests benchmarks notebooks
 types:
 	mypy
 test:

@@ -10,7 +10,7 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flowaudit.errors import CaptureError, StoreError, UsageError
 from flowaudit.ingest.pipeline import IngestResult, Progress, ingest_file
@@ -102,18 +102,30 @@ def audit(
     until: dt.datetime | None = None,
     engine: str = "auto",
     progress: Progress | None = None,
+    baseline: str | os.PathLike[str] | dict[str, Any] | None = None,
+    enrich: bool = False,
 ) -> AuditResult:
     """Audit traffic against the matrix.
 
     With ``captures``, the audit covers exactly those captures (ingested into
     ``store`` when given, else into a temporary store). Without, it audits the
     whole ``store`` (default ``./flowaudit-data``).
+
+    ``baseline``: a previous JSON report (path or its parsed dict); the result then
+    has ``changes`` (new / persisting / resolved finding ids), new findings first.
+    ``enrich``: name what each violation's traffic is (TLS SNI and certificate names,
+    HTTP host, SSH banner, DNS names) by dissecting only its packets with tshark.
     """
     from flowaudit.audit import run_audit
 
     since, until = _utc(since, "since"), _utc(until, "until")
     if since is not None and until is not None and since >= until:
         raise UsageError(f"--since {since.isoformat()} is not before --until {until.isoformat()}")
+    previous = None
+    if baseline is not None:
+        from flowaudit.baseline import load_baseline
+
+        previous = baseline if isinstance(baseline, dict) else load_baseline(baseline)
     matrix = load_matrix(rules, groups)
     paths = [Path(p) for p in captures]
     with tempfile.TemporaryDirectory(prefix="flowaudit-") as tmp:
@@ -143,7 +155,17 @@ def audit(
             }
             for r in records
         )
-        return run_audit(matrix, files, since=since, until=until, captures=inputs)
+        result = run_audit(matrix, files, since=since, until=until, captures=inputs)
+    if enrich:
+        from flowaudit.enrich import enrich_result
+
+        sources = paths or [Path(r.path) for r in records if Path(r.path).is_file()]
+        result = enrich_result(result, sources)
+    if previous is not None:
+        from flowaudit.baseline import compare
+
+        result = compare(result, previous)
+    return result
 
 
 def query(

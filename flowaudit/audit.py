@@ -16,14 +16,18 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from flowaudit._arrow import pylist, text_array
+from flowaudit.coverage import COVERAGE_SCHEMA, coverage_rows
 from flowaudit.engine import Engine
 from flowaudit.matrix import Matrix
 from flowaudit.matrix.model import PORTED, Rule, ports_text, protocol_name
+
+if TYPE_CHECKING:
+    from flowaudit.baseline import Changes
 
 MAX_PAIR_HOSTS = 16  # expand host pairs of partly-used rules only for small groups
 
@@ -61,6 +65,15 @@ class AuditResult:
     sampled: bool
     captures: tuple[dict[str, Any], ...] = ()
     stats: dict[str, Any] = field(default_factory=dict)
+    # one row per (rule, protocol, responder port, initiator, responder) that carried traffic
+    rule_usage: pa.Table | None = None
+    # the matrix coverage picture: one row per grid cell (flowaudit.coverage)
+    coverage: pa.Table | None = None
+    # finding id -> {"tls_sni": [...], "tls_cert_names": [...], "http_host": [...],
+    #                "ssh_banner": [...], "dns_names": [...]} (flowaudit.enrich; optional)
+    enrichment: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    # set by flowaudit.baseline.compare(): new / persisting / resolved finding ids
+    changes: Changes | None = None
 
     @property
     def has_findings(self) -> bool:
@@ -74,6 +87,12 @@ class AuditResult:
         from flowaudit.report.json_ import result_to_dict
 
         return result_to_dict(self)
+
+    def coverage_svg(self) -> str:
+        """The coverage picture (source group × destination service) as inline SVG."""
+        from flowaudit.report.svg import coverage_svg
+
+        return coverage_svg(self)
 
     def _repr_html_(self) -> str:
         from flowaudit.report import render
@@ -109,6 +128,7 @@ def run_audit(
         unused = eng.table_from_rows(
             UNUSED_SCHEMA, _unused_rules(matrix, usage, observ, flows, start, end)
         )
+        coverage = eng.table_from_rows(COVERAGE_SCHEMA, coverage_rows(matrix, usage, violations))
     finally:
         eng.close()
     stats = {
@@ -129,6 +149,8 @@ def run_audit(
         sampled=int(window["max_sampling"]) > 1,
         captures=tuple(captures),
         stats=stats,
+        rule_usage=usage,
+        coverage=coverage,
     )
 
 

@@ -19,7 +19,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 # marker → the program its tests run (installed by .ci/run; skipped elsewhere with a reason)
-TOOLS = {"tshark": "tshark", "nfdump": "nfdump", "softflowd": "softflowd"}
+TOOLS = {
+    "tshark": "tshark",
+    "nfdump": "nfdump",
+    "softflowd": "softflowd",
+    "chromium": "chromium",
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

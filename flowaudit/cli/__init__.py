@@ -35,12 +35,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    # each sibling module exposes register(group); a module not written yet is skipped
+    # each sibling module exposes register(group)
     for name in ("rules_cmd", "ingest_cmd", "audit_cmd", "query_cmd"):
-        try:
-            mod = __import__(f"flowaudit.cli.{name}", fromlist=["register"])
-        except ModuleNotFoundError:
-            continue
+        mod = __import__(f"flowaudit.cli.{name}", fromlist=["register"])
         mod.register(cli)
 
 

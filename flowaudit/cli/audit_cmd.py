@@ -54,6 +54,26 @@ def _parse_time(
     default="auto",
     help="Packet engine for CAPTURES.",
 )
+@click.option(
+    "--baseline",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="A previous JSON report: add a `changes` section (new, persisting, resolved "
+    "finding ids) and list new findings first.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["any", "new"]),
+    default="any",
+    show_default=True,
+    help="Exit 1 on any finding, or only on findings new since --baseline (for cron jobs).",
+)
+@click.option(
+    "--enrich",
+    is_flag=True,
+    help="Name what each violation's traffic is (TLS SNI, certificate names, HTTP host, "
+    "SSH banner, DNS names) by dissecting only its packets with tshark.",
+)
 def audit(
     captures: tuple[str, ...],
     store_dir: str | None,
@@ -64,15 +84,21 @@ def audit(
     fmt: str,
     output: str | None,
     engine: str,
+    baseline: str | None,
+    fail_on: str,
+    enrich: bool,
 ) -> None:
     """Report traffic outside the approved matrix and approved rules without traffic.
 
     With CAPTURES the audit covers exactly those captures; without, the whole
-    store. Exit 0 when there are no findings, 1 when there are.
+    store. Exit 0 when there are no findings, 1 when there are (with --fail-on new:
+    only when a finding is new since --baseline).
     """
     from flowaudit import api
     from flowaudit.report import render
 
+    if fail_on == "new" and baseline is None:
+        raise click.UsageError("--fail-on new needs --baseline PREVIOUS.json")
     with handle_errors():
         result = api.audit(
             captures,
@@ -82,6 +108,8 @@ def audit(
             since=since,
             until=until,
             engine=engine,
+            baseline=baseline,
+            enrich=enrich,
         )
         tty = output is None and sys.stdout.isatty()
         width = shutil.get_terminal_size((200, 40)).columns if tty else 200
@@ -92,6 +120,9 @@ def audit(
             write_atomic(output, text)
         else:
             click.echo(text, nl=False)
+    if fail_on == "new":
+        assert result.changes is not None
+        sys.exit(1 if result.changes.new else 0)
     sys.exit(1 if result.has_findings else 0)
 
 

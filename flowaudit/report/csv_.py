@@ -1,4 +1,8 @@
-"""The CSV report: one row per finding (violations, then unused rules), a `kind` column."""
+"""The CSV report: one row per finding (violations, then unused rules), a `kind` column.
+
+With a baseline a `change` column (new/persisting) comes first; with enrichment a
+`what it is` column comes last.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import csv
 import io
 from typing import TYPE_CHECKING
 
-from flowaudit.report.rows import UNUSED_HEADERS, VIOLATION_HEADERS, unused_rows, violation_rows
+from flowaudit.report.rows import unused_table, violation_table
 
 if TYPE_CHECKING:
     from flowaudit.audit import AuditResult
@@ -15,11 +19,13 @@ if TYPE_CHECKING:
 def render_csv(result: AuditResult) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(("kind", *VIOLATION_HEADERS))
-    for r in violation_rows(result):
+    vh, vrows = violation_table(result)
+    w.writerow(("kind", *vh))
+    for r in vrows:
         w.writerow(("violation", *r))
     w.writerow(())
-    w.writerow(("kind", *UNUSED_HEADERS))
-    for r in unused_rows(result):
+    uh, urows = unused_table(result)
+    w.writerow(("kind", *uh))
+    for r in urows:
         w.writerow(("unused-rule", *r))
     return buf.getvalue()

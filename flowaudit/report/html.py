@@ -1,52 +1,130 @@
-"""The HTML report: one self-contained page (no external references)."""
+"""The HTML report: one self-contained page (inline CSS and SVG; no scripts, fonts or links).
+
+Sections: summary, changes since the baseline, the matrix coverage picture, traffic
+outside the matrix, unused and partly-used rules, and the inputs an auditor needs to
+re-run the audit (captures with sha256, matrix digest, window).
+"""
 
 from __future__ import annotations
 
 from html import escape
 from typing import TYPE_CHECKING
 
-from flowaudit.report.json_ import iso
 from flowaudit.report.rows import (
-    UNUSED_HEADERS,
-    VIOLATION_HEADERS,
+    RESOLVED_HEADERS,
+    changes_line,
+    input_lines,
+    resolved_rows,
     summary_line,
-    unused_rows,
-    violation_rows,
+    unused_table,
+    violation_table,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from flowaudit.audit import AuditResult
 
-CSS = (
-    "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}"
-    "table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:13px}"
-    "th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}"
-    "th{background:#eef}code{font-size:12px}"
-)
+CSS = """
+body{font-family:system-ui,"DejaVu Sans",sans-serif;margin:1.5em 2em;color:#1d2330;max-width:1800px}
+h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.2em;margin-top:1.6em;
+border-bottom:2px solid #d8dde6;padding-bottom:.2em}
+.summary{font-size:1.05em;margin:.4em 0 .8em}
+.cards{display:flex;gap:.8em;flex-wrap:wrap;margin:.6em 0}
+.card{border:1px solid #d0d7e2;border-radius:6px;padding:.5em .9em;min-width:8em;background:#fafbfd}
+.card b{display:block;font-size:1.6em}.card.bad b{color:#c62828}.card.warn b{color:#b07b00}
+.card.ok b{color:#2e8b45}
+table{border-collapse:collapse;margin:.5em 0 1em;font-size:12.5px}
+th,td{border:1px solid #cfd5de;padding:3px 6px;text-align:left;vertical-align:top}
+th{background:#e9edf5;position:sticky;top:0}
+tr.new td{background:#fff1f0}tr.new td:first-child{font-weight:bold;color:#c62828}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+code{font-size:12px}.note{color:#555;font-size:.92em}
+.coverage{overflow-x:auto;border:1px solid #e1e5ec;padding:.5em;background:#fff}
+"""
+
+NUMERIC = {"vlan", "port", "flows", "packets", "bytes"}
 
 
-def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], new_col: bool = False) -> str:
+    if not rows:
+        return "<p>None.</p>"
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    numeric = [h in NUMERIC for h in headers]
+    body = []
+    for r in rows:
+        cls = ' class="new"' if new_col and r[0] == "new" else ""
+        cells = "".join(
+            f'<td class="num">{escape(c)}</td>' if numeric[i] else f"<td>{escape(c)}</td>"
+            for i, c in enumerate(r)
+        )
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _cards(result: AuditResult) -> str:
+    stats = result.stats
+    cards = [
+        ("flows audited", f"{result.flows:,}", ""),
+        (
+            "violations",
+            str(result.violations.num_rows),
+            "bad" if result.violations.num_rows else "ok",
+        ),
+        ("unused rules", str(stats.get("unused", 0)), "warn" if stats.get("unused") else "ok"),
+        ("partly used", str(stats.get("partly_used", 0)), ""),
+    ]
+    if result.changes is not None:
+        n = len(result.changes.new)
+        cards.append(("new since baseline", str(n), "bad" if n else "ok"))
+        cards.append(("resolved", str(len(result.changes.resolved)), ""))
+    return (
+        '<div class="cards">'
+        + "".join(f'<div class="card {c}"><b>{escape(v)}</b>{escape(k)}</div>' for k, v, c in cards)
+        + "</div>"
+    )
 
 
 def render_html(result: AuditResult) -> str:
+    name = escape(result.matrix_name)
+    vh, vrows = violation_table(result)
+    uh, urows = unused_table(result)
     parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>flowaudit report: {escape(result.matrix_name)}</title>",
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>flowaudit report: {name}</title>",
         f"<style>{CSS}</style></head><body>",
-        f"<h1>flowaudit report: {escape(result.matrix_name)}</h1>",
-        f"<p>{escape(summary_line(result))}</p>",
-        "<ul>",
-        f"<li>Matrix sha256: <code>{escape(result.rules_digest)}</code></li>",
-        f"<li>Window: {escape(iso(result.window_start) or '-')} .. "
-        f"{escape(iso(result.window_end) or '-')}</li>",
-        "</ul>",
+        f"<h1>flowaudit report: {name}</h1>",
+        f'<p class="summary">{escape(summary_line(result))}</p>',
+        _cards(result),
+    ]
+    line = changes_line(result)
+    if line is not None:
+        parts += [
+            "<h2>Changes since the baseline</h2>",
+            f"<p>{escape(line)}. New findings are listed first and marked "
+            "<b>new</b> in the tables below.</p>",
+            "<h3>Resolved (in the baseline, gone now)</h3>",
+            _table(RESOLVED_HEADERS, resolved_rows(result)),
+        ]
+    parts += [
+        "<h2>Matrix coverage</h2>",
+        '<p class="note">Source groups down, destination services (group, protocol, ports) '
+        "across. Hover a cell for its rules, findings and flows.</p>",
+        f'<div class="coverage">{result.coverage_svg()}</div>',
         f"<h2>Traffic outside the approved matrix ({result.violations.num_rows})</h2>",
-        _table(VIOLATION_HEADERS, violation_rows(result)),
+        _table(vh, vrows, new_col=result.changes is not None),
         f"<h2>Approved rules without traffic ({result.unused_rules.num_rows})</h2>",
-        _table(UNUSED_HEADERS, unused_rows(result)),
+        '<p class="note">"unused": no matching traffic in the window; "partly-used": the '
+        "ports or host pairs listed never carried traffic. The evidence column says whether "
+        "the capture could see the rule's traffic at all.</p>",
+        _table(uh, urows, new_col=result.changes is not None),
+        "<h2>Inputs</h2>",
+        "<ul>" + "".join(f"<li><code>{escape(x)}</code></li>" for x in input_lines(result)),
+        "</ul>",
+        '<p class="note">Re-run: <code>flowaudit audit CAPTURE... --rules MATRIX '
+        "--format html</code> with the captures and matrix above (check their sha256), "
+        "adding <code>--since/--until</code> for the window.</p>",
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"

@@ -25,35 +25,57 @@ def iso(t: dt.datetime | None) -> str | None:
 def violation_dicts(result: AuditResult) -> list[dict[str, Any]]:
     out = []
     for v in pylist(result.violations):
-        out.append(
-            {
-                "finding_id": v["finding_id"],
-                "reason": v["reason"],
-                "src_ip": v["src_ip"],
-                "dst_ip": v["dst_ip"],
-                "protocol": v["protocol"],
-                "dst_port": v["dst_port"],
-                "vlan_id": v["vlan_id"],
-                "flows": v["flows"],
-                "packets": v["packets"],
-                "bytes": v["bytes"],
-                "first_seen": iso(v["first_seen"]),
-                "last_seen": iso(v["last_seen"]),
-                "states": {k: v[k] for k in STATE_KEYS},
-                "direction_uncertain": v["direction_uncertain"],
-                "sampling": v["sampling"],
-                "nearest_rule": {"rule_id": v["nearest_rule"], "differences": v["differences"]},
-            }
-        )
+        d = {
+            "finding_id": v["finding_id"],
+            "reason": v["reason"],
+            "src_ip": v["src_ip"],
+            "dst_ip": v["dst_ip"],
+            "protocol": v["protocol"],
+            "dst_port": v["dst_port"],
+            "vlan_id": v["vlan_id"],
+            "flows": v["flows"],
+            "packets": v["packets"],
+            "bytes": v["bytes"],
+            "first_seen": iso(v["first_seen"]),
+            "last_seen": iso(v["last_seen"]),
+            "states": {k: v[k] for k in STATE_KEYS},
+            "direction_uncertain": v["direction_uncertain"],
+            "sampling": v["sampling"],
+            "nearest_rule": {"rule_id": v["nearest_rule"], "differences": v["differences"]},
+        }
+        _optional(result, d)
+        out.append(d)
     return out
 
 
+def _optional(result: AuditResult, d: dict[str, Any]) -> None:
+    """The optional keys: ``change`` (with a baseline), ``enrichment`` (when enriched)."""
+    if result.changes is not None:
+        d["change"] = result.changes.status(d["finding_id"])
+    if result.enrichment:
+        d["enrichment"] = result.enrichment.get(d["finding_id"], {})
+
+
 def unused_dicts(result: AuditResult) -> list[dict[str, Any]]:
-    return [dict(u) for u in pylist(result.unused_rules)]
+    out = []
+    for u in pylist(result.unused_rules):
+        d = dict(u)
+        if result.changes is not None:
+            d["change"] = result.changes.status(d["finding_id"])
+        out.append(d)
+    return out
+
+
+def coverage_dicts(result: AuditResult) -> list[dict[str, Any]]:
+    if result.coverage is None:
+        return []
+    return [
+        {k: v for k, v in c.items() if k not in ("row", "col")} for c in pylist(result.coverage)
+    ]
 
 
 def result_to_dict(result: AuditResult) -> dict[str, Any]:
-    return {
+    doc = {
         "schema_version": SCHEMA_VERSION,
         "matrix": {"name": result.matrix_name, "sha256": result.rules_digest},
         "window": {
@@ -76,7 +98,11 @@ def result_to_dict(result: AuditResult) -> dict[str, Any]:
                 "packet and byte counts are sampled estimates" if result.sampled else None
             ),
         },
+        "coverage": coverage_dicts(result),
     }
+    if result.changes is not None:
+        doc["changes"] = result.changes.to_dict(result.rules_digest)
+    return doc
 
 
 def render_json(result: AuditResult) -> str:

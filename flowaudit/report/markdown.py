@@ -1,51 +1,97 @@
-"""The Markdown report: the same content as the terminal report, for tickets and CRs."""
+"""The Markdown report: the HTML report's content for tickets and change requests.
+
+Summary, changes since the baseline, the coverage grid (services down, source groups
+across, one symbol per cell), the findings, unused rules, and the inputs.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from flowaudit.report.json_ import iso
+from flowaudit._arrow import pylist
 from flowaudit.report.rows import (
-    UNUSED_HEADERS,
-    VIOLATION_HEADERS,
+    RESOLVED_HEADERS,
+    changes_line,
+    input_lines,
+    resolved_rows,
     summary_line,
-    unused_rows,
-    violation_rows,
+    unused_table,
+    violation_table,
 )
 
 if TYPE_CHECKING:
     from flowaudit.audit import AuditResult
+
+SYMBOLS = {
+    "used": "✔",
+    "partly-used": "◐",
+    "unused": "○",
+    "unconfigured": "?",
+    "unapproved": "✖",
+}
+KEY = (
+    "✔ approved and used · ◐ approved, some ports unused · ○ approved and unused · "
+    "? approved, group has no addresses · ✖ traffic outside the matrix (✖✔: in an approved "
+    "cell, e.g. off-VLAN or from an unknown host) · blank: not approved, no traffic"
+)
 
 
 def _cell(s: str) -> str:
     return s.replace("|", "\\|").replace("\n", " ")
 
 
-def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    if not rows:
+        return ["None."]
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     out += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
     return out
+
+
+def coverage_markdown(result: AuditResult) -> list[str]:
+    cells = pylist(result.coverage) if result.coverage is not None else []
+    if not cells:
+        return ["No rules and no traffic."]
+    sources = {c["row"]: c["source"] for c in cells}
+    services = {c["col"]: c["service"] for c in cells}
+    grid = {(c["col"], c["row"]): c for c in cells}
+    headers = ["service", *(sources[r] for r in sorted(sources))]
+    rows = []
+    for col in sorted(services):
+        row = [services[col]]
+        for r in sorted(sources):
+            c = grid.get((col, r))
+            mark = "" if c is None else SYMBOLS[c["status"]]
+            if c is not None and c["status"] == "unapproved" and c["approved"]:
+                mark += "✔"
+            row.append(mark)
+        rows.append(row)
+    return [KEY, "", *_table(headers, rows)]
 
 
 def render_markdown(result: AuditResult) -> str:
     lines = [
         f"# flowaudit report: {result.matrix_name}",
         "",
-        f"- Matrix sha256: `{result.rules_digest}`",
-        f"- Window: {iso(result.window_start) or '-'} .. {iso(result.window_end) or '-'}",
-        f"- Flows audited: {result.flows:,}",
+        f"**Summary:** {summary_line(result)}",
     ]
-    for c in result.captures:
-        lines.append(f"- Capture: `{c.get('name', c.get('path'))}` sha256 `{c.get('sha256')}`")
-    lines += ["", f"**Summary:** {summary_line(result)}", ""]
-    lines += [f"## Traffic outside the approved matrix ({result.violations.num_rows})", ""]
-    lines += (
-        _table(VIOLATION_HEADERS, violation_rows(result))
-        if result.violations.num_rows
-        else ["None."]
-    )
+    line = changes_line(result)
+    if line is not None:
+        lines += [
+            "",
+            "## Changes since the baseline",
+            "",
+            line + ". New findings are listed first.",
+        ]
+        lines += ["", "Resolved (in the baseline, gone now):", ""]
+        lines += _table(RESOLVED_HEADERS, resolved_rows(result))
+    lines += ["", "## Matrix coverage", "", *coverage_markdown(result)]
+    vh, vrows = violation_table(result)
+    uh, urows = unused_table(result)
+    lines += ["", f"## Traffic outside the approved matrix ({result.violations.num_rows})", ""]
+    lines += _table(vh, vrows)
     lines += ["", f"## Approved rules without traffic ({result.unused_rules.num_rows})", ""]
-    lines += (
-        _table(UNUSED_HEADERS, unused_rows(result)) if result.unused_rules.num_rows else ["None."]
-    )
+    lines += _table(uh, urows)
+    lines += ["", "## Inputs", ""] + [f"- `{x}`" for x in input_lines(result)]
     return "\n".join(lines) + "\n"

@@ -57,6 +57,104 @@ def _t(t: Any) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S") if t is not None else ""
 
 
+ENRICHMENT_LABELS = (
+    ("tls_sni", "TLS SNI"),
+    ("tls_cert_names", "cert"),
+    ("http_host", "HTTP host"),
+    ("ssh_banner", "SSH"),
+    ("dns_names", "DNS"),
+)
+
+
+def enrichment_text(result: AuditResult, finding_id: str) -> str:
+    """What tshark saw in a finding's packets (``flowaudit.enrich``), or ``-``."""
+    e = result.enrichment.get(finding_id) or {}
+    parts = [f"{label} {', '.join(e[k])}" for k, label in ENRICHMENT_LABELS if e.get(k)]
+    return "; ".join(parts) or "-"
+
+
+def _optional(
+    result: AuditResult, headers: tuple[str, ...], rows: list[tuple[str, ...]], enrich: bool
+) -> tuple[list[str], list[list[str]]]:
+    """Add the optional columns: ``change`` first (with a baseline), ``what it is`` last."""
+    hs, out = list(headers), [list(r) for r in rows]
+    if result.changes is not None:
+        hs.insert(0, "change")
+        for r in out:
+            r.insert(0, result.changes.status(r[0]))
+    if enrich and result.enrichment:
+        hs.append("what it is")
+        for r in out:
+            r.append(enrichment_text(result, r[hs.index("id")]))
+    return hs, out
+
+
+def violation_table(result: AuditResult) -> tuple[list[str], list[list[str]]]:
+    """Headers and display rows of the violations, optional columns included."""
+    return _optional(result, VIOLATION_HEADERS, violation_rows(result), True)
+
+
+def unused_table(result: AuditResult) -> tuple[list[str], list[list[str]]]:
+    """Headers and display rows of the unused and partly-used rules."""
+    return _optional(result, UNUSED_HEADERS, unused_rows(result), False)
+
+
+RESOLVED_HEADERS = ("id", "kind", "what", "last seen")
+
+
+def resolved_rows(result: AuditResult) -> list[tuple[str, ...]]:
+    """Findings of the baseline that are gone now."""
+    if result.changes is None:
+        return []
+    rows: list[tuple[str, ...]] = []
+    for f in result.changes.resolved_findings:
+        if f["kind"] == "violation":
+            port = "-" if f.get("dst_port") is None else str(f["dst_port"])
+            what = (
+                f"{f.get('reason')}: {f.get('src_ip')} → {f.get('dst_ip')} "
+                f"{protocol_name(int(f.get('protocol') or 0))}/{port}"
+                + (f" vlan {f['vlan_id']}" if f.get("vlan_id") is not None else "")
+            )
+        else:
+            what = f"rule {f.get('rule_id')} {protocol_name(int(f.get('protocol') or 0))} was " + (
+                f"{f.get('status')}"
+            )
+        rows.append((f["finding_id"], f["kind"], what, str(f.get("last_seen") or "-")))
+    return rows
+
+
+def changes_line(result: AuditResult) -> str | None:
+    c = result.changes
+    if c is None:
+        return None
+    line = (
+        f"Since {c.baseline_file} (sha256 {c.baseline_sha256[:12]}): {len(c.new)} new, "
+        f"{len(c.persisting)} persisting, {len(c.resolved)} resolved"
+    )
+    if c.baseline_matrix_sha256 and c.baseline_matrix_sha256 != result.rules_digest:
+        line += "; the matrix changed since the baseline"
+    return line
+
+
+def input_lines(result: AuditResult) -> list[str]:
+    """What an auditor needs to re-run the audit: captures, matrix, window, version."""
+    from flowaudit import __version__
+    from flowaudit.report.json_ import iso
+
+    lines = [
+        f"Matrix: {result.matrix_name}, sha256 {result.rules_digest}",
+        f"Window: {iso(result.window_start) or '-'} .. {iso(result.window_end) or '-'} "
+        f"({result.flows:,} flows audited)",
+    ]
+    for c in result.captures:
+        lines.append(
+            f"Capture: {c.get('name')} ({c.get('source_kind')}, {c.get('packets') or 0:,} packets,"
+            f" {c.get('flows') or 0:,} flows), sha256 {c.get('sha256')}"
+        )
+    lines.append(f"flowaudit {__version__}")
+    return lines
+
+
 def violation_rows(result: AuditResult) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for v in pylist(result.violations):

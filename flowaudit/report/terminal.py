@@ -1,4 +1,4 @@
-"""The terminal report: rich tables, top findings first, a summary line."""
+"""The terminal report: rich tables, new findings first, a summary line."""
 
 from __future__ import annotations
 
@@ -6,24 +6,40 @@ import io
 from typing import TYPE_CHECKING
 
 from flowaudit.report.rows import (
-    UNUSED_HEADERS,
-    VIOLATION_HEADERS,
+    changes_line,
     summary_line,
-    unused_rows,
-    violation_rows,
+    unused_table,
+    violation_table,
 )
 
 if TYPE_CHECKING:
     from flowaudit.audit import AuditResult
 
-TERMINAL_VIOLATION_COLS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 13, 14)
-TERMINAL_UNUSED_COLS = (1, 2, 3, 4, 5, 6, 8)
-FOLDING = (10, 14)  # states, what differs: the columns that wrap
+# the columns shown on a terminal (the others are in every file format)
+TERMINAL_VIOLATION_COLS = (
+    "change",
+    "reason",
+    "vlan",
+    "initiator",
+    "responder",
+    "proto",
+    "port",
+    "flows",
+    "packets",
+    "states",
+    "nearest rule",
+    "what differs",
+    "what it is",
+)
+TERMINAL_UNUSED_COLS = ("change", "rule", "status", "proto", "ports", "unused ports", "flows")
+FOLDING = {"states", "what differs", "what it is", "ports", "unused ports"}
 
 
 def render_terminal(result: AuditResult, *, color: bool = False, width: int = 140) -> str:
     from rich.console import Console
     from rich.table import Table
+
+    from flowaudit.report.json_ import iso
 
     console = Console(
         record=True,
@@ -32,32 +48,27 @@ def render_terminal(result: AuditResult, *, color: bool = False, width: int = 14
         force_terminal=color,
         file=io.StringIO(),
     )
-    from flowaudit.report.json_ import iso
-
     console.print(
         f"Window: {iso(result.window_start) or '-'} .. {iso(result.window_end) or '-'}",
         highlight=False,
         markup=False,
     )
-    if result.violations.num_rows:
-        t = Table(
-            title=f"Traffic outside the approved matrix ({result.violations.num_rows})",
-            title_justify="left",
-        )
-        for i in TERMINAL_VIOLATION_COLS:
-            t.add_column(VIOLATION_HEADERS[i], overflow="fold", no_wrap=i not in FOLDING)
-        for row in violation_rows(result):
-            t.add_row(*(row[i] for i in TERMINAL_VIOLATION_COLS))
-        console.print(t)
-    if result.unused_rules.num_rows:
-        t = Table(
-            title=f"Approved rules without traffic ({result.unused_rules.num_rows})",
-            title_justify="left",
-        )
-        for i in TERMINAL_UNUSED_COLS:
-            t.add_column(UNUSED_HEADERS[i], overflow="fold", no_wrap=i not in (5, 6))
-        for row in unused_rows(result):
-            t.add_row(*(row[i] for i in TERMINAL_UNUSED_COLS))
+    line = changes_line(result)
+    if line is not None:
+        console.print(line, highlight=False, markup=False)
+    sections = (
+        ("Traffic outside the approved matrix", violation_table(result), TERMINAL_VIOLATION_COLS),
+        ("Approved rules without traffic", unused_table(result), TERMINAL_UNUSED_COLS),
+    )
+    for title, (headers, rows), wanted in sections:
+        if not rows:
+            continue
+        t = Table(title=f"{title} ({len(rows)})", title_justify="left")
+        idx = [headers.index(h) for h in wanted if h in headers]
+        for i in idx:
+            t.add_column(headers[i], overflow="fold", no_wrap=headers[i] not in FOLDING)
+        for row in rows:
+            t.add_row(*(row[i] for i in idx))
         console.print(t)
     console.print(summary_line(result), highlight=False, markup=False)
     return console.export_text(styles=color)

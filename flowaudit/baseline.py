@@ -1,0 +1,146 @@
+"""Baselines: what changed since the previous report (new, persisting, resolved findings).
+
+A baseline is a previous JSON report (schema_version 1, ``flowaudit audit --format json``).
+Finding ids are stable hashes of what a finding is about (never of times or ephemeral
+ports), so comparing id sets answers "what is new since last time". ``compare`` returns
+the result with ``changes`` set and new findings ordered first in both tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flowaudit.errors import UsageError
+from flowaudit.schema import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from flowaudit.audit import AuditResult
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Finding ids relative to a baseline report; ``resolved`` details come from it."""
+
+    baseline_file: str
+    baseline_sha256: str
+    baseline_window: dict[str, Any]
+    baseline_matrix_sha256: str | None
+    new: tuple[str, ...]
+    persisting: tuple[str, ...]
+    resolved: tuple[str, ...]
+    resolved_findings: tuple[dict[str, Any], ...]  # as they were in the baseline
+
+    def status(self, finding_id: str) -> str:
+        return "new" if finding_id in self.new else "persisting"
+
+    def to_dict(self, current_matrix_sha256: str) -> dict[str, Any]:
+        return {
+            "baseline": {
+                "file": self.baseline_file,
+                "sha256": self.baseline_sha256,
+                "window": self.baseline_window,
+                "matrix_sha256": self.baseline_matrix_sha256,
+                "matrix_changed": self.baseline_matrix_sha256 != current_matrix_sha256,
+            },
+            "new": list(self.new),
+            "persisting": list(self.persisting),
+            "resolved": list(self.resolved),
+            "resolved_findings": list(self.resolved_findings),
+        }
+
+
+def load_baseline(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check a previous JSON report; bad files raise UsageError naming the spot."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise UsageError(f"{p}: cannot read the baseline report: {e.strerror}") from e
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except json.JSONDecodeError as e:
+        raise UsageError(
+            f"{p}:{e.lineno}:{e.colno}: the baseline is not JSON ({e.msg})",
+            hint="pass a report written by `flowaudit audit --format json`",
+        ) from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{p}: byte {e.start}: the baseline is not UTF-8 text") from None
+    if not isinstance(doc, dict) or "schema_version" not in doc:
+        raise UsageError(
+            f"{p}: not a flowaudit JSON report (no schema_version)",
+            hint="pass a report written by `flowaudit audit --format json`",
+        )
+    if doc["schema_version"] != SCHEMA_VERSION:
+        raise UsageError(
+            f"{p}: baseline has schema_version {doc['schema_version']!r}; "
+            f"this flowaudit reads {SCHEMA_VERSION}"
+        )
+    for key in ("violations", "unused_rules"):
+        items = doc.get(key)
+        if not isinstance(items, list) or not all(
+            isinstance(i, dict) and isinstance(i.get("finding_id"), str) for i in items
+        ):
+            raise UsageError(f"{p}: '{key}' must be a list of findings with a finding_id")
+    doc["_file"] = p.name
+    doc["_sha256"] = hashlib.sha256(raw).hexdigest()
+    return doc
+
+
+def _resolved_summary(kind: str, f: dict[str, Any]) -> dict[str, Any]:
+    keys: tuple[str, ...]
+    if kind == "violation":
+        keys = ("finding_id", "reason", "vlan_id", "src_ip", "dst_ip", "protocol", "dst_port")
+    else:
+        keys = ("finding_id", "rule_id", "status", "protocol")
+    return {"kind": kind, **{k: f.get(k) for k in keys}, "last_seen": f.get("last_seen")}
+
+
+def compare(result: AuditResult, baseline: dict[str, Any]) -> AuditResult:
+    """``result`` with ``changes`` against ``baseline`` and new findings listed first."""
+    current = [*result.violations.column("finding_id").to_pylist()]
+    current += result.unused_rules.column("finding_id").to_pylist()
+    before: dict[str, dict[str, Any]] = {}
+    for kind, key in (("violation", "violations"), ("unused-rule", "unused_rules")):
+        for f in baseline[key]:
+            before[f["finding_id"]] = _resolved_summary(kind, f)
+    now = set(current)
+    canonical = json.dumps(baseline, sort_keys=True, default=str).encode()
+    changes = Changes(
+        baseline_file=baseline.get("_file", "(in memory)"),
+        baseline_sha256=baseline.get("_sha256") or hashlib.sha256(canonical).hexdigest(),
+        baseline_window=dict(baseline.get("window") or {}),
+        baseline_matrix_sha256=(baseline.get("matrix") or {}).get("sha256"),
+        new=tuple(i for i in current if i not in before),
+        persisting=tuple(i for i in current if i in before),
+        resolved=tuple(i for i in before if i not in now),
+        resolved_findings=tuple(v for i, v in before.items() if i not in now),
+    )
+    return dataclasses.replace(
+        result,
+        violations=_new_first(result.violations, before),
+        unused_rules=_new_first(result.unused_rules, before),
+        changes=changes,
+    )
+
+
+def _new_first(table: pa.Table, before: dict[str, Any]) -> pa.Table:
+    ids = table.column("finding_id").to_pylist()
+    order = sorted(range(len(ids)), key=lambda i: (ids[i] in before, i))
+    if order == list(range(len(ids))):
+        return table
+    import pyarrow as pa
+
+    from flowaudit._arrow import ints
+
+    return table.take(ints(pa.int64(), order))  # a list index would import pandas
+
+
+__all__ = ["Changes", "compare", "load_baseline"]
