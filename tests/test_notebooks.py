@@ -129,15 +129,17 @@ def admits(m: Any, r: Any, src: str, dst: str, protocol: int, port: int) -> bool
 
 
 def rule_flows(m: Any, flows: list[dict[str, Any]]) -> dict[str, int]:
-    """Flows per rule as ``rule_usage`` counts them: once per orientation the rule admits
+    """Flows per rule as ``rule_usage`` counts them: each flow once per rule that admits it
     (a flow with an uncertain initiator is also tried reversed, on the initiator's port)."""
     out = {}
     for r in m.rules:
         n = 0
         for t in flows:
-            n += admits(m, r, t["src_ip"], t["dst_ip"], t["protocol"], t["dst_port"])
-            if t["direction"] not in ("syn", "exporter"):
-                n += admits(m, r, t["dst_ip"], t["src_ip"], t["protocol"], t["src_port"])
+            fwd = admits(m, r, t["src_ip"], t["dst_ip"], t["protocol"], t["dst_port"])
+            rev = t["direction"] not in ("syn", "exporter") and admits(
+                m, r, t["dst_ip"], t["src_ip"], t["protocol"], t["src_port"]
+            )
+            n += bool(fwd or rev)
         out[r.id] = n
     return out
 
