@@ -20,7 +20,8 @@ scope``. Violations to ports no rule names get their own service columns, at mos
 
 from __future__ import annotations
 
-import ipaddress
+import functools
+import socket
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -83,13 +84,16 @@ class _Hosts:
 
     @staticmethod
     def _int(ip: str) -> int:
-        a = ipaddress.ip_address(ip)
-        return (0xFFFF << 32 | int(a)) if a.version == 4 else int(a)
+        """Text → the 128-bit IPv4-mapped integer (inet_pton: 10× ipaddress)."""
+        if ":" in ip:
+            return int.from_bytes(socket.inet_pton(socket.AF_INET6, ip), "big")
+        return 0xFFFF << 32 | int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big")
 
     def member(self, ip: str, group: str) -> bool:
         n = self._int(ip)
         return any(lo <= n <= hi for lo, hi in self.ranges.get(group, ()))
 
+    @functools.lru_cache(maxsize=65536)  # noqa: B019 (one _Hosts per audit)
     def place(self, ip: str) -> str:
         n = self._int(ip)
         inside = [g for g, rs in self.ranges.items() if any(lo <= n <= hi for lo, hi in rs)]
@@ -161,18 +165,25 @@ def coverage_rows(m: Matrix, usage: pa.Table, violations: pa.Table) -> list[tupl
 
     approved_services = {svc for (_, svc) in cells}
     extra: dict[ServiceKey, None] = {}
-    for v in pylist(violations):
+    narrowest: dict[tuple[str, int, int | None], ServiceKey | None] = {}
+    cols = ["finding_id", "src_ip", "dst_ip", "protocol", "dst_port", "flows"]
+    for v in pylist(violations.select(cols)):
         src, dst = hosts.place(v["src_ip"]), hosts.place(v["dst_ip"])
         proto, port = v["protocol"], v["dst_port"]
-        fits = [
-            s
-            for s in approved_services
-            if s[0] == dst
-            and s[1] == proto
-            and (not s[2] or any(lo <= (port or 0) <= hi for lo, hi in s[2]))
-        ]
-        # the narrowest approved service holding the port (deterministic on ties)
-        svc = min(fits, key=lambda s: (sum(hi - lo + 1 for lo, hi in s[2]), s[2]), default=None)
+        fit_key = (dst, proto, port)
+        if fit_key not in narrowest:
+            fits = [
+                s
+                for s in approved_services
+                if s[0] == dst
+                and s[1] == proto
+                and (not s[2] or any(lo <= (port or 0) <= hi for lo, hi in s[2]))
+            ]
+            # the narrowest approved service holding the port (deterministic on ties)
+            narrowest[fit_key] = min(
+                fits, key=lambda s: (sum(hi - lo + 1 for lo, hi in s[2]), s[2]), default=None
+            )
+        svc = narrowest[fit_key]
         if svc is None:
             ports = ((port, port),) if proto in PORTED and port is not None else ()
             svc = (dst, proto, ports)
