@@ -95,9 +95,9 @@ class AuditResult:
         return coverage_svg(self)
 
     def _repr_html_(self) -> str:
-        from flowaudit.report import render
+        from flowaudit.report.html import render_html_fragment
 
-        return render(self, "html")
+        return render_html_fragment(self)
 
 
 def run_audit(

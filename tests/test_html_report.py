@@ -137,3 +137,16 @@ def test_chromium_screenshot_shows_the_coverage_grid(
     keep = os.environ.get("FLOWAUDIT_KEEP_SCREENSHOT")  # to look at it yourself
     if keep:
         shutil.copy(png, keep)
+
+
+def test_notebook_rendering_is_a_scoped_fragment(report: tuple[Path, Any]) -> None:
+    _, result = report
+    frag = result._repr_html_()
+    assert frag.startswith('<div class="fa-report"><style>') and frag.endswith("</div>\n")
+    assert "<html" not in frag and "<body" not in frag
+    css = frag[frag.index("<style>") + 7 : frag.index("</style>")]
+    selectors = [
+        s.strip() for rule in css.split("}") if "{" in rule for s in rule.split("{")[0].split(",")
+    ]
+    assert selectors and all(s.startswith(".fa-report") for s in selectors)
+    assert "<svg" in frag and "Traffic outside the approved matrix (18)" in frag

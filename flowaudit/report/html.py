@@ -25,22 +25,27 @@ if TYPE_CHECKING:
 
     from flowaudit.audit import AuditResult
 
+# every selector is scoped to .fa-report, so the notebook rendering (_repr_html_, a
+# fragment) does not restyle the notebook around it
 CSS = """
-body{font-family:system-ui,"DejaVu Sans",sans-serif;margin:1.5em 2em;color:#1d2330;max-width:1800px}
-h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.2em;margin-top:1.6em;
-border-bottom:2px solid #d8dde6;padding-bottom:.2em}
-.summary{font-size:1.05em;margin:.4em 0 .8em}
-.cards{display:flex;gap:.8em;flex-wrap:wrap;margin:.6em 0}
-.card{border:1px solid #d0d7e2;border-radius:6px;padding:.5em .9em;min-width:8em;background:#fafbfd}
-.card b{display:block;font-size:1.6em}.card.bad b{color:#c62828}.card.warn b{color:#b07b00}
-.card.ok b{color:#2e8b45}
-table{border-collapse:collapse;margin:.5em 0 1em;font-size:12.5px}
-th,td{border:1px solid #cfd5de;padding:3px 6px;text-align:left;vertical-align:top}
-th{background:#e9edf5;position:sticky;top:0}
-tr.new td{background:#fff1f0}tr.new td:first-child{font-weight:bold;color:#c62828}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-code{font-size:12px}.note{color:#555;font-size:.92em}
-.coverage{overflow-x:auto;border:1px solid #e1e5ec;padding:.5em;background:#fff}
+.fa-report{font-family:system-ui,"DejaVu Sans",sans-serif;color:#1d2330;max-width:1800px}
+.fa-report h1{font-size:1.5em;margin-bottom:.2em}
+.fa-report h2{font-size:1.2em;margin-top:1.6em;border-bottom:2px solid #d8dde6;padding-bottom:.2em}
+.fa-report .summary{font-size:1.05em;margin:.4em 0 .8em}
+.fa-report .cards{display:flex;gap:.8em;flex-wrap:wrap;margin:.6em 0}
+.fa-report .card{border:1px solid #d0d7e2;border-radius:6px;padding:.5em .9em;min-width:8em;
+background:#fafbfd}
+.fa-report .card b{display:block;font-size:1.6em}.fa-report .card.bad b{color:#c62828}
+.fa-report .card.warn b{color:#b07b00}.fa-report .card.ok b{color:#2e8b45}
+.fa-report table{border-collapse:collapse;margin:.5em 0 1em;font-size:12.5px}
+.fa-report th,.fa-report td{border:1px solid #cfd5de;padding:3px 6px;text-align:left;
+vertical-align:top}
+.fa-report th{background:#e9edf5}
+.fa-report tr.new td{background:#fff1f0}
+.fa-report tr.new td:first-child{font-weight:bold;color:#c62828}
+.fa-report td.num{text-align:right;font-variant-numeric:tabular-nums}
+.fa-report code{font-size:12px}.fa-report .note{color:#555;font-size:.92em}
+.fa-report .coverage{overflow-x:auto;border:1px solid #e1e5ec;padding:.5em;background:#fff}
 """
 
 NUMERIC = {"vlan", "port", "flows", "packets", "bytes"}
@@ -86,14 +91,24 @@ def _cards(result: AuditResult) -> str:
 
 
 def render_html(result: AuditResult) -> str:
+    """The whole page."""
+    name = escape(result.matrix_name)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">\n'
+        f"<title>flowaudit report: {name}</title>\n"
+        "<style>body{margin:1.5em 2em}</style></head><body>\n"
+        f"{render_html_fragment(result)}</body></html>\n"
+    )
+
+
+def render_html_fragment(result: AuditResult) -> str:
+    """The report as one ``<div>`` with its scoped style (for notebooks)."""
     name = escape(result.matrix_name)
     vh, vrows = violation_table(result)
     uh, urows = unused_table(result)
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>flowaudit report: {name}</title>",
-        f"<style>{CSS}</style></head><body>",
+        f'<div class="fa-report"><style>{CSS}</style>',
         f"<h1>flowaudit report: {name}</h1>",
         f'<p class="summary">{escape(summary_line(result))}</p>',
         _cards(result),
@@ -125,6 +140,6 @@ def render_html(result: AuditResult) -> str:
         '<p class="note">Re-run: <code>flowaudit audit CAPTURE... --rules MATRIX '
         "--format html</code> with the captures and matrix above (check their sha256), "
         "adding <code>--since/--until</code> for the window.</p>",
-        "</body></html>",
+        "</div>",
     ]
     return "\n".join(parts) + "\n"
