@@ -10,7 +10,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["audit", "ingest", "load_matrix", "open_store", "query", "__version__"]
+__all__ = ["audit", "evidence", "ingest", "load_matrix", "open_store", "query", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from flowaudit.audit import AuditResult
+    from flowaudit.evidence import EvidenceResult
     from flowaudit.matrix import Matrix
 
 
@@ -118,7 +119,7 @@ def audit(
     """
     from flowaudit.audit import run_audit
 
-    since, until = _utc(since, "since"), _utc(until, "until")
+    since, until = as_utc(since), as_utc(until)
     if since is not None and until is not None and since >= until:
         raise UsageError(f"--since {since.isoformat()} is not before --until {until.isoformat()}")
     previous = None
@@ -168,6 +169,37 @@ def audit(
     return result
 
 
+def evidence(
+    finding_id: str,
+    captures: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    rules: str | os.PathLike[str] | None = None,
+    groups: dict[str, list[str]] | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    engine: str = "auto",
+    enrich: bool | None = None,
+) -> EvidenceResult:
+    """Write ``OUT_DIR/<id>.pcap`` (the packets of one finding's flows) and ``<id>.json``
+    (hashes, flows, times, enrichment). ``finding_id`` may be a unique prefix (≥ 6 hex
+    digits). ``enrich``: None = when tshark is installed."""
+    from flowaudit.evidence import write_evidence
+
+    paths = [captures] if isinstance(captures, str | os.PathLike) else list(captures)
+    return write_evidence(
+        finding_id,
+        paths,
+        out_dir,
+        rules=rules,
+        groups=groups,
+        since=since,
+        until=until,
+        engine=engine,
+        enrich=enrich,
+    )
+
+
 def query(
     sql: str,
     *,
@@ -195,7 +227,8 @@ def _as_store(store: str | os.PathLike[str] | FlowStore) -> FlowStore:
     return store if isinstance(store, FlowStore) else FlowStore(store)
 
 
-def _utc(t: dt.datetime | None, name: str) -> dt.datetime | None:
+def as_utc(t: dt.datetime | None) -> dt.datetime | None:
+    """A time as UTC; naive times are taken to be UTC already."""
     if t is None:
         return None
     if t.tzinfo is None:
@@ -203,4 +236,4 @@ def _utc(t: dt.datetime | None, name: str) -> dt.datetime | None:
     return t.astimezone(dt.UTC)
 
 
-__all__ = ["IngestResult", "audit", "query", "ingest", "load_matrix", "open_store"]
+__all__ = ["IngestResult", "audit", "evidence", "query", "ingest", "load_matrix", "open_store"]

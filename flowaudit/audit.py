@@ -111,12 +111,7 @@ def run_audit(
     """Audit the flows (Parquet files or an Arrow table) against ``matrix``."""
     eng = Engine()
     try:
-        eng.register_flows(flow_source)
-        eng.register_matrix(matrix)
-        eng.execute("conversations", since=since, until=until)
-        eng.register_rows("addresses", ADDRESSES, _address_texts(eng.run("conversation_addresses")))
-        eng.execute("conversation_ids")
-        eng.execute("matches")
+        prepare_conversations(eng, matrix, flow_source, since, until)
         violations = eng.run("violations")
         usage = eng.run("rule_usage")
         observ = eng.run("rule_observability")
@@ -152,6 +147,23 @@ def run_audit(
         rule_usage=usage,
         coverage=coverage,
     )
+
+
+def prepare_conversations(
+    eng: Engine,
+    matrix: Matrix,
+    flow_source: Sequence[Path] | pa.Table,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+) -> None:
+    """The audit's first steps on ``eng``: flows and matrix registered, then the temp
+    tables ``conv`` (conversations with address text and ids) and ``conv_match``."""
+    eng.register_flows(flow_source)
+    eng.register_matrix(matrix)
+    eng.execute("conversations", since=since, until=until)
+    eng.register_rows("addresses", ADDRESSES, _address_texts(eng.run("conversation_addresses")))
+    eng.execute("conversation_ids")
+    eng.execute("matches")
 
 
 ADDRESSES = pa.schema([("addr", pa.binary(16)), ("ip", pa.string())])

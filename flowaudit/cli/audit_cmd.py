@@ -8,23 +8,9 @@ import sys
 
 import click
 
-from flowaudit.cli.common import handle_errors, rules_option
+from flowaudit.cli.common import handle_errors, parse_time, rules_option
 
 FORMATS = ["text", "json", "markdown", "csv", "html"]
-
-
-def _parse_time(
-    ctx: click.Context, param: click.Parameter, value: str | None
-) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not an ISO-8601 time (e.g. 2026-11-20T08:00Z)"
-        ) from None
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 @click.command()
@@ -38,8 +24,8 @@ def _parse_time(
     "With CAPTURES: also add them to this store.",
 )
 @rules_option
-@click.option("--since", callback=_parse_time, help="Only flows active at or after this time.")
-@click.option("--until", callback=_parse_time, help="Only flows that started before this time.")
+@click.option("--since", callback=parse_time, help="Only flows active at or after this time.")
+@click.option("--until", callback=parse_time, help="Only flows that started before this time.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option(
     "-o",
@@ -112,7 +98,8 @@ def audit(
             enrich=enrich,
         )
         tty = output is None and sys.stdout.isatty()
-        width = shutil.get_terminal_size((200, 40)).columns if tty else 200
+        # a file or pipe gets the tables' natural width: folded, never cropped
+        width = shutil.get_terminal_size((200, 40)).columns if tty else 1000
         text = render(result, fmt, color=tty and fmt == "text", width=width)
         if output:
             from flowaudit.report.output import write_atomic

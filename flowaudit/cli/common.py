@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -91,3 +92,16 @@ def store_option(f: F) -> F:
         type=click.Path(file_okay=False),
         help="Flow store directory (Hive-partitioned Parquet + manifest).",
     )(f)
+
+
+def parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.datetime | None:
+    """``--since``/``--until``: ISO-8601 → aware datetime (naive means UTC)."""
+    if value is None:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO-8601 time (e.g. 2026-11-20T08:00Z)"
+        ) from None
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)

@@ -32,7 +32,8 @@ TERMINAL_VIOLATION_COLS = (
     "what it is",
 )
 TERMINAL_UNUSED_COLS = ("change", "rule", "status", "proto", "ports", "unused ports", "flows")
-FOLDING = {"states", "what differs", "what it is", "ports", "unused ports"}
+FOLDING = {"reason", "states", "what differs", "what it is", "ports", "unused ports"}
+MIN_WIDTH = {"what differs": 28, "what it is": 22, "states": 14}
 
 
 def render_terminal(result: AuditResult, *, color: bool = False, width: int = 140) -> str:
@@ -66,7 +67,12 @@ def render_terminal(result: AuditResult, *, color: bool = False, width: int = 14
         t = Table(title=f"{title} ({len(rows)})", title_justify="left")
         idx = [headers.index(h) for h in wanted if h in headers]
         for i in idx:
-            t.add_column(headers[i], overflow="fold", no_wrap=headers[i] not in FOLDING)
+            t.add_column(
+                headers[i],
+                overflow="fold",
+                no_wrap=headers[i] not in FOLDING,
+                min_width=MIN_WIDTH.get(headers[i]),
+            )
         for row in rows:
             t.add_row(*(row[i] for i in idx))
         console.print(t)
