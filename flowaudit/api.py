@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowaudit.errors import CaptureError, StoreError, UsageError
+from flowaudit.evidence import write_evidence as evidence
 from flowaudit.ingest.pipeline import IngestResult, Progress, ingest_file
 from flowaudit.store import DEFAULT_STORE, FlowStore
 
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from flowaudit.audit import AuditResult
-    from flowaudit.evidence import EvidenceResult
     from flowaudit.matrix import Matrix
 
 
@@ -167,37 +167,6 @@ def audit(
 
         result = compare(result, previous)
     return result
-
-
-def evidence(
-    finding_id: str,
-    captures: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
-    out_dir: str | os.PathLike[str],
-    *,
-    rules: str | os.PathLike[str] | None = None,
-    groups: dict[str, list[str]] | None = None,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
-    engine: str = "auto",
-    enrich: bool | None = None,
-) -> EvidenceResult:
-    """Write ``OUT_DIR/<id>.pcap`` (the packets of one finding's flows) and ``<id>.json``
-    (hashes, flows, times, enrichment). ``finding_id`` may be a unique prefix (≥ 6 hex
-    digits). ``enrich``: None = when tshark is installed."""
-    from flowaudit.evidence import write_evidence
-
-    paths = [captures] if isinstance(captures, str | os.PathLike) else list(captures)
-    return write_evidence(
-        finding_id,
-        paths,
-        out_dir,
-        rules=rules,
-        groups=groups,
-        since=since,
-        until=until,
-        engine=engine,
-        enrich=enrich,
-    )
 
 
 def query(

@@ -188,7 +188,7 @@ class EvidenceSource:
 
     def __init__(
         self,
-        captures: Sequence[str | os.PathLike[str]],
+        captures: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         *,
         rules: str | os.PathLike[str] | None = None,
         groups: dict[str, list[str]] | None = None,
@@ -199,6 +199,8 @@ class EvidenceSource:
         from flowaudit import api
         from flowaudit.store import FlowStore
 
+        if isinstance(captures, str | os.PathLike):
+            captures = [captures]
         self.paths = list(dict.fromkeys(Path(c) for c in captures))
         if not self.paths:
             raise UsageError("evidence needs at least one capture (--capture FILE)")
@@ -252,7 +254,7 @@ class EvidenceSource:
 
 def write_evidence(
     finding_id: str,
-    captures: Sequence[str | os.PathLike[str]],
+    captures: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     *,
     rules: str | os.PathLike[str] | None = None,

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from flowaudit.cli.common import handle_errors, parse_time, rules_option
+from flowaudit.cli.common import engine_option, handle_errors, parse_time, rules_option
 
 FORMATS = ["text", "json", "markdown", "csv", "html"]
 
@@ -34,12 +34,7 @@ FORMATS = ["text", "json", "markdown", "csv", "html"]
     default=None,
     help="Write the report here (atomically) instead of stdout.",
 )
-@click.option(
-    "--engine",
-    type=click.Choice(["auto", "fast", "tshark"]),
-    default="auto",
-    help="Packet engine for CAPTURES.",
-)
+@engine_option
 @click.option(
     "--baseline",
     type=click.Path(exists=True, dir_okay=False),

@@ -82,6 +82,18 @@ def rules_option(f: F) -> F:
     return f
 
 
+def engine_option(f: F) -> F:
+    """``--engine auto|fast|tshark``: the packet engine for captures."""
+    return click.option(
+        "--engine",
+        type=click.Choice(["auto", "fast", "tshark"]),
+        default="auto",
+        show_default=True,
+        help="Packet engine: the fast reader, or tshark (via pyshark) for odd link types; "
+        "auto falls back to tshark for link types the fast reader does not decode.",
+    )(f)
+
+
 def store_option(f: F) -> F:
     """``--store DIR``: the flow store (default ./flowaudit-data)."""
     return click.option(

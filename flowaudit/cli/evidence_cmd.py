@@ -6,7 +6,7 @@ import datetime as dt
 
 import click
 
-from flowaudit.cli.common import handle_errors, parse_time, rules_option
+from flowaudit.cli.common import engine_option, handle_errors, parse_time, rules_option
 
 
 @click.command()
@@ -30,12 +30,7 @@ from flowaudit.cli.common import handle_errors, parse_time, rules_option
 @rules_option
 @click.option("--since", callback=parse_time, help="Audit window start (as for `audit`).")
 @click.option("--until", callback=parse_time, help="Audit window end (as for `audit`).")
-@click.option(
-    "--engine",
-    type=click.Choice(["auto", "fast", "tshark"]),
-    default="auto",
-    help="Packet engine for the captures.",
-)
+@engine_option
 @click.option(
     "--no-enrich",
     is_flag=True,

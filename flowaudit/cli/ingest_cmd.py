@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from flowaudit.cli.common import handle_errors, store_option
+from flowaudit.cli.common import engine_option, handle_errors, store_option
 
 PROGRESS_MIN_BYTES = 32 << 20
 
@@ -15,13 +15,7 @@ PROGRESS_MIN_BYTES = 32 << 20
 @click.command()
 @click.argument("captures", nargs=-1, required=True, type=click.Path(exists=True))
 @store_option
-@click.option(
-    "--engine",
-    type=click.Choice(["auto", "fast", "tshark"]),
-    default="auto",
-    show_default=True,
-    help="Packet engine: the fast reader, or tshark (via pyshark) for odd link types.",
-)
+@engine_option
 @click.option(
     "--format",
     "fmt",
