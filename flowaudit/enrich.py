@@ -263,7 +263,7 @@ def enrich_capped(
             per_conn=PACKETS_PER_CONN,
             conns_per_tag=CONNS_PER_FINDING,
         )
-        parts.append(SlicePart(p, sel.index, sel.ts_ns, sel.wire_len))
+        parts.append(sel.slice_part(p))
         frame_keys.extend(tag_names[t] for t in sel.tag)
     if not frame_keys:
         return {}

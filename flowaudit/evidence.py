@@ -304,7 +304,7 @@ def _write(
         if not mine:
             continue
         sel = select_flows(p, mine, engine)
-        parts.append(SlicePart(p, sel.index, sel.ts_ns, sel.wire_len))
+        parts.append(sel.slice_part(p))
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

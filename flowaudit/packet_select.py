@@ -27,12 +27,16 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from flowaudit.community_id import ICMP4_PAIR_TABLE, ICMP6_PAIR_TABLE
 from flowaudit.ingest.packets import FRAG_FIRST, FRAG_HAS_L4, FRAG_IS_FRAGMENT, KIND_IP, PacketBatch
+
+if TYPE_CHECKING:
+    from flowaudit.ingest.slicer import SlicePart
 
 U64 = npt.NDArray[np.uint64]
 PORTED = (6, 17, 1, 58, 132)
@@ -83,11 +87,42 @@ class Selection:
     ts_ns: list[int] = field(default_factory=list)
     wire_len: list[int] = field(default_factory=list)
     tag: list[int] = field(default_factory=list)
+    # where each frame is (packets.RECORD_FIELDS), when the reader says: else empty
+    pos: list[int] = field(default_factory=list)
+    caplen: list[int] = field(default_factory=list)
+    link: list[int] = field(default_factory=list)
     frames: int = 0  # frames read in total
+
+    def add(
+        self, i: int, ts_ns: int, wire: int, tag: int, rec: tuple[int, int, int] | None
+    ) -> None:
+        self.index.append(i)
+        self.ts_ns.append(ts_ns)
+        self.wire_len.append(wire)
+        self.tag.append(tag)
+        if rec is not None:
+            self.pos.append(rec[0])
+            self.caplen.append(rec[1])
+            self.link.append(rec[2])
+
+    @property
+    def located(self) -> bool:
+        """Every selected frame has its stream position."""
+        return len(self.pos) == len(self.index)
+
+    def slice_part(self, path: Path) -> SlicePart:
+        """These frames of ``path``, for ``ingest.slicer.write_slice``."""
+        from flowaudit.ingest.slicer import SlicePart
+
+        return SlicePart(
+            path, self.index, self.ts_ns, self.wire_len, self.pos, self.caplen, self.link
+        )
 
     def sort(self) -> None:
         order = sorted(range(len(self.index)), key=self.index.__getitem__)
-        for name in ("index", "ts_ns", "wire_len", "tag"):
+        names = ["index", "ts_ns", "wire_len", "tag"]
+        names += ["pos", "caplen", "link"] if self.located else []
+        for name in names:
             col = getattr(self, name)
             setattr(self, name, [col[i] for i in order])
 
@@ -198,19 +233,16 @@ def select_packets(
     caps = _Caps(per_conn, conns_per_tag)
     sel = Selection()
     heads: dict[tuple[int, ...], list[tuple[int, int, int]]] = defaultdict(list)
-    tails: list[tuple[int, tuple[int, ...], int, int, int]] = []
+    tails: list[tuple[int, tuple[int, ...], int, int, tuple[int, int, int] | None]] = []
     base = 0
     for b in batches:
         _batch(b, base, idx, caps, sel, heads, tails)
         base += len(b)
-    for i, key, ts_ns, wire, _ in tails:
+    for i, key, ts_ns, wire, rec in tails:
         us = ts_ns // 1000
         for first, last, tag in heads.get(key, ()):
             if first <= us <= last:
-                sel.index.append(i)
-                sel.ts_ns.append(ts_ns)
-                sel.wire_len.append(wire)
-                sel.tag.append(tag)
+                sel.add(i, ts_ns, wire, tag, rec)
                 break
     sel.frames = base
     sel.sort()
@@ -224,7 +256,7 @@ def _batch(
     caps: _Caps,
     sel: Selection,
     heads: dict[tuple[int, ...], list[tuple[int, int, int]]],
-    tails: list[tuple[int, tuple[int, ...], int, int, int]],
+    tails: list[tuple[int, tuple[int, ...], int, int, tuple[int, int, int] | None]],
 ) -> None:
     proto = b["protocol"].astype(np.int64)
     fr = b["frag"].astype(np.int64)
@@ -258,6 +290,13 @@ def _batch(
     ts = b["ts_ns"]
     wire = b["wire_len"]
     fid = b["frag_id"]
+    located = "rec_pos" in b.arrays
+
+    def rec(i: int) -> tuple[int, int, int] | None:
+        if not located:
+            return None
+        return int(b["rec_pos"][i]), int(b["caplen"][i]), int(b["link"][i])
+
     for i in np.flatnonzero(cand).tolist():
         v, pr = int(vlan[i]), int(proto[i])
         s, d = (int(shi[i]), int(slo[i])), (int(dhi[i]), int(dlo[i]))
@@ -280,10 +319,7 @@ def _batch(
                     break
         if tag < 0 or not caps.admit(conn, tag):
             continue
-        sel.index.append(base + i)
-        sel.ts_ns.append(int(ts[i]))
-        sel.wire_len.append(int(wire[i]))
-        sel.tag.append(tag)
+        sel.add(base + i, int(ts[i]), int(wire[i]), tag, rec(i))
         if is_frag[i]:
             heads[(v, pr, *s, *d, int(fid[i]))].append((*window, tag))
     if not len(idx.pair_h):
@@ -292,7 +328,7 @@ def _batch(
     for i in t_idx.tolist():
         key = (int(vlan[i]), int(proto[i]), int(shi[i]), int(slo[i]), int(dhi[i]), int(dlo[i]),
                int(fid[i]))  # fmt: skip
-        tails.append((base + i, key, int(ts[i]), int(wire[i]), 0))
+        tails.append((base + i, key, int(ts[i]), int(wire[i]), rec(i)))
 
 
 __all__ = [

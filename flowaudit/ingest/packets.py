@@ -23,6 +23,11 @@ ip_len         uint32    IP-layer length (IPv4 total length / IPv6 40 + payload 
 frag           uint8     FRAG_* bits below
 frag_id        uint32    IPv4 identification / IPv6 fragment identification
 =============  ========  ==============================================================
+
+Optional fields (``RECORD_FIELDS``), set by the fast reader only: ``rec_pos`` (int64, the
+stream offset of the frame's first byte: the file offset for plain files, the
+decompressed offset for ``.gz``), ``caplen`` (int64, captured bytes) and ``link`` (int32,
+the frame's link type). The evidence slicer reads frames by them instead of re-walking.
 """
 
 from __future__ import annotations
@@ -62,6 +67,9 @@ PACKET_FIELDS: dict[str, str] = {
     "frag": "uint8",
     "frag_id": "uint32",
 }
+
+
+RECORD_FIELDS: dict[str, str] = {"rec_pos": "int64", "caplen": "int64", "link": "int32"}
 
 
 @dataclass

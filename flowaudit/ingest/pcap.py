@@ -87,6 +87,7 @@ class _Walker:
         self.name, self.b, self.stats = name, buf, stats
         self.k = kernels()
         self.rec_off = np.empty(max_batch, np.int64)
+        self.rec_pos = np.empty(max_batch, np.int64)  # stream offsets (rec_off moves with buf)
         self.rec_cap = np.empty(max_batch, np.int64)
         self.rec_len = np.empty(max_batch, np.uint32)
         self.rec_ts = np.empty(max_batch, np.int64)
@@ -101,8 +102,14 @@ class _Walker:
         b = self.b
         return b.end if wide or b.end - b.start <= WINDOW else b.start + WINDOW
 
+    def walked(self, lo: int, hi: int) -> None:
+        """Keep the stream offsets of the rows the last walk added (before the buffer moves)."""
+        if hi > lo:
+            np.add(self.rec_off[lo:hi], self.b.base, out=self.rec_pos[lo:hi])
+
     def decoded(self, lo: int, hi: int) -> None:
         """Decode the records the last walk added (scratch rows lo..hi-1)."""
+        self.walked(lo, hi)
         if hi > lo:
             self.k.decode(self.b.buf, self.rec_off, self.rec_cap, self.rec_link, lo, hi,
                      *self.out.values())  # fmt: skip
@@ -143,7 +150,11 @@ class _Walker:
                     " fast reader: its frames are counted as unsupported"
                     " (the tshark engine decodes more link types)"
                 )
-        return PacketBatch({k: arrays[k] for k in PacketBatch.empty().arrays})
+        batch = {k: arrays[k] for k in PacketBatch.empty().arrays}
+        batch["rec_pos"] = self.rec_pos[:n].copy()  # see packets.RECORD_FIELDS
+        batch["caplen"] = self.rec_cap[:n].copy()
+        batch["link"] = self.rec_link[:n].copy()
+        return PacketBatch(batch)
 
     def finish(self, nsec: bool) -> None:
         bad = int(self.state[0])
@@ -172,6 +183,7 @@ def _pcap(w: _Walker) -> Iterator[PacketBatch]:
             b.buf, b.start, lim, big, nsec, link, w.rec_off, w.rec_cap, w.rec_len,
             w.rec_ts, w.rec_link, n, w.state, *w.out.values(),
         )  # fmt: skip
+        w.walked(n, n2)
         w.packets += n2 - n  # walked and decoded
         w.stats.bytes_read += pos - b.start
         advanced, b.start, n = pos > b.start, pos, n2

@@ -251,6 +251,30 @@ class SlicePart:
     index: Sequence[int]
     ts_ns: Sequence[int]
     wire_len: Sequence[int]
+    # the frames' stream positions, caplens and link types when the reader gave them
+    # (packets.RECORD_FIELDS): then the frames are read in place, without a walk
+    pos: Sequence[int] = ()
+    caplen: Sequence[int] = ()
+    link: Sequence[int] = ()
+
+
+def _located(part: SlicePart) -> Iterator[Record]:
+    """The part's records read at their positions (ascending; gzip seeks forward)."""
+    raw, stream, _ = _open(part.path)
+    try:
+        for k, i in enumerate(part.index):
+            stream.seek(part.pos[k])
+            data = stream.read(part.caplen[k])
+            if len(data) != part.caplen[k]:
+                raise CaptureError(
+                    f"{part.path}: record {i} at byte {part.pos[k]} is cut short "
+                    "(file shorter than when it was read?)"
+                )
+            yield Record(i, part.link[k], part.caplen[k], part.wire_len[k], data)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise CaptureError(f"{part.path}: cannot read a selected record: {e}") from e
+    finally:
+        raw.close()
 
 
 @dataclass(frozen=True)
@@ -289,7 +313,9 @@ def _copy(out: IO[bytes], parts: Sequence[SlicePart], w: PcapWriter | PcapngWrit
         wanted = {i: k for k, i in enumerate(part.index)}
         last = part.index[-1]
         got = 0
-        for rec in iter_records(part.path, wanted.__contains__):
+        located = len(part.pos) == len(part.index)
+        records = _located(part) if located else iter_records(part.path, wanted.__contains__)
+        for rec in records:
             k = wanted.get(rec.index)
             if k is not None and rec.data is not None:
                 if rec.wire_len != part.wire_len[k]:
