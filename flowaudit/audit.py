@@ -126,13 +126,7 @@ def run_audit(
         coverage = eng.table_from_rows(COVERAGE_SCHEMA, coverage_rows(matrix, usage, violations))
     finally:
         eng.close()
-    stats = {
-        "conversations": int(window["conversations"]),
-        "violation_flows": _sum(violations, "flows"),
-        "by_reason": _count_by(violations, "reason"),
-        "unused": _count_status(unused, "unused"),
-        "partly_used": _count_status(unused, "partly-used"),
-    }
+    stats = {"conversations": int(window["conversations"]), **finding_stats(violations, unused)}
     return AuditResult(
         violations=violations,
         unused_rules=unused,
@@ -174,6 +168,16 @@ def _address_texts(addrs: pa.Table) -> list[tuple[bytes, str]]:
     from flowaudit.matrix.model import addr_text
 
     return [(a, addr_text(int.from_bytes(a, "big"))) for a in addrs.column("addr").to_pylist()]
+
+
+def finding_stats(violations: pa.Table, unused: pa.Table) -> dict[str, Any]:
+    """The summary counts of the findings tables (``AuditResult.stats``)."""
+    return {
+        "violation_flows": _sum(violations, "flows"),
+        "by_reason": _count_by(violations, "reason"),
+        "unused": _count_status(unused, "unused"),
+        "partly_used": _count_status(unused, "partly-used"),
+    }
 
 
 def _sum(table: pa.Table, column: str) -> int:

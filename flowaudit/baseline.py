@@ -131,6 +131,29 @@ def compare(result: AuditResult, baseline: dict[str, Any]) -> AuditResult:
     )
 
 
+def only_new(result: AuditResult) -> AuditResult:
+    """``result`` with only the findings that are new since its baseline (for a mail or a
+    ticket); the coverage picture and ``changes`` stay whole."""
+    if result.changes is None:
+        raise UsageError("only new findings: there is no baseline to compare with")
+    from flowaudit.audit import finding_stats
+
+    new = set(result.changes.new)
+    violations = _keep(result.violations, new)
+    unused = _keep(result.unused_rules, new)
+    stats = {**result.stats, **finding_stats(violations, unused), "only_new": True}
+    return dataclasses.replace(result, violations=violations, unused_rules=unused, stats=stats)
+
+
+def _keep(table: pa.Table, ids: set[str]) -> pa.Table:
+    import numpy as np
+
+    from flowaudit._arrow import bools
+
+    mask = np.fromiter((i in ids for i in table.column("finding_id").to_pylist()), dtype=bool)
+    return table.filter(bools(mask))
+
+
 def _new_first(table: pa.Table, before: dict[str, Any]) -> pa.Table:
     ids = table.column("finding_id").to_pylist()
     order = sorted(range(len(ids)), key=lambda i: (ids[i] in before, i))
@@ -143,4 +166,4 @@ def _new_first(table: pa.Table, before: dict[str, Any]) -> pa.Table:
     return table.take(ints(pa.int64(), order))  # a list index would import pandas
 
 
-__all__ = ["Changes", "compare", "load_baseline"]
+__all__ = ["Changes", "compare", "load_baseline", "only_new"]

@@ -220,3 +220,28 @@ def test_bad_baseline_exits_2_naming_the_file(
     assert message in r.output
     assert "Traceback" not in r.output
     assert not out.exists()
+
+
+def test_only_new_keeps_the_new_findings_and_the_whole_picture(
+    added: Path, baseline: tuple[Path, Any]
+) -> None:
+    path, before = baseline
+    runner = CliRunner()
+    args = ["audit", str(added), *ADMIN_OPT, "--baseline", str(path), "--only-new"]
+    r = runner.invoke(cli, [*args, "--format", "json"])
+    assert r.exit_code == 1, r.output
+    doc = json.loads(r.output)
+    assert [v["finding_id"] for v in doc["violations"]] == [violation_id(*EXTRA)]
+    assert doc["unused_rules"] == []
+    assert doc["summary"]["violations"] == 1
+    assert doc["summary"]["by_reason"] == {"port-not-approved": 1}
+    assert len(doc["changes"]["persisting"]) == 50  # the changes section stays whole
+    assert len(doc["coverage"]) == before.coverage.num_rows + 1  # one more cell: nodes→:31337
+    # nothing new → exit 0 and empty tables
+    same = runner.invoke(
+        cli, ["audit", str(MIXED), *ADMIN_OPT, "--baseline", str(path), "--only-new"]
+    )
+    assert same.exit_code == 0, same.output
+    assert "0 new violations" in same.output
+    bad = runner.invoke(cli, ["audit", str(MIXED), "--only-new"])
+    assert bad.exit_code == 2 and "--only-new needs --baseline" in bad.output

@@ -50,6 +50,12 @@ FORMATS = ["text", "json", "markdown", "csv", "html"]
     help="Exit 1 on any finding, or only on findings new since --baseline (for cron jobs).",
 )
 @click.option(
+    "--only-new",
+    is_flag=True,
+    help="Report only the findings new since --baseline (the changes section and the "
+    "coverage picture stay whole): what a periodic job mails or files.",
+)
+@click.option(
     "--enrich",
     is_flag=True,
     help="Name what each violation's traffic is (TLS SNI, certificate names, HTTP host, "
@@ -67,6 +73,7 @@ def audit(
     engine: str,
     baseline: str | None,
     fail_on: str,
+    only_new: bool,
     enrich: bool,
 ) -> None:
     """Report traffic outside the approved matrix and approved rules without traffic.
@@ -80,6 +87,8 @@ def audit(
 
     if fail_on == "new" and baseline is None:
         raise click.UsageError("--fail-on new needs --baseline PREVIOUS.json")
+    if only_new and baseline is None:
+        raise click.UsageError("--only-new needs --baseline PREVIOUS.json")
     with handle_errors():
         result = api.audit(
             captures,
@@ -92,6 +101,10 @@ def audit(
             baseline=baseline,
             enrich=enrich,
         )
+        if only_new:
+            from flowaudit.baseline import only_new as keep_new
+
+            result = keep_new(result)
         tty = output is None and sys.stdout.isatty()
         # a file or pipe gets the tables' natural width: folded, never cropped
         width = shutil.get_terminal_size((200, 40)).columns if tty else 1000

@@ -205,10 +205,11 @@ def summary_line(result: AuditResult) -> str:
     by = result.stats.get("by_reason", {})
     reasons = ", ".join(f"{k} {n}" for k, n in by.items())
     sampled = " (counts are sampled estimates)" if result.sampled else ""
+    new = " new" if result.stats.get("only_new") else ""
     return (
         f"{result.flows:,} flows audited against {result.matrix_name} "
-        f"(sha256 {result.rules_digest[:12]}): {result.violations.num_rows} violations"
+        f"(sha256 {result.rules_digest[:12]}): {result.violations.num_rows}{new} violations"
         + (f" [{reasons}]" if reasons else "")
-        + f", {result.stats.get('unused', 0)} unused rules, "
-        f"{result.stats.get('partly_used', 0)} partly used{sampled}"
+        + f", {result.stats.get('unused', 0)}{new} unused rules, "
+        f"{result.stats.get('partly_used', 0)}{new} partly used{sampled}"
     )
