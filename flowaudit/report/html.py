@@ -37,9 +37,12 @@ CSS = """
 background:#fafbfd}
 .fa-report .card b{display:block;font-size:1.6em}.fa-report .card.bad b{color:#c62828}
 .fa-report .card.warn b{color:#b07b00}.fa-report .card.ok b{color:#2e8b45}
-.fa-report table{border-collapse:collapse;margin:.5em 0 1em;font-size:12.5px}
+.fa-report table{border-collapse:collapse;margin:.5em 0 1em;font-size:12px;width:100%}
 .fa-report th,.fa-report td{border:1px solid #cfd5de;padding:3px 6px;text-align:left;
 vertical-align:top}
+.fa-report td.num,.fa-report td.key{white-space:nowrap}
+.fa-report td.prose{overflow-wrap:anywhere;min-width:8em}
+.fa-report .wide{overflow-x:auto}
 .fa-report th{background:#e9edf5}
 .fa-report tr.new td{background:#fff1f0}
 .fa-report tr.new td:first-child{font-weight:bold;color:#c62828}
@@ -49,22 +52,59 @@ vertical-align:top}
 """
 
 NUMERIC = {"vlan", "port", "flows", "packets", "bytes"}
+KEYS = {"id", "change", "proto", "status", "kind"}  # never broken
+ADDRESSES = {"initiator", "responder"}  # may break after a '.' or ':'
+TIMES = {"seen", "last seen"}  # date over time
+PROSE = {"what differs", "what it is", "evidence", "unused pairs", "what"}
+
+
+def _cell(header: str, text: str) -> str:
+    t = escape(text)
+    if header in NUMERIC:
+        return f'<td class="num">{t}</td>'
+    if header in KEYS:
+        return f'<td class="key">{t}</td>'
+    if header in ADDRESSES:
+        return "<td>" + t.replace(".", ".<wbr>").replace(":", ":<wbr>") + "</td>"
+    if header in TIMES:
+        return '<td class="key">' + t.replace(" ", "<br>", 1) + "</td>"
+    if header in PROSE:
+        return f'<td class="prose">{t}</td>'
+    return f"<td>{t}</td>"
+
+
+def _merge_seen(
+    headers: Sequence[str], rows: Sequence[Sequence[str]]
+) -> tuple[list[str], list[list[str]]]:
+    """``first seen`` + ``last seen`` → one ``seen`` cell (the date once when it is the same)."""
+    hs = list(headers)
+    if "first seen" not in hs or "last seen" not in hs:
+        return hs, [list(r) for r in rows]
+    a, b = hs.index("first seen"), hs.index("last seen")
+    out = []
+    for r in rows:
+        first, last = r[a], r[b]
+        same_day = first[:10] == last[:10]
+        seen = f"{first} – {last[11:]}" if same_day else f"{first} – {last}"
+        out.append([c for i, c in enumerate(r) if i != b])
+        out[-1][a] = seen
+    hs[a] = "seen"
+    del hs[b]
+    return hs, out
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], new_col: bool = False) -> str:
     if not rows:
         return "<p>None.</p>"
+    headers, rows = _merge_seen(headers, rows)
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    numeric = [h in NUMERIC for h in headers]
     body = []
     for r in rows:
         cls = ' class="new"' if new_col and r[0] == "new" else ""
-        cells = "".join(
-            f'<td class="num">{escape(c)}</td>' if numeric[i] else f"<td>{escape(c)}</td>"
-            for i, c in enumerate(r)
-        )
+        cells = "".join(_cell(h, c) for h, c in zip(headers, r, strict=True))
         body.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f'<div class="wide">{table}</div>'
 
 
 def _cards(result: AuditResult) -> str:
