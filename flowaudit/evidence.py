@@ -1,4 +1,4 @@
-"""Evidence for one finding: the packets of its flows as a pcap slice, plus a manifest.
+"""Evidence for findings: the packets of each one's flows as a pcap slice, plus a manifest.
 
 ``write_evidence(FINDING_ID, captures, OUT_DIR)`` audits the captures exactly as
 ``flowaudit.api.audit`` does (into a temporary store), resolves the finding id (or a
@@ -13,6 +13,8 @@ files are written to a temp name and renamed, pcap first, so a manifest only exi
 next to a complete slice.
 
 Captures are sliced in the order given; packets of one capture keep capture order.
+``EvidenceSource`` audits once and writes any number of findings (``write_many``: one
+engine, one walk of each capture and one tshark pass for all of them; ``evidence --all``).
 """
 
 from __future__ import annotations
@@ -24,16 +26,16 @@ import os
 import re
 import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from flowaudit.errors import OutputError, UsageError
 
 if TYPE_CHECKING:
     from flowaudit.audit import AuditResult
+    from flowaudit.ingest.slicer import SlicePart
     from flowaudit.matrix import Matrix
     from flowaudit.packet_select import FlowKey, Selection
 
@@ -95,39 +97,40 @@ def resolve_finding(result: AuditResult, finding_id: str, where: str) -> dict[st
 def finding_flows(
     files: Sequence[Path],
     matrix: Matrix,
-    row: dict[str, Any],
+    rows: Sequence[dict[str, Any]],
     since: dt.datetime | None,
     until: dt.datetime | None,
-) -> list[dict[str, Any]]:
-    """The flows of one violation: the audit's conversation steps, then finding_flows.sql.
-
-    The steps are ``flowaudit.audit.prepare_conversations`` (as ``run_audit`` runs them),
-    on a fresh engine over the same flow files.
-    """
+) -> list[list[dict[str, Any]]]:
+    """The flows of each violation: the audit's conversation steps once
+    (``flowaudit.audit.prepare_conversations``, as ``run_audit`` runs them, on a fresh
+    engine over the same flow files), then ``finding_flows.sql`` per finding."""
     from flowaudit._arrow import pylist
     from flowaudit.audit import prepare_conversations
     from flowaudit.engine import Engine
 
     eng = Engine()
+    out = []
     try:
         prepare_conversations(eng, matrix, files, since, until)
-        table = eng.run(
-            "finding_flows",
-            since=since,
-            until=until,
-            vlan_id=row["vlan_id"],
-            src_ip=row["src_ip"],
-            dst_ip=row["dst_ip"],
-            protocol=row["protocol"],
-            dst_port=row["dst_port"],
-        )
+        for row in rows:
+            table = eng.run(
+                "finding_flows",
+                since=since,
+                until=until,
+                vlan_id=row["vlan_id"],
+                src_ip=row["src_ip"],
+                dst_ip=row["dst_ip"],
+                protocol=row["protocol"],
+                dst_port=row["dst_port"],
+            )
+            out.append(pylist(table))
     finally:
         eng.close()
-    return pylist(table)
+    return out
 
 
-def flow_keys(flows: Sequence[dict[str, Any]]) -> list[FlowKey]:
-    """Flow rows (with src_addr/dst_addr) → selection keys, tagged by list position."""
+def flow_keys(flows: Sequence[dict[str, Any]], first_tag: int = 0) -> list[FlowKey]:
+    """Flow rows (with src_addr/dst_addr) → selection keys, tagged ``first_tag`` + position."""
     from flowaudit.packet_select import FlowKey, addr_halves
 
     return [
@@ -140,7 +143,7 @@ def flow_keys(flows: Sequence[dict[str, Any]]) -> list[FlowKey]:
             b_port=int(f["dst_port"] or 0),
             first_us=us(f["first_seen"]),
             last_us=us(f["last_seen"]),
-            tag=i,
+            tag=first_tag + i,
         )
         for i, f in enumerate(flows)
     ]
@@ -150,19 +153,6 @@ def select_flows(path: Path, keys: Sequence[FlowKey], engine: str) -> Selection:
     from flowaudit.packet_select import packet_batches, select_packets
 
     return select_packets(packet_batches(path, engine), flows=keys)
-
-
-@contextmanager
-def atomic_binary(dest: Path) -> Iterator[IO[bytes]]:
-    """A temp file beside ``dest``, renamed onto it when the block succeeds."""
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            yield f
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def sha256_of(path: Path) -> str:
@@ -240,6 +230,17 @@ class EvidenceSource:
         self, finding_id: str, out_dir: str | os.PathLike[str], *, enrich: bool | None = None
     ) -> EvidenceResult:
         """Write ``OUT_DIR/<id>.pcap`` and ``OUT_DIR/<id>.json`` for one violation."""
+        return self.write_many([finding_id], out_dir, enrich=enrich)[0]
+
+    def write_many(
+        self,
+        finding_ids: Sequence[str],
+        out_dir: str | os.PathLike[str],
+        *,
+        enrich: bool | None = None,
+    ) -> list[EvidenceResult]:
+        """Evidence for several violations: one engine, one walk of each capture, one
+        tshark pass. Every id is resolved before anything is written."""
         out = Path(out_dir)
         _check_out_dir(out)
         if enrich is True:
@@ -247,9 +248,19 @@ class EvidenceSource:
 
             require_tshark()
         where = ", ".join(str(p) for p in self.paths)
-        row = resolve_finding(self.result, finding_id, where)
-        flows = finding_flows(self.store.flow_files(), self.matrix, row, self.since, self.until)
-        return _write(row, self.result, flows, self.digests, out, self.engine, enrich, self.tmp)
+        rows = list({r["finding_id"]: r for f in finding_ids
+                     for r in [resolve_finding(self.result, f, where)]}.values())  # fmt: skip
+        flows = finding_flows(self.store.flow_files(), self.matrix, rows, self.since, self.until)
+        keys: list[FlowKey] = []
+        owner: list[int] = []  # global tag → position in rows
+        capture_of: list[str] = []  # global tag → capture sha256
+        for k, fl in enumerate(flows):
+            keys += flow_keys(fl, first_tag=len(keys))
+            owner += [k] * len(fl)
+            capture_of += [f["capture_id"] for f in fl]
+        parts = _select(keys, owner, capture_of, len(rows), self.digests, self.engine)
+        return _write_all(rows, self.result, flows, keys, owner, parts, self.digests, out,
+                          enrich, self.tmp)  # fmt: skip
 
 
 def write_evidence(
@@ -280,64 +291,94 @@ def write_evidence(
         return src.write(finding_id, out_dir, enrich=enrich)
 
 
-def _write(
-    row: dict[str, Any],
-    result: AuditResult,
-    flows: list[dict[str, Any]],
+def _select(
+    keys: Sequence[FlowKey],
+    owner: Sequence[int],
+    capture_of: Sequence[str],
+    n_findings: int,
     digests: dict[Path, str],
-    out: Path,
     engine: str,
-    enrich: bool | None,
-    tmp: Path,
-) -> EvidenceResult:
-    from flowaudit.ingest.slicer import SlicePart, write_slice
-
-    fid = row["finding_id"]
-    keys = flow_keys(flows)
-    parts: list[SlicePart] = []
+) -> list[list[SlicePart]]:
+    """Each finding's frames from each capture (one walk per capture for all findings)."""
+    parts: list[list[SlicePart]] = [[] for _ in range(n_findings)]
     seen: set[str] = set()
     for p, sha in digests.items():
         if sha in seen:
             continue
         seen.add(sha)
-        mine = [k for k, f in zip(keys, flows, strict=True) if f["capture_id"] == sha]
+        mine = [k for k in keys if capture_of[k.tag] == sha]
         if not mine:
             continue
         sel = select_flows(p, mine, engine)
-        parts.append(sel.slice_part(p))
+        for k, sub in sel.split(lambda tag: owner[tag]).items():
+            parts[k].append(sub.slice_part(p))
+    return parts
+
+
+def _write_all(
+    rows: Sequence[dict[str, Any]],
+    result: AuditResult,
+    flows: Sequence[list[dict[str, Any]]],
+    keys: Sequence[FlowKey],
+    owner: Sequence[int],
+    parts: Sequence[list[SlicePart]],
+    digests: dict[Path, str],
+    out: Path,
+    enrich: bool | None,
+    tmp: Path,
+) -> list[EvidenceResult]:
+    """Slices to temp files, one enrichment pass over them, then rename each slice and
+    write its manifest (a manifest only ever sits beside a complete slice)."""
+    from flowaudit.ingest.slicer import write_slice
+
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"{out}: cannot create the evidence directory: {e.strerror}") from e
-    pcap = out / f"{fid}.pcap"
-    manifest = out / f"{fid}.json"
+    temps = [out / f".{r['finding_id']}.pcap.{uuid.uuid4().hex[:8]}.tmp" for r in rows]
     try:
-        with atomic_binary(pcap) as f:
-            info = write_slice(f, parts)
-            f.flush()
-            enrichment, note = _enrich(Path(f.name), keys, fid, enrich, tmp)
-    except OSError as e:
-        raise OutputError(f"{pcap}: cannot write the slice: {e.strerror}") from e
-    times = [t for part in parts for t in part.ts_ns]
-    doc = _manifest(row, result, flows, digests, pcap, info, times, enrichment, note)
-    if info.format == "pcapng":
-        doc["slice"]["note"] = (
-            f"packets span link types {list(info.link_types)} or times a classic pcap cannot "
-            "hold: written as pcapng"
-        )
-    try:
-        from flowaudit._files import write_text_atomic
+        infos = []
+        for t, part in zip(temps, parts, strict=True):
+            with open(t, "wb") as f:
+                infos.append(write_slice(f, part))
+        names = {k.tag: rows[owner[k.tag]]["finding_id"] for k in keys}
+        enrichment, note = _enrich(temps, keys, names, enrich, tmp)
+        done = []
+        for row, fl, part, info, t in zip(rows, flows, parts, infos, temps, strict=True):
+            fid = row["finding_id"]
+            pcap, manifest = out / f"{fid}.pcap", out / f"{fid}.json"
+            os.replace(t, pcap)
+            found = None if enrichment is None else enrichment.get(fid, {})
+            times = [x for p in part for x in p.ts_ns]
+            doc = _manifest(row, result, fl, digests, pcap, info, times, found, note)
+            if info.format == "pcapng":
+                doc["slice"]["note"] = (
+                    f"packets span link types {list(info.link_types)} or times a classic pcap "
+                    "cannot hold: written as pcapng"
+                )
+            try:
+                from flowaudit._files import write_text_atomic
 
-        write_text_atomic(manifest, json.dumps(doc, indent=2) + "\n")
+                write_text_atomic(manifest, json.dumps(doc, indent=2) + "\n")
+            except OSError:
+                pcap.unlink(missing_ok=True)
+                raise
+            done.append(EvidenceResult(fid, pcap, manifest, info.packets, len(fl), found, note))
+        return done
     except OSError as e:
-        pcap.unlink(missing_ok=True)
-        raise OutputError(f"{manifest}: cannot write the manifest: {e.strerror}") from e
-    return EvidenceResult(fid, pcap, manifest, info.packets, len(flows), enrichment, note)
+        raise OutputError(f"{e.filename or out}: cannot write evidence: {e.strerror}") from e
+    finally:
+        for t in temps:
+            t.unlink(missing_ok=True)
 
 
 def _enrich(
-    slice_path: Path, keys: Sequence[FlowKey], fid: str, enrich: bool | None, tmp: Path
-) -> tuple[dict[str, list[str]] | None, str | None]:
+    slices: Sequence[Path],
+    keys: Sequence[FlowKey],
+    names: dict[int, str],
+    enrich: bool | None,
+    tmp: Path,
+) -> tuple[dict[str, dict[str, list[str]]] | None, str | None]:
     from flowaudit.enrich import (
         CONNS_PER_FINDING,
         PACKETS_PER_CONN,
@@ -349,12 +390,12 @@ def _enrich(
         return None, "enrichment disabled (--no-enrich)"
     if not tshark_available():
         return None, "tshark is not installed (apt-get install tshark): no enrichment"
-    found = enrich_capped([slice_path], flows=keys, tag_names={k.tag: fid for k in keys}, tmp=tmp)
+    found = enrich_capped(list(slices), flows=keys, tag_names=names, tmp=tmp)
     note = (
         f"tshark dissected the first {PACKETS_PER_CONN} packets of up to "
         f"{CONNS_PER_FINDING} flows of the slice"
     )
-    return found.get(fid, {}), note
+    return found, note
 
 
 def _manifest(

@@ -24,7 +24,7 @@ Optional caps (packets per connection, connections per key tag) bound enrichment
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -109,6 +109,15 @@ class Selection:
     def located(self) -> bool:
         """Every selected frame has its stream position."""
         return len(self.pos) == len(self.index)
+
+    def split(self, group: Callable[[int], int]) -> dict[int, Selection]:
+        """The frames grouped by ``group(tag)``, each group in capture order."""
+        out: dict[int, Selection] = {}
+        for k in range(len(self.index)):
+            rec = (self.pos[k], self.caplen[k], self.link[k]) if self.located else None
+            sub = out.setdefault(group(self.tag[k]), Selection())
+            sub.add(self.index[k], self.ts_ns[k], self.wire_len[k], self.tag[k], rec)
+        return out
 
     def slice_part(self, path: Path) -> SlicePart:
         """These frames of ``path``, for ``ingest.slicer.write_slice``."""

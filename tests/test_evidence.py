@@ -219,8 +219,35 @@ def test_cli_writes_the_slice_and_prints_a_summary(tmp_path: Path) -> None:
              "--group", "admin_workstations=10.25.100.10,10.25.100.11")  # fmt: skip
     assert r.exit_code == 0, r.output
     fid = "e000b3c0bf3f3dff"
-    assert r.output.splitlines()[0] == f"slice:    {out}/{fid}.pcap (25 packets, 1 flows)"
+    assert r.output.splitlines()[0] == f"{out}/{fid}.pcap (25 packets, 1 flows)"
     assert sorted(p.name for p in out.iterdir()) == [f"{fid}.json", f"{fid}.pcap"]
+
+
+@pytest.mark.tshark
+def test_cli_all_equals_one_finding_at_a_time(tmp_path: Path) -> None:
+    """--all: one audit, one capture walk, one tshark pass; the same files as one by one."""
+    group = ["--group", "admin_workstations=10.25.100.10,10.25.100.11"]
+    r = _run("--all", "--capture", str(MIXED), "-o", str(tmp_path / "all"), *group)
+    assert r.exit_code == 0, r.output
+    ids = sorted(api.audit([MIXED], groups=GROUPS).violations.column("finding_id").to_pylist())
+    assert sorted(p.stem for p in (tmp_path / "all").glob("*.pcap")) == ids
+    assert len(list((tmp_path / "all").glob("*.json"))) == 18
+    for fid in ("e72e186073f987aa", "fe11e0e7d5f0aedf", "24749142ede98876"):
+        one = _run(fid, "--capture", str(MIXED), "-o", str(tmp_path / fid), *group)
+        assert one.exit_code == 0, one.output
+        for ext in ("pcap", "json"):
+            a = (tmp_path / "all" / f"{fid}.{ext}").read_bytes()
+            b = (tmp_path / fid / f"{fid}.{ext}").read_bytes()
+            assert a == b, (fid, ext)
+    doc = json.loads((tmp_path / "all" / "e72e186073f987aa.json").read_text())
+    assert doc["enrichment"] == {"dns_names": ["registry.k8s.io"]}
+    assert "e72e186073f987aa.pcap (2 packets, 1 flows)  dns_names: registry.k8s.io" in r.output
+
+
+def test_cli_needs_ids_or_all_not_both(tmp_path: Path) -> None:
+    for args in ([], ["e000b3c0", "--all"]):
+        r = _run(*args, "--capture", str(MIXED), "-o", str(tmp_path))
+        assert r.exit_code == 2 and "give FINDING_ID(s) or --all (not both)" in r.output
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from flowaudit.cli.common import engine_option, handle_errors, parse_time, rules
 
 
 @click.command()
-@click.argument("finding_id")
+@click.argument("finding_ids", nargs=-1, metavar="[FINDING_ID]...")
 @click.option(
     "--capture",
     "captures",
@@ -31,6 +31,7 @@ from flowaudit.cli.common import engine_option, handle_errors, parse_time, rules
 @click.option("--since", callback=parse_time, help="Audit window start (as for `audit`).")
 @click.option("--until", callback=parse_time, help="Audit window end (as for `audit`).")
 @engine_option
+@click.option("--all", "all_", is_flag=True, help="Evidence for every violation of the audit.")
 @click.option(
     "--no-enrich",
     is_flag=True,
@@ -38,7 +39,7 @@ from flowaudit.cli.common import engine_option, handle_errors, parse_time, rules
     "SSH banner, DNS names).",
 )
 def evidence(
-    finding_id: str,
+    finding_ids: tuple[str, ...],
     captures: tuple[str, ...],
     out_dir: str,
     rules_path: str | None,
@@ -46,38 +47,38 @@ def evidence(
     since: dt.datetime | None,
     until: dt.datetime | None,
     engine: str,
+    all_: bool,
     no_enrich: bool,
 ) -> None:
-    """Write the packets of finding FINDING_ID (an id from `flowaudit audit`, or a unique
-    prefix of at least 6 hex digits) to DIR/<id>.pcap, with DIR/<id>.json saying what they
-    are: the finding, the captures and the slice with sha256, the flows, first/last packet
-    time, the matrix digest and, where tshark is installed, what the traffic is.
+    """Write the packets of each FINDING_ID (an id from `flowaudit audit`, or a unique
+    prefix of at least 6 hex digits; or --all violations) to DIR/<id>.pcap, with
+    DIR/<id>.json saying what they are: the finding, the captures and the slice with sha256,
+    the flows, first/last packet time, the matrix digest and, where tshark is installed,
+    what the traffic is.
 
     Audit the same captures with the same --rules/--group/--since/--until as the report
-    the id came from. Exit 0 on success, 2 on bad input (unknown id, not a capture ...).
+    the ids came from. Exit 0 on success, 2 on bad input (unknown id, not a capture ...).
     """
-    from flowaudit.evidence import write_evidence
+    if bool(finding_ids) == all_:
+        raise click.UsageError("give FINDING_ID(s) or --all (not both)")
+    from flowaudit.evidence import EvidenceSource
 
     with handle_errors():
-        res = write_evidence(
-            finding_id,
-            captures,
-            out_dir,
-            rules=rules_path,
-            groups=groups,
-            since=since,
-            until=until,
-            engine=engine,
-            enrich=False if no_enrich else None,
-        )
-        click.echo(f"slice:    {res.pcap_path} ({res.packets} packets, {res.flows} flows)")
-        click.echo(f"manifest: {res.manifest_path}")
-        if res.enrichment:
-            for key, values in res.enrichment.items():
-                click.echo(f"{key}: {', '.join(values)}")
-        elif res.enrichment_note:
-            click.echo(f"enrichment: {'none found' if res.enrichment == {} else 'skipped'}")
-            click.echo(f"  ({res.enrichment_note})")
+        with EvidenceSource(
+            captures, rules=rules_path, groups=groups, since=since, until=until, engine=engine
+        ) as src:
+            ids = finding_ids or tuple(src.result.violations.column("finding_id").to_pylist())
+            if not ids:
+                click.echo("no violations: no evidence to write")
+                return
+            results = src.write_many(ids, out_dir, enrich=False if no_enrich else None)
+        for res in results:
+            click.echo(f"{res.pcap_path} ({res.packets} packets, {res.flows} flows)", nl=False)
+            found = "; ".join(f"{k}: {', '.join(v)}" for k, v in (res.enrichment or {}).items())
+            click.echo(f"  {found}" if found else "")
+        click.echo(f"manifests: {out_dir}/<id>.json")
+        if results and results[0].enrichment_note:
+            click.echo(f"enrichment: {results[0].enrichment_note}")
 
 
 def register(group: click.Group) -> None:
