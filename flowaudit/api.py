@@ -5,6 +5,7 @@ Everything the CLI can do is reachable from here; nothing here prints.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import tempfile
@@ -161,7 +162,18 @@ def audit(
         from flowaudit.enrich import enrich_result
 
         sources = paths or [Path(r.path) for r in records if Path(r.path).is_file()]
+        gone = [] if paths else [r.path for r in records if not Path(r.path).is_file()]
+        if gone and not sources:
+            raise UsageError(
+                "--enrich needs the packets: no capture of the store is at its recorded path "
+                f"any more ({', '.join(gone[:3])}{' ...' if len(gone) > 3 else ''})",
+                hint="pass the captures: flowaudit audit CAPTURE... --enrich",
+            )
         result = enrich_result(result, sources)
+        if gone:
+            note = "capture no longer at this path; its findings are not enriched"
+            warnings = [*result.stats.get("warnings", []), *(f"{g}: {note}" for g in gone)]
+            result = dataclasses.replace(result, stats={**result.stats, "warnings": warnings})
     if previous is not None:
         from flowaudit.baseline import compare
 

@@ -117,3 +117,30 @@ def test_audit_enrich_shows_an_optional_column_in_every_format(tmp_path: Path) -
         assert "what it is" in text and "DNS registry.k8s.io" in text, fmt
     plain = CliRunner().invoke(cli, [*base, "--format", "markdown"]).output
     assert "what it is" not in plain  # optional: only with --enrich
+
+
+@pytest.mark.tshark
+def test_enrich_from_a_store_needs_the_captures_where_they_were(tmp_path: Path) -> None:
+    """Auditing a store: enrichment reads the captures at their recorded paths."""
+    from click.testing import CliRunner
+
+    from flowaudit.cli import cli
+
+    moved = tmp_path / "http.pcap"
+    other = tmp_path / "dns.pcap"
+    moved.write_bytes((EV / "zeek-http-get.pcap").read_bytes())
+    other.write_bytes((EV / "tcpdump-dns_udp.pcap").read_bytes())
+    store = tmp_path / "store"
+    api.ingest([moved, other], store)
+    moved.unlink()
+    r = CliRunner().invoke(cli, ["audit", "--store", str(store), "--enrich", "--format", "json"])
+    assert r.exit_code == 1, r.output
+    assert f"{moved}: capture no longer at this path; its findings are not enriched" in r.output
+    doc = json.loads(r.output[r.output.index("{") :])
+    got = {v["finding_id"]: v["enrichment"] for v in doc["violations"]}
+    assert got["5a79448f54e3eb95"] == {"dns_names": ["www.tcpdump.org"]}
+    assert got["6bff6c3c79f7592e"] == {}  # its capture is gone
+    other.unlink()
+    r = CliRunner().invoke(cli, ["audit", "--store", str(store), "--enrich"])
+    assert r.exit_code == 2
+    assert "--enrich needs the packets: no capture of the store is at its recorded path" in r.output

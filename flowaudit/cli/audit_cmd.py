@@ -101,6 +101,8 @@ def audit(
             baseline=baseline,
             enrich=enrich,
         )
+        for w in result.stats.get("warnings", []):
+            click.echo(f"flowaudit: warning: {w}", err=True)
         if only_new:
             from flowaudit.baseline import only_new as keep_new
 
