@@ -123,7 +123,10 @@ def run_audit(
         unused = eng.table_from_rows(
             UNUSED_SCHEMA, _unused_rules(matrix, usage, observ, flows, start, end)
         )
-        coverage = eng.table_from_rows(COVERAGE_SCHEMA, coverage_rows(matrix, usage, violations))
+        observed = {o["rule_id"] for o in pylist(observ) if o["flows_between_groups"]}
+        coverage = eng.table_from_rows(
+            COVERAGE_SCHEMA, coverage_rows(matrix, usage, violations, observed)
+        )
     finally:
         eng.close()
     stats = {"conversations": int(window["conversations"]), **finding_stats(violations, unused)}

@@ -4,7 +4,9 @@ One cell per (source, service) that the matrix approves or that traffic used:
 
 - ``used``: approved, and traffic on every port of the service between these groups;
 - ``partly-used``: approved, traffic on some of its ports only;
-- ``unused``: approved, no traffic between these groups on it;
+- ``unused``: approved, no traffic on it, although the rule's hosts did talk otherwise;
+- ``unobserved``: approved, no traffic, and the rule's hosts never talked at all in the
+  window: the capture point may not see them, so "unused" is not proven;
 - ``unconfigured``: approved, but a group has no addresses yet (not observable);
 - ``unapproved``: traffic outside the matrix (violations) lands here; ``approved`` says
   whether the same cell also holds an approved rule (e.g. off-VLAN or unknown-host traffic
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
 UNKNOWN = "unknown (in scope)"
 OUTSIDE = "out of scope"
 MAX_EXTRA_SERVICES = 40
-STATUSES = ("used", "partly-used", "unused", "unconfigured", "unapproved")
+STATUSES = ("used", "partly-used", "unused", "unobserved", "unconfigured", "unapproved")
 
 COVERAGE_SCHEMA = pa.schema(
     [
@@ -124,8 +126,13 @@ def _unused(ports: Ports, used: set[int]) -> list[tuple[int, int]]:
     return out
 
 
-def coverage_rows(m: Matrix, usage: pa.Table, violations: pa.Table) -> list[tuple[Any, ...]]:
-    """The coverage cells as COVERAGE_SCHEMA rows (row/col give the grid order)."""
+def coverage_rows(
+    m: Matrix, usage: pa.Table, violations: pa.Table, observed: set[str] | None = None
+) -> list[tuple[Any, ...]]:
+    """The coverage cells as COVERAGE_SCHEMA rows (row/col give the grid order).
+
+    ``observed``: the rules whose hosts exchanged any traffic in the window (the audit's
+    rule_observability); None means all of them."""
     hosts = _Hosts(m)
     cells: dict[tuple[str, ServiceKey], _Cell] = defaultdict(_Cell)
     by_rule: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
@@ -213,7 +220,8 @@ def coverage_rows(m: Matrix, usage: pa.Table, violations: pa.Table) -> list[tupl
         elif c.unconfigured and not c.flows:
             status = "unconfigured"
         elif not c.used_ports:
-            status = "unused"
+            seen = observed is None or any(r in observed for r in c.rules)
+            status = "unused" if seen else "unobserved"
         elif unused_ports:
             status = "partly-used"
         else:

@@ -124,3 +124,15 @@ def test_grid_is_the_same_in_every_process() -> None:
         outs.add(p.stdout)
     assert len(outs) == 1
     assert len(json.loads(outs.pop())) == 56
+
+
+def test_rules_whose_hosts_never_talked_are_unobserved_not_unused() -> None:
+    """Real captures with none of the deployment's hosts: nothing is proven unused."""
+    ev = Path(__file__).parent / "data" / "evidence"
+    r = api.audit([ev / "zeek-http-get.pcap", ev / "tcpdump-dns_udp.pcap"], groups=ADMIN)
+    statuses = {c["status"] for c in r.coverage.to_pylist() if c["approved"]}
+    assert statuses == {"unobserved"}
+    assert not any(r.unused_rules.column("observable").to_pylist())
+    outside = [c for c in r.coverage.to_pylist() if not c["approved"]]
+    assert {c["source"] for c in outside} == {"out of scope"}
+    assert sorted(c["service"] for c in outside) == ["out of scope tcp/80", "out of scope udp/53"]

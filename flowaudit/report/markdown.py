@@ -27,11 +27,13 @@ SYMBOLS = {
     "used": "✔",
     "partly-used": "◐",
     "unused": "○",
+    "unobserved": "◌",
     "unconfigured": "?",
     "unapproved": "✖",
 }
 KEY = (
     "✔ approved and used · ◐ approved, some ports unused · ○ approved and unused · "
+    "◌ approved, unused, hosts never seen talking (not proven) · "
     "? approved, group has no addresses · ✖ traffic outside the matrix (✖✔: in an approved "
     "cell, e.g. off-VLAN or from an unknown host) · blank: not approved, no traffic"
 )

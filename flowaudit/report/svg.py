@@ -1,7 +1,8 @@
 """The coverage picture as inline SVG: source groups down, destination services across.
 
 Colour and shape both carry the status (readable in grey print): used = filled green,
-partly used = half green, unused = amber outline, unconfigured = grey with a slash,
+partly used = half green, unused = amber outline, unobserved = dashed outline (the hosts
+never talked: not proven unused), unconfigured = grey with a slash,
 unapproved = red with a cross (a green frame when the cell is also approved). Every cell
 has a ``<title>`` tooltip (rules, findings, flows). No fonts, scripts or links are
 fetched: the SVG is self-contained.
@@ -28,6 +29,7 @@ COLOURS = {
     "used": "#2e8b45",
     "partly-used": "#2e8b45",
     "unused": "#e0a100",
+    "unobserved": "#c9a227",
     "unconfigured": "#9a9a9a",
     "unapproved": "#c62828",
 }
@@ -35,6 +37,7 @@ LEGEND = (
     ("used", "approved and used"),
     ("partly-used", "approved, some ports unused"),
     ("unused", "approved and unused"),
+    ("unobserved", "approved, unused, hosts never seen talking (not proven unused)"),
     ("unconfigured", "approved, group has no addresses"),
     ("unapproved", "traffic outside the matrix"),
 )
@@ -55,6 +58,11 @@ def _shape(status: str, x: int, y: int, approved: bool = False) -> str:
         return (
             f'<rect x="{x + 1}" y="{y + 1}" width="{s - 2}" height="{s - 2}" fill="#fff8e1" '
             f'stroke="{c}" stroke-width="2"/>'
+        )
+    if status == "unobserved":
+        return (
+            f'<rect x="{x + 1}" y="{y + 1}" width="{s - 2}" height="{s - 2}" fill="#fff" '
+            f'stroke="{c}" stroke-width="2" stroke-dasharray="3 2"/>'
         )
     if status == "unconfigured":
         return (
