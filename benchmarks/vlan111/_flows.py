@@ -165,7 +165,11 @@ class FlowMaker:
             app((now, d, fl, n, seq[d], seq[1 - d] if fl & ACK else 0, -1))
             seq[d] = (seq[d] + n + (1 if fl & (SYN | FIN) else 0)) & 0xFFFFFFFF
 
-        def data(d: int, n: int, dt: int) -> None:  # MSS segments, an ACK every second one
+        banners: tuple[str, str] | None = kw.pop("banners", None)
+
+        def data(d: int, n: int, dt: int, tmpl: int = -1) -> None:
+            """MSS segments, an ACK every second one; ``tmpl``: the payload's pool offset
+            (a one-segment message with real bytes), else pool bytes by sequence number."""
             nonlocal now
             nseg, e = (n + MSS - 1) // MSS, 1 - d
             s, ack = seq[d], seq[e]
@@ -177,7 +181,7 @@ class FlowMaker:
                     now += 20
                     app((now, e, ACK, 0, ack, s, -1))
                 now += 12
-            app((now, d, PSH | ACK, n - MSS * (nseg - 1), s, ack, -1))
+            app((now, d, PSH | ACK, n - MSS * (nseg - 1), s, ack, tmpl if nseg == 1 else -1))
             seq[d] = (s + n - MSS * (nseg - 1)) & 0xFFFFFFFF
 
         snd(0, SYN, 0, 0)
@@ -191,10 +195,13 @@ class FlowMaker:
         else:
             snd(1, SYN | ACK, 0, rtt // 2)
             snd(0, ACK, 0, rtt // 2)
-            for req, resp, think in ex:
-                data(0, req, think)
+            for k, (req, resp, think) in enumerate(ex):
+                c_off, s_off = (
+                    (TMPL[banners[0]][0], TMPL[banners[1]][0]) if banners and k == 0 else (-1, -1)
+                )
+                data(0, req, think, c_off)
                 if resp:
-                    data(1, resp, rtt // 2 + ri(r, 20, 400))
+                    data(1, resp, rtt // 2 + ri(r, 20, 400), s_off)
                     snd(0, ACK, 0, rtt // 2)
                 else:
                     snd(1, ACK, 0, rtt // 2)

@@ -259,6 +259,9 @@ def _build_pool() -> tuple[npt.NDArray[np.uint8], dict[str, tuple[int, int]], in
         "mdns": b"\0\0\0\0\0\x01\0\0\0\0\0\0"
         + _dns_name("_workstation._tcp.local")
         + b"\0\x0c\x80\x01",
+        # SSH protocol banners (RFC 4253 4.2): a node's client, the appliance's server
+        "ssh_client": b"SSH-2.0-OpenSSH_9.6\r\n",
+        "ssh_server": b"SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.7\r\n",
     }
     for n in ("pma", "n4", "n5", "n6"):
         mac = H_MAC[H[n]].tobytes()

@@ -104,7 +104,10 @@ class Planner(FlowMaker):
         if i == 0:
             return self.tcp(t, n1, n2, 2381, "SF", ex, "port-not-approved", note="etcd metrics")
         if i == 1:
-            return self.tcp(t, n1, "pma", 22, "RSTO", [(21, 41, 300)], "port-not-approved")
+            return self.tcp(
+                t, n1, "pma", 22, "RSTO", [(21, 41, 300)], "port-not-approved",
+                banners=("ssh_client", "ssh_server"),
+            )  # fmt: skip
         if i == 2:
             return self.tcp(t, n1, "pma", 6443, "S0", [], "reverse-direction", retx=2)
         if i == 3:
