@@ -172,15 +172,20 @@ def test_cli_fail_on_new_and_every_format_carries_changes(
         r = runner.invoke(cli, [*base, str(added), "--format", fmt, "-o", str(out)])
         assert r.exit_code == 1, (fmt, r.output)
         text = out.read_text()
-        if fmt == "text":  # the terminal omits ids: the new finding is the first row
-            first_row = next(line for line in text.splitlines() if line.startswith("│"))
-            assert [c.strip() for c in first_row.split("│")[1:3]] == ["new", "port-not-approved"]
-        else:
-            assert want in text, fmt
+        assert want in text, fmt
+        if fmt == "text":  # the changes table lists the new id; the findings table has it first
+            rows = [line for line in text.splitlines() if line.startswith("│")]
+            assert [c.strip() for c in rows[0].split("│")[1:3]] == ["new", want]
+            assert "New and resolved findings" in text
         if fmt == "csv":
             header, first = text.splitlines()[:2]
             assert header.startswith("kind,change,id,")
             assert first.startswith(f"violation,new,{want},")
+            assert text.splitlines()[-2:] == [
+                "kind,change,id,finding,what,last seen",
+                f"change,new,{want},violation,port-not-approved: 10.25.233.4 → 10.25.233.5 "
+                "tcp/31337 vlan 111," + text.splitlines()[-1].rsplit(",", 1)[1],
+            ]
         elif fmt in ("markdown", "html", "text"):
             assert "1 new, 50 persisting, 0 resolved" in text, fmt
 
@@ -245,3 +250,17 @@ def test_only_new_keeps_the_new_findings_and_the_whole_picture(
     assert "0 new violations" in same.output
     bad = runner.invoke(cli, ["audit", str(MIXED), "--only-new"])
     assert bad.exit_code == 2 and "--only-new needs --baseline" in bad.output
+
+
+def test_resolved_ids_are_listed_in_text_and_csv(removed: Path, baseline: tuple[Path, Any]) -> None:
+    path, _ = baseline
+    gone = violation_id(*REMOVED)
+    base = ["audit", str(removed), *ADMIN_OPT, "--baseline", str(path)]
+    csv_out = CliRunner().invoke(cli, [*base, "--format", "csv"]).output
+    assert csv_out.splitlines()[-1] == (
+        f"change,resolved,{gone},violation,port-not-approved: 10.25.233.4 → 10.25.232.155 "
+        "tcp/22 vlan 111,2026-11-20 08:00:08"
+    )
+    text = CliRunner().invoke(cli, base).output
+    row = next(line for line in text.splitlines() if gone in line)
+    assert [c.strip() for c in row.split("│")[1:4]] == ["resolved", gone, "violation"]

@@ -1,7 +1,7 @@
 """The CSV report: one row per finding (violations, then unused rules), a `kind` column.
 
-With a baseline a `change` column (new/persisting) comes first; with enrichment a
-`what it is` column comes last.
+With a baseline a `change` column (new/persisting) comes first and a third section lists
+the new and resolved findings; with enrichment a `what it is` column comes last.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import csv
 import io
 from typing import TYPE_CHECKING
 
-from flowaudit.report.rows import unused_table, violation_table
+from flowaudit.report.rows import CHANGE_HEADERS, change_rows, unused_table, violation_table
 
 if TYPE_CHECKING:
     from flowaudit.audit import AuditResult
@@ -28,4 +28,9 @@ def render_csv(result: AuditResult) -> str:
     w.writerow(("kind", *uh))
     for r in urows:
         w.writerow(("unused-rule", *r))
+    if result.changes is not None:  # new and resolved ids (resolved ones are in no table above)
+        w.writerow(())
+        w.writerow(("kind", *CHANGE_HEADERS))
+        for c in change_rows(result):
+            w.writerow(("change", *c))
     return buf.getvalue()

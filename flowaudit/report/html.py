@@ -11,10 +11,10 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from flowaudit.report.rows import (
-    RESOLVED_HEADERS,
+    CHANGE_HEADERS,
+    change_rows,
     changes_line,
     input_lines,
-    resolved_rows,
     summary_line,
     unused_table,
     violation_table,
@@ -159,8 +159,8 @@ def render_html_fragment(result: AuditResult) -> str:
             "<h2>Changes since the baseline</h2>",
             f"<p>{escape(line)}. New findings are listed first and marked "
             "<b>new</b> in the tables below.</p>",
-            "<h3>Resolved (in the baseline, gone now)</h3>",
-            _table(RESOLVED_HEADERS, resolved_rows(result)),
+            "<h3>New and resolved findings</h3>",
+            _table(CHANGE_HEADERS, change_rows(result), new_col=True),
         ]
     parts += [
         "<h2>Matrix coverage</h2>",

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 from flowaudit._arrow import pylist
 from flowaudit.report.rows import (
-    RESOLVED_HEADERS,
+    CHANGE_HEADERS,
+    change_rows,
     changes_line,
     input_lines,
-    resolved_rows,
     summary_line,
     unused_table,
     violation_table,
@@ -86,8 +86,8 @@ def render_markdown(result: AuditResult) -> str:
             "",
             line + ". New findings are listed first.",
         ]
-        lines += ["", "Resolved (in the baseline, gone now):", ""]
-        lines += _table(RESOLVED_HEADERS, resolved_rows(result))
+        lines += ["", "New and resolved findings (resolved: in the baseline, gone now):", ""]
+        lines += _table(CHANGE_HEADERS, change_rows(result))
     lines += ["", "## Matrix coverage", "", *coverage_markdown(result)]
     vh, vrows = violation_table(result)
     uh, urows = unused_table(result)

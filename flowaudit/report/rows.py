@@ -99,27 +99,35 @@ def unused_table(result: AuditResult) -> tuple[list[str], list[list[str]]]:
     return _optional(result, UNUSED_HEADERS, unused_rows(result), False)
 
 
-RESOLVED_HEADERS = ("id", "kind", "what", "last seen")
+CHANGE_HEADERS = ("change", "id", "finding", "what", "last seen")
 
 
-def resolved_rows(result: AuditResult) -> list[tuple[str, ...]]:
-    """Findings of the baseline that are gone now."""
+def _what(kind: str, f: dict[str, Any]) -> str:
+    """One line about a finding (a JSON violation / unused-rule object or a row)."""
+    proto = protocol_name(int(f.get("protocol") or 0))
+    if kind == "violation":
+        port = "-" if f.get("dst_port") is None else str(f["dst_port"])
+        vlan = f" vlan {f['vlan_id']}" if f.get("vlan_id") is not None else ""
+        return f"{f.get('reason')}: {f.get('src_ip')} → {f.get('dst_ip')} {proto}/{port}{vlan}"
+    return f"rule {f.get('rule_id')} {proto}: {f.get('status')}"
+
+
+def change_rows(result: AuditResult) -> list[tuple[str, ...]]:
+    """The findings new since the baseline (from this result), then the resolved ones
+    (from the baseline: they are gone now). Persisting ones are only counted."""
     if result.changes is None:
         return []
+    new = set(result.changes.new)
     rows: list[tuple[str, ...]] = []
+    for kind, table in (("violation", result.violations), ("unused-rule", result.unused_rules)):
+        for f in pylist(table):
+            if f["finding_id"] in new:
+                last = _t(f.get("last_seen")) if kind == "violation" else "-"
+                rows.append(("new", f["finding_id"], kind, _what(kind, f), last))
     for f in result.changes.resolved_findings:
-        if f["kind"] == "violation":
-            port = "-" if f.get("dst_port") is None else str(f["dst_port"])
-            what = (
-                f"{f.get('reason')}: {f.get('src_ip')} → {f.get('dst_ip')} "
-                f"{protocol_name(int(f.get('protocol') or 0))}/{port}"
-                + (f" vlan {f['vlan_id']}" if f.get("vlan_id") is not None else "")
-            )
-        else:
-            what = f"rule {f.get('rule_id')} {protocol_name(int(f.get('protocol') or 0))} was " + (
-                f"{f.get('status')}"
-            )
-        rows.append((f["finding_id"], f["kind"], what, str(f.get("last_seen") or "-")))
+        seen = f.get("last_seen")  # ISO text in the baseline report
+        last = seen[:19].replace("T", " ") if isinstance(seen, str) else "-"
+        rows.append(("resolved", f["finding_id"], f["kind"], _what(f["kind"], f), last))
     return rows
 
 

@@ -6,6 +6,8 @@ import io
 from typing import TYPE_CHECKING
 
 from flowaudit.report.rows import (
+    CHANGE_HEADERS,
+    change_rows,
     changes_line,
     summary_line,
     unused_table,
@@ -57,6 +59,14 @@ def render_terminal(result: AuditResult, *, color: bool = False, width: int = 14
     line = changes_line(result)
     if line is not None:
         console.print(line, highlight=False, markup=False)
+        changed = change_rows(result)
+        if changed:
+            t = Table(title="New and resolved findings", title_justify="left")
+            for h in CHANGE_HEADERS:
+                t.add_column(h, overflow="fold", no_wrap=h != "what")
+            for c in changed:
+                t.add_row(*c)
+            console.print(t)
     sections = (
         ("Traffic outside the approved matrix", violation_table(result), TERMINAL_VIOLATION_COLS),
         ("Approved rules without traffic", unused_table(result), TERMINAL_UNUSED_COLS),
