@@ -1,4 +1,5 @@
-"""Test helpers: rewrite classic little-endian Ethernet pcaps record by record.
+"""Test helpers: rewrite classic little-endian Ethernet pcaps record by record; load the
+capture generator.
 
 Independent of flowaudit's reader on purpose (a second opinion): parses Ethernet,
 802.1Q/802.1ad tags, IPv4/IPv6 and the TCP/UDP ports with ``struct``.
@@ -6,12 +7,28 @@ Independent of flowaudit's reader on purpose (a second opinion): parses Ethernet
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import struct
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
-Record = tuple[int, int, bytes, int]  # ts_sec, ts_frac, frame bytes, original length
+GEN_PATH = Path(__file__).parent.parent / "benchmarks" / "gen_vlan111.py"
+Record = tuple[int, int, bytes, int]
+
+
+def load_generator() -> ModuleType:
+    """benchmarks/gen_vlan111.py (a script, not a package module), imported by path."""
+    if "gen_vlan111" in sys.modules:
+        return sys.modules["gen_vlan111"]
+    spec = importlib.util.spec_from_file_location("gen_vlan111", GEN_PATH)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["gen_vlan111"] = mod
+    spec.loader.exec_module(mod)
+    return mod  # ts_sec, ts_frac, frame bytes, original length
 
 
 def read_pcap(path: Path) -> tuple[bytes, list[Record]]:

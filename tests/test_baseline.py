@@ -8,15 +8,13 @@ with one violation's packets removed.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from pcaptools import drop, read_pcap, records_at, tcp_frame, write_pcap
+from pcaptools import drop, load_generator, read_pcap, records_at, tcp_frame, write_pcap
 
 from flowaudit import api
 from flowaudit.cli import cli
@@ -89,12 +87,7 @@ def removed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_same_behaviour_other_ports_and_day_nothing_new(
     tmp_path: Path, baseline: tuple[Path, Any]
 ) -> None:
-    gen_path = Path(__file__).parent.parent / "benchmarks" / "gen_vlan111.py"
-    spec = importlib.util.spec_from_file_location("gen_vlan111", gen_path)
-    assert spec is not None and spec.loader is not None
-    gen = importlib.util.module_from_spec(spec)
-    sys.modules["gen_vlan111"] = gen
-    spec.loader.exec_module(gen)
+    gen = load_generator()
     other = tmp_path / "other-day.pcap"
     gen.generate(
         other, packets=3000, seed=7, scenario="mixed", port_seed=99, start="2026-12-01T17:30:00Z"

@@ -8,7 +8,6 @@ conversation tables. Files are small (a few thousand frames) so the suite stays 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import ipaddress
 import json
 import re
@@ -17,24 +16,12 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from pcaptools import GEN_PATH, load_generator
 
-GEN_PATH = Path(__file__).parent.parent / "benchmarks" / "gen_vlan111.py"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_vlan111", GEN_PATH)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["gen_vlan111"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-gen = _load()
+gen = load_generator()
 MIXED_PACKETS = 4000
 
 

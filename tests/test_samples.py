@@ -248,14 +248,9 @@ def test_fast_and_tshark_engines_agree_on_the_samples(tmp_path: Path) -> None:
 
 def test_same_behaviour_other_ports_and_times_same_finding_ids(tmp_path: Path) -> None:
     """Two generated captures of the same behaviour, other ephemeral ports and another day."""
-    import importlib.util
+    from pcaptools import load_generator
 
-    gen_path = Path(__file__).parent.parent / "benchmarks" / "gen_vlan111.py"
-    spec = importlib.util.spec_from_file_location("gen_vlan111", gen_path)
-    assert spec is not None and spec.loader is not None
-    gen = importlib.util.module_from_spec(spec)
-    sys.modules["gen_vlan111"] = gen
-    spec.loader.exec_module(gen)
+    gen = load_generator()
     a, b = tmp_path / "a.pcap", tmp_path / "b.pcap"
     gen.generate(a, packets=3000, seed=7, scenario="mixed")
     gen.generate(
