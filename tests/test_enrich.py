@@ -101,9 +101,10 @@ def test_audit_enrich_shows_an_optional_column_in_every_format(tmp_path: Path) -
     assert r.exit_code == 1, r.output
     got = {v["finding_id"]: v["enrichment"] for v in json.loads(r.output)["violations"]}
     named = {k: v for k, v in got.items() if v}
-    # the generator's DNS queries (to 8.8.8.8 and 1.1.1.1), mDNS browsing, and the SSH
-    # banners of a node logging in to the appliance (tshark's port 22 heuristics)
+    # the generator's DNS queries (to 8.8.8.8 and 1.1.1.1), mDNS browsing, the SSH banners
+    # of a node logging in to the appliance, and a node's TLS ClientHello to an unknown host
     assert named == {
+        "cb64648a01a4f24a": {"tls_sni": ["objectstore.backup.internal"]},
         "fe11e0e7d5f0aedf": {
             "ssh_banner": ["SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.7", "SSH-2.0-OpenSSH_9.6"]
         },

@@ -166,6 +166,7 @@ class FlowMaker:
             seq[d] = (seq[d] + n + (1 if fl & (SYN | FIN) else 0)) & 0xFFFFFFFF
 
         banners: tuple[str, str] | None = kw.pop("banners", None)
+        tls_hello: bool = kw.pop("tls_hello", False)  # the first request is a ClientHello
 
         def data(d: int, n: int, dt: int, tmpl: int = -1) -> None:
             """MSS segments, an ACK every second one; ``tmpl``: the payload's pool offset
@@ -196,9 +197,11 @@ class FlowMaker:
             snd(1, SYN | ACK, 0, rtt // 2)
             snd(0, ACK, 0, rtt // 2)
             for k, (req, resp, think) in enumerate(ex):
-                c_off, s_off = (
-                    (TMPL[banners[0]][0], TMPL[banners[1]][0]) if banners and k == 0 else (-1, -1)
-                )
+                c_off, s_off = -1, -1
+                if k == 0 and banners:
+                    c_off, s_off = TMPL[banners[0]][0], TMPL[banners[1]][0]
+                elif k == 0 and tls_hello and f"tls_hello_{req}" in TMPL:
+                    c_off = TMPL[f"tls_hello_{req}"][0]
                 data(0, req, think, c_off)
                 if resp:
                     data(1, resp, rtt // 2 + ri(r, 20, 400), s_off)

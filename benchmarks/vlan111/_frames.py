@@ -10,6 +10,7 @@ real DNS, mDNS, MLDv2 and ND bodies at the offsets in ``TMPL``).
 from __future__ import annotations
 
 import ipaddress
+import struct
 from typing import Any
 
 import numba
@@ -244,6 +245,25 @@ def _dns_name(name: str) -> bytes:
     return b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
 
 
+TLS_SNI = "objectstore.backup.internal"
+TLS_HELLO_LENGTHS = range(150, 601)  # the request sizes the planner draws for a first message
+
+
+def client_hello(n: int, sni: str = TLS_SNI) -> bytes:
+    """A TLS 1.2 record holding a ClientHello with ``sni``, padded (RFC 7685) to ``n`` bytes."""
+    name = sni.encode()
+    sni_ext = struct.pack("!HHHBH", 0, len(name) + 5, len(name) + 3, 0, len(name)) + name
+    suites = struct.pack("!HHHHH", 8, 0x1301, 0x1302, 0xC02F, 0xC030)
+    body = b"\x03\x03" + bytes(range(32)) + b"\x00" + suites + b"\x01\x00"
+    pad = n - (5 + 4 + len(body) + 2 + len(sni_ext) + 4)
+    if pad < 0:
+        raise ValueError(f"a ClientHello for {sni} needs at least {n - pad} bytes, not {n}")
+    exts = sni_ext + struct.pack("!HH", 0x0015, pad) + bytes(pad)
+    hs = body + struct.pack("!H", len(exts)) + exts
+    msg = b"\x01" + len(hs).to_bytes(3, "big") + hs
+    return b"\x16\x03\x01" + struct.pack("!H", len(msg)) + msg
+
+
 def _build_pool() -> tuple[npt.NDArray[np.uint8], dict[str, tuple[int, int]], int]:
     """Random payload bytes, then the real protocol bodies (DNS, mDNS, MLDv2, ND) by name."""
     rnd = np.random.default_rng(0x111).integers(0, 256, 1 << 16, dtype=np.uint8).tobytes()
@@ -263,6 +283,8 @@ def _build_pool() -> tuple[npt.NDArray[np.uint8], dict[str, tuple[int, int]], in
         "ssh_client": b"SSH-2.0-OpenSSH_9.6\r\n",
         "ssh_server": b"SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.7\r\n",
     }
+    for n in TLS_HELLO_LENGTHS:  # one per length: the kernel copies pool bytes as they are
+        tmpl[f"tls_hello_{n}"] = client_hello(n)
     for n in ("pma", "n4", "n5", "n6"):
         mac = H_MAC[H[n]].tobytes()
         tmpl["mld_" + n] = b"\0\0\0\x01\x04\0\0\0" + H_IP6[H[n + "_snm"]].tobytes()

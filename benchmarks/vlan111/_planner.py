@@ -117,7 +117,7 @@ class Planner(FlowMaker):
         if i == 5:
             return self.tcp(t, "unk77", n1, 10250, "REJ", [], "unknown-source")
         if i == 6:
-            return self.tcp(t, n1, "srv20", 443, "SF", ex, "unknown-destination")
+            return self.tcp(t, n1, "srv20", 443, "SF", ex, "unknown-destination", tls_hello=True)
         if i == 7:
             pk = [(0, 60, 200_000, -1)] * r.randint(1, 3)
             return self.udp(t, n1, n2, None, 2379, pk, "protocol-not-approved")
