@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from flowaudit.errors import FlowAuditError, UsageError
+from flowaudit.ingest.linklayer import ip_offset
 
 if TYPE_CHECKING:
     from flowaudit.audit import AuditResult
@@ -85,29 +86,16 @@ def tshark_available() -> bool:
 # ----------------------------------------------------------------- payload peek
 def _l4(link: int, d: bytes) -> tuple[int, int, int, bytes] | None:
     """(TCP flags, sport, dport, payload) of a TCP frame; None for anything else."""
-    off, et = 0, -1
-    if link == 1:
-        off, et = 14, struct.unpack_from(">H", d, 12)[0] if len(d) >= 14 else -1
-        while et in (0x8100, 0x88A8, 0x9100) and len(d) >= off + 4:
-            et = struct.unpack_from(">H", d, off + 2)[0]
-            off += 4
-        if et == 0x8864 and len(d) >= off + 8:  # PPPoE session: PPP protocol after 6 bytes
-            ppp = struct.unpack_from(">H", d, off + 6)[0]
-            et, off = {0x21: 0x0800, 0x57: 0x86DD}.get(ppp, -1), off + 8
-    elif link == 113 and len(d) >= 16:
-        off, et = 16, struct.unpack_from(">H", d, 14)[0]
-    elif link == 276 and len(d) >= 20:
-        off, et = 20, struct.unpack_from(">H", d, 0)[0]
-    elif link in (0, 108, 101, 228, 229):
-        off = 4 if link in (0, 108) else 0
-        if len(d) > off:
-            et = {4: 0x0800, 6: 0x86DD}.get(d[off] >> 4, -1)
-    if et == 0x0800 and len(d) >= off + 20:
+    ip = ip_offset(link, d)
+    if ip is None:
+        return None
+    ver, off = ip
+    if ver == 4 and len(d) >= off + 20:
         ihl = (d[off] & 15) * 4
         if d[off + 9] != 6 or struct.unpack_from(">H", d, off + 6)[0] & 0x1FFF:
             return None
         t = off + ihl
-    elif et == 0x86DD and len(d) >= off + 40:
+    elif ver == 6 and len(d) >= off + 40:
         nh, t = d[off + 6], off + 40
         while nh in (0, 43, 60) and len(d) >= t + 2:
             nh, t = d[t], t + (d[t + 1] + 1) * 8

@@ -3,9 +3,9 @@
 Export captures are small (one datagram carries tens of records), so this is a plain
 Python record walk with ``struct``; the fast packet reader is not involved. It yields
 ``(exporter address text, UDP payload, byte offset of the record)`` for every complete,
-unfragmented UDP datagram over IPv4 or IPv6, behind Ethernet (with any stack of
-802.1Q/802.1ad tags), Linux SLL/SLL2, BSD loopback or raw IP link types. Everything
-else (other protocols, fragments, frames cut short by the snap length) is counted in
+unfragmented UDP datagram over IPv4 or IPv6, behind the link types of
+``linklayer.ip_offset`` (Ethernet with tags or PPPoE, Linux SLL/SLL2, BSD loopback, raw
+IP). Everything else (other protocols, fragments, frames cut short by the snap length) is counted in
 the ``counts`` dict the caller passes and skipped. gzip is opened transparently.
 """
 
@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import IO
 
 from flowaudit.errors import CaptureError
+from flowaudit.ingest.linklayer import ip_offset
 from flowaudit.ingest.sniff import PCAP_MAGICS, PCAPNG_MAGIC, open_stream
 
-ETH_TAGS = (0x8100, 0x88A8, 0x9100)
 IPV6_EXT = (0, 43, 60)  # hop-by-hop, routing, destination options
 
 
@@ -29,37 +29,9 @@ def _bump(counts: dict[str, int], key: str) -> None:
     counts[key] = counts.get(key, 0) + 1
 
 
-def _ip_payload(link: int, frame: bytes) -> tuple[int, int] | None:
-    """(IP version, offset of the IP header) for a frame of link type ``link``."""
-    if link == 1:  # Ethernet
-        p, et = 12, 0
-        while p + 2 <= len(frame):
-            et = int.from_bytes(frame[p : p + 2], "big")
-            if et not in ETH_TAGS:
-                break
-            p += 4
-        p += 2
-        return {0x0800: (4, p), 0x86DD: (6, p)}.get(et)
-    if link in (0, 109):  # BSD loopback: address family in host / network order
-        if len(frame) < 4:
-            return None
-        fam = max(int.from_bytes(frame[:4], "little"), int.from_bytes(frame[:4], "big"))
-        return (4, 4) if fam == 2 else (6, 4) if fam in (24, 28, 30) else None
-    if link in (101, 12, 14, 228, 229):  # raw IP
-        v = frame[0] >> 4 if frame else 0
-        return (v, 0) if v in (4, 6) else None
-    if link == 113:  # Linux SLL
-        et = int.from_bytes(frame[14:16], "big")
-        return {0x0800: (4, 16), 0x86DD: (6, 16)}.get(et)
-    if link == 276:  # Linux SLL2
-        et = int.from_bytes(frame[0:2], "big")
-        return {0x0800: (4, 20), 0x86DD: (6, 20)}.get(et)
-    return None
-
-
 def udp_datagram(link: int, frame: bytes, counts: dict[str, int]) -> tuple[str, bytes] | None:
     """(source address, UDP payload) of one frame, or None (counted in ``counts``)."""
-    ip = _ip_payload(link, frame)
+    ip = ip_offset(link, frame)
     if ip is None:
         _bump(counts, "non_ip_frames")
         return None
