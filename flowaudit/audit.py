@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import ipaddress
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,10 +23,11 @@ from flowaudit._arrow import pylist, text_array
 from flowaudit.coverage import COVERAGE_SCHEMA, coverage_rows
 from flowaudit.engine import Engine
 from flowaudit.matrix import Matrix
-from flowaudit.matrix.model import PORTED, Rule, ports_text, protocol_name
+from flowaudit.matrix.model import PORTED, Rule, port_complement, ports_text, protocol_name
 
 if TYPE_CHECKING:
     from flowaudit.baseline import Changes
+    from flowaudit.matrix.hosts import HostIndex
 
 MAX_PAIR_HOSTS = 16  # expand host pairs of partly-used rules only for small groups
 
@@ -201,28 +201,18 @@ def _count_status(table: pa.Table, status: str) -> int:
 # ------------------------------------------------------------------ violations
 def _add_differences(v: pa.Table, m: Matrix) -> pa.Table:
     """Append ``differences``: what separates each violation from its nearest rule."""
+    from flowaudit.matrix.hosts import HostIndex
+
+    hosts = HostIndex(m)
     texts = []
     for row in v.select(
         ["src_ip", "dst_ip", "protocol", "dst_port", "nearest_rule", "reason", "vlan_id"]
     ).to_pylist():
-        texts.append(_differences(row, m))
+        texts.append(_differences(row, m, hosts))
     return v.append_column("differences", text_array(texts))
 
 
-def _in_groups(ip: str, groups: tuple[str, ...], m: Matrix) -> bool:
-    from flowaudit.matrix.model import parse_address
-
-    a = ipaddress.ip_address(ip)
-    n = (0xFFFF << 32 | int(a)) if a.version == 4 else int(a)
-    for g in groups:
-        for spec in m.groups[g].addresses:
-            lo, hi = parse_address(spec)[0]
-            if lo <= n <= hi:
-                return True
-    return False
-
-
-def _differences(row: dict[str, Any], m: Matrix) -> str:
+def _differences(row: dict[str, Any], m: Matrix, hosts: HostIndex) -> str:
     rid = row["nearest_rule"]
     if rid is None:
         return "the matrix has no rules"
@@ -234,9 +224,9 @@ def _differences(row: dict[str, Any], m: Matrix) -> str:
         )
     elif row["reason"] == "off-vlan":
         parts.append(f"vlan {row['vlan_id']} not in scope {list(m.scope.vlans)}")
-    fwd_src = _in_groups(row["src_ip"], r.from_groups, m)
-    fwd_dst = _in_groups(row["dst_ip"], r.to_groups, m)
-    rev = _in_groups(row["src_ip"], r.to_groups, m) and _in_groups(row["dst_ip"], r.from_groups, m)
+    fwd_src = hosts.in_any(row["src_ip"], r.from_groups)
+    fwd_dst = hosts.in_any(row["dst_ip"], r.to_groups)
+    rev = hosts.in_any(row["src_ip"], r.to_groups) and hosts.in_any(row["dst_ip"], r.from_groups)
     if rev and not (fwd_src and fwd_dst):
         parts.append(
             f"initiator and responder reversed: rule allows {'/'.join(r.from_groups)} → "
@@ -269,22 +259,6 @@ def _unconfigured(groups: tuple[str, ...], m: Matrix) -> str:
 
 
 # ---------------------------------------------------------------- unused rules
-def _subtract(ranges: tuple[tuple[int, int], ...], used: set[int]) -> list[list[int]]:
-    out: list[list[int]] = []
-    for lo, hi in ranges:
-        start = None
-        for p in range(lo, hi + 1):
-            if p in used:
-                if start is not None:
-                    out.append([start, p - 1])
-                    start = None
-            elif start is None:
-                start = p
-        if start is not None:
-            out.append([start, hi])
-    return out
-
-
 def _members(groups: tuple[str, ...], m: Matrix) -> list[str] | None:
     """Every address of the groups, or None when too many or unconfigured."""
     from flowaudit.matrix.model import addr_text, parse_address
@@ -351,7 +325,9 @@ def _unused_rules(
             key = (r.id, proto)
             n = flows_by.get(key, 0)
             ported = proto in PORTED
-            unused_ports = _subtract(r.ports, ports_used[key]) if ported else []
+            unused_ports = (
+                [list(p) for p in port_complement(r.ports, ports_used[key])] if ported else []
+            )
             unused_pairs = _unused_pairs(r, pairs_used[key], m) if n else []
             if n == 0:
                 status = "unused"

@@ -22,8 +22,6 @@ scope``. Violations to ports no rule names get their own service columns, at mos
 
 from __future__ import annotations
 
-import functools
-import socket
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,13 +29,17 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from flowaudit._arrow import pylist
-from flowaudit.matrix.model import PORTED, parse_address, ports_text, protocol_name
+from flowaudit.matrix.hosts import OUTSIDE, UNKNOWN, HostIndex
+from flowaudit.matrix.model import (
+    PORTED,
+    port_complement,
+    ports_text,
+    protocol_name,
+)
 
 if TYPE_CHECKING:
     from flowaudit.matrix import Matrix
 
-UNKNOWN = "unknown (in scope)"
-OUTSIDE = "out of scope"
 MAX_EXTRA_SERVICES = 40
 STATUSES = ("used", "partly-used", "unused", "unobserved", "unconfigured", "unapproved")
 
@@ -75,55 +77,10 @@ class _Cell:
     unconfigured: bool = False
 
 
-class _Hosts:
-    """Address → group membership and the smallest group (for placing violations)."""
-
-    def __init__(self, m: Matrix) -> None:
-        self.order = list(m.groups)
-        self.ranges = {g: m.groups[g].ranges for g in self.order if m.groups[g].configured}
-        self.size = {g: sum(hi - lo + 1 for lo, hi in rs) for g, rs in self.ranges.items()}
-        self.scope = [parse_address(s)[0] for s in m.scope.subnets]
-
-    @staticmethod
-    def _int(ip: str) -> int:
-        """Text → the 128-bit IPv4-mapped integer (inet_pton: 10× ipaddress)."""
-        if ":" in ip:
-            return int.from_bytes(socket.inet_pton(socket.AF_INET6, ip), "big")
-        return 0xFFFF << 32 | int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big")
-
-    def member(self, ip: str, group: str) -> bool:
-        n = self._int(ip)
-        return any(lo <= n <= hi for lo, hi in self.ranges.get(group, ()))
-
-    @functools.lru_cache(maxsize=65536)  # noqa: B019 (one _Hosts per audit)
-    def place(self, ip: str) -> str:
-        n = self._int(ip)
-        inside = [g for g, rs in self.ranges.items() if any(lo <= n <= hi for lo, hi in rs)]
-        if inside:
-            return min(inside, key=lambda g: (self.size[g], self.order.index(g)))
-        return UNKNOWN if any(lo <= n <= hi for lo, hi in self.scope) else OUTSIDE
-
-
 def _service_label(dst: str, proto: int, ports: Ports) -> str:
     if proto not in PORTED or not ports:
         return f"{dst} {protocol_name(proto)}"
     return f"{dst} {protocol_name(proto)}/{ports_text(ports)}"
-
-
-def _unused(ports: Ports, used: set[int]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for lo, hi in ports:
-        start = None
-        for p in range(lo, hi + 1):
-            if p in used:
-                if start is not None:
-                    out.append((start, p - 1))
-                start = None
-            elif start is None:
-                start = p
-        if start is not None:
-            out.append((start, hi))
-    return out
 
 
 def coverage_rows(
@@ -133,7 +90,7 @@ def coverage_rows(
 
     ``observed``: the rules whose hosts exchanged any traffic in the window (the audit's
     rule_observability); None means all of them."""
-    hosts = _Hosts(m)
+    hosts = HostIndex(m)
     cells: dict[tuple[str, ServiceKey], _Cell] = defaultdict(_Cell)
     by_rule: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
     for u in pylist(usage):
@@ -214,7 +171,7 @@ def coverage_rows(
     for (src, svc), c in sorted(cells.items(), key=lambda kv: (row_of[kv[0][0]], col_of[kv[0][1]])):
         dst, proto, ports = svc
         approved = bool(c.rules)
-        unused_ports = _unused(ports, c.used_ports) if approved and ports else []
+        unused_ports = port_complement(ports, c.used_ports) if approved and ports else []
         if c.findings:
             status = "unapproved"
         elif c.unconfigured and not c.flows:

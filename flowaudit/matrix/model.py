@@ -8,7 +8,7 @@ imports no pyarrow: the Arrow tables are built lazily by ``flowaudit.matrix.comp
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -144,7 +144,26 @@ def range_text(lo: int, hi: int) -> str:
     return addr_text(lo) if lo == hi else f"{addr_text(lo)}-{addr_text(hi)}"
 
 
-def ports_text(ports: tuple[PortRange, ...]) -> str:
+def port_complement(
+    ranges: Iterable[tuple[int, int]], used: Container[int]
+) -> list[tuple[int, int]]:
+    """The parts of ``ranges`` whose ports are not in ``used``, as (lo, hi) ranges."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in ranges:
+        start = None
+        for p in range(lo, hi + 1):
+            if p in used:
+                if start is not None:
+                    out.append((start, p - 1))
+                start = None
+            elif start is None:
+                start = p
+        if start is not None:
+            out.append((start, hi))
+    return out
+
+
+def ports_text(ports: Iterable[Sequence[int]]) -> str:
     """``((443, 443), (2379, 2380))`` → ``443, 2379-2380``."""
     return ", ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ports)
 

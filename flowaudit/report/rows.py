@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from flowaudit._arrow import pylist
-from flowaudit.matrix.model import protocol_name
+from flowaudit.matrix.model import ports_text, protocol_name
 
 if TYPE_CHECKING:
     from flowaudit.audit import AuditResult
@@ -39,10 +39,6 @@ UNUSED_HEADERS = (
     "condition",
     "evidence",
 )
-
-
-def _ranges(rs: list[list[int]]) -> str:
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in rs)
 
 
 def states_text(v: dict[str, Any]) -> str:
@@ -198,8 +194,8 @@ def unused_rows(result: AuditResult) -> list[tuple[str, ...]]:
                 u["rule_id"],
                 u["status"],
                 protocol_name(u["protocol"]),
-                _ranges(u["ports"]),
-                _ranges(u["unused_ports"]),
+                ports_text(u["ports"]),
+                ports_text(u["unused_ports"]),
                 pairs or "-",
                 f"{u['flows']:,}",
                 u["condition"] or "-",
