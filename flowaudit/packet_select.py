@@ -226,7 +226,7 @@ def packet_batches(path: Path, engine: str = "auto") -> Iterator[PacketBatch]:
         return iter_packets_tshark(path)
     from flowaudit.ingest.pcap import iter_packets
 
-    return iter_packets(path)
+    return iter_packets(path, positions=True)
 
 
 def select_packets(

@@ -335,7 +335,7 @@ def test_reader_record_positions_point_at_the_frames(name: str, tmp_path: Path) 
     stream = src.read_bytes()
     want = list(iter_records(src))
     for path in (src, gz):
-        batches = list(iter_packets(path, chunk_bytes=4096, max_batch=7))
+        batches = list(iter_packets(path, chunk_bytes=4096, max_batch=7, positions=True))
         pos = np.concatenate([b["rec_pos"] for b in batches])
         cap = np.concatenate([b["caplen"] for b in batches])
         link = np.concatenate([b["link"] for b in batches])

@@ -24,7 +24,8 @@ frag           uint8     FRAG_* bits below
 frag_id        uint32    IPv4 identification / IPv6 fragment identification
 =============  ========  ==============================================================
 
-Optional fields (``RECORD_FIELDS``), set by the fast reader only: ``rec_pos`` (int64, the
+Optional fields (``RECORD_FIELDS``), set by the fast reader only when asked
+(``iter_packets(..., positions=True)``): ``rec_pos`` (int64, the
 stream offset of the frame's first byte: the file offset for plain files, the
 decompressed offset for ``.gz``), ``caplen`` (int64, captured bytes) and ``link`` (int32,
 the frame's link type). The evidence slicer reads frames by them instead of re-walking.

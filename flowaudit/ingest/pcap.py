@@ -82,9 +82,14 @@ class _Walker:
     """Drives the kernels over one capture and builds the batches."""
 
     def __init__(
-        self, name: str, buf: MappedWindow | StreamBuffer, stats: ReadStats, max_batch: int
+        self,
+        name: str,
+        buf: MappedWindow | StreamBuffer,
+        stats: ReadStats,
+        max_batch: int,
+        positions: bool = False,
     ) -> None:
-        self.name, self.b, self.stats = name, buf, stats
+        self.name, self.b, self.stats, self.positions = name, buf, stats, positions
         self.k = kernels()
         self.rec_off = np.empty(max_batch, np.int64)
         self.rec_pos = np.empty(max_batch, np.int64)  # stream offsets (rec_off moves with buf)
@@ -104,7 +109,7 @@ class _Walker:
 
     def walked(self, lo: int, hi: int) -> None:
         """Keep the stream offsets of the rows the last walk added (before the buffer moves)."""
-        if hi > lo:
+        if self.positions and hi > lo:
             np.add(self.rec_off[lo:hi], self.b.base, out=self.rec_pos[lo:hi])
 
     def decoded(self, lo: int, hi: int) -> None:
@@ -151,9 +156,10 @@ class _Walker:
                     " (the tshark engine decodes more link types)"
                 )
         batch = {k: arrays[k] for k in PacketBatch.empty().arrays}
-        batch["rec_pos"] = self.rec_pos[:n].copy()  # see packets.RECORD_FIELDS
-        batch["caplen"] = self.rec_cap[:n].copy()
-        batch["link"] = self.rec_link[:n].copy()
+        if self.positions:  # see packets.RECORD_FIELDS
+            batch["rec_pos"] = self.rec_pos[:n].copy()
+            batch["caplen"] = self.rec_cap[:n].copy()
+            batch["link"] = self.rec_link[:n].copy()
         return PacketBatch(batch)
 
     def finish(self, nsec: bool) -> None:
@@ -308,8 +314,12 @@ def iter_packets(
     *,
     max_batch: int = DEFAULT_BATCH,
     progress: Callable[[int], None] | None = None,
+    positions: bool = False,
 ) -> Iterator[PacketBatch]:
     """Yield ``PacketBatch`` objects for every frame of a pcap/pcapng(.gz) file, in order.
+
+    ``positions``: also give each frame's stream position, caplen and link type
+    (``packets.RECORD_FIELDS``, for the evidence slicer; ingest does not pay for them).
 
     ``stats`` (optional) is updated as batches are produced: counts per kind, bytes of
     capture data consumed, link types seen, and warnings (truncation, corruption, bad
@@ -337,7 +347,7 @@ def iter_packets(
                 raise CaptureError(f"{name}: unreadable gzip stream at byte 0: {buf.error}")
             raise CaptureError(f"{name}: empty file at byte 0: not a capture")
         magic = buf.bytes_at(0, 4)
-        w = _Walker(name, buf, stats, max_batch)
+        w = _Walker(name, buf, stats, max_batch, positions)
         if magic in PCAP_MAGICS:
             gen = _pcap(w)
         elif magic == PCAPNG_MAGIC:
