@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flowaudit import __version__
 from flowaudit.errors import StoreError
 
 DEFAULT_STORE = "flowaudit-data"
@@ -50,10 +51,12 @@ class CaptureRecord:
     packets: int
     flows: int
     skipped: int
-    first_seen: str | None
-    last_seen: str | None
-    flowaudit_version: str
-    ingested_at: str
+    first_seen: str | None = None  # stamped by the writer at commit
+    last_seen: str | None = None
+    flowaudit_version: str = __version__
+    ingested_at: str = field(
+        default_factory=lambda: dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+    )
     files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)

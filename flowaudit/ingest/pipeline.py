@@ -9,7 +9,6 @@ writer's spill size, never by the capture's size.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import io
 import mmap
@@ -21,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flowaudit import __version__
 from flowaudit.errors import CaptureError
 from flowaudit.ingest import open_capture
 from flowaudit.store import CaptureRecord, FlowStore
@@ -213,10 +211,6 @@ def _ingest(
             packets=stats.frames,
             flows=writer.rows,
             skipped=result.skipped,
-            first_seen=None,
-            last_seen=None,
-            flowaudit_version=__version__,
-            ingested_at=dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
             warnings=result.warnings,
             stats={
                 "frames": stats.frames,

@@ -9,14 +9,12 @@ files already in the store are not read again.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from flowaudit import __version__
 from flowaudit.errors import CaptureError
 from flowaudit.ingest.pipeline import IngestResult
 from flowaudit.store import CaptureRecord, FlowStore
@@ -98,10 +96,6 @@ def _ingest_one(p: Path, store: FlowStore, fmt: str, digest: str) -> IngestResul
             packets=stats.records,
             flows=writer.rows,
             skipped=stats.skipped,
-            first_seen=None,
-            last_seen=None,
-            flowaudit_version=__version__,
-            ingested_at=dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
             warnings=warnings,
             stats={"records": stats.records, "skipped": stats.skipped, **stats.counters},
         )
