@@ -7,6 +7,7 @@ with one violation's packets removed.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from pathlib import Path
@@ -157,6 +158,10 @@ def test_cli_fail_on_new_and_every_format_carries_changes(
     # plain exit codes still mean "findings"
     assert runner.invoke(cli, [*base, str(MIXED)]).exit_code == 1
     want = violation_id(*EXTRA)
+    # the added SYN and RST sit at the second of the sample's middle record (see `added`)
+    _, records = read_pcap(MIXED)
+    added_at = dt.datetime.fromtimestamp(records[len(records) // 2][0], dt.UTC)
+    added_at = added_at.strftime("%Y-%m-%d %H:%M:%S")
     new = runner.invoke(cli, [*base, str(added), "--fail-on", "new"])
     assert new.exit_code == 1
     assert "1 new, 50 persisting, 0 resolved" in new.output
@@ -177,7 +182,7 @@ def test_cli_fail_on_new_and_every_format_carries_changes(
             assert text.splitlines()[-2:] == [
                 "kind,change,id,finding,what,last seen",
                 f"change,new,{want},violation,port-not-approved: 10.25.233.4 → 10.25.233.5 "
-                "tcp/31337 vlan 111," + text.splitlines()[-1].rsplit(",", 1)[1],
+                f"tcp/31337 vlan 111,{added_at}",
             ]
         elif fmt in ("markdown", "html", "text"):
             assert "1 new, 50 persisting, 0 resolved" in text, fmt
