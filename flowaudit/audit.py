@@ -294,10 +294,6 @@ def _unused_pairs(r: Rule, used: set[tuple[str, str]], m: Matrix) -> list[list[s
     return out
 
 
-def _fmt_time(t: dt.datetime | None) -> str:
-    return t.isoformat().replace("+00:00", "Z") if t is not None else "no traffic"
-
-
 def _unused_rules(
     m: Matrix,
     usage: pa.Table,
@@ -315,7 +311,9 @@ def _unused_rules(
         pairs_used[key].add((u["init_ip"], u["resp_ip"]))
         flows_by[key] += int(u["flows"])
     between = {o["rule_id"]: int(o["flows_between_groups"]) for o in observ.to_pylist()}
-    window = f"{_fmt_time(start)} .. {_fmt_time(end)}"
+    from flowaudit.report.json_ import iso
+
+    window = f"{iso(start) or 'no traffic'} .. {iso(end) or 'no traffic'}"
     rows = []
     for r in m.rules:
         unconfigured = [g for g in r.from_groups + r.to_groups if not m.groups[g].configured]

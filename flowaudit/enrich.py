@@ -275,7 +275,7 @@ def enrich_result(
 ) -> AuditResult:
     """``result`` with ``enrichment`` = {finding id: {"tls_sni": [...], ...}} (module doc)."""
     from flowaudit._arrow import pylist
-    from flowaudit.evidence import us
+    from flowaudit._time import to_us
     from flowaudit.packet_select import ServiceKey
 
     require_tshark()
@@ -289,8 +289,8 @@ def enrich_result(
                 src=_addr(v["src_ip"]),
                 dst=_addr(v["dst_ip"]),
                 port=int(v["dst_port"] or 0),
-                first_us=us(v["first_seen"]),
-                last_us=us(v["last_seen"]),
+                first_us=to_us(v["first_seen"]),
+                last_us=to_us(v["last_seen"]),
                 tag=i,
             )
         )

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flowaudit._time import to_us
 from flowaudit.errors import OutputError, UsageError
 
 if TYPE_CHECKING:
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from flowaudit.matrix import Matrix
     from flowaudit.packet_select import FlowKey, Selection
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 MIN_PREFIX = 6
 FLOW_KEYS = ("flow_id", "vlan_id", "src_ip", "dst_ip", "src_port", "dst_port", "protocol",
              "first_seen", "last_seen", "src_packets", "src_bytes", "dst_packets", "dst_bytes",
@@ -57,11 +57,6 @@ class EvidenceResult:
     flows: int
     enrichment: dict[str, list[str]] | None
     enrichment_note: str | None
-
-
-def us(t: dt.datetime) -> int:
-    """A UTC datetime → integer µs since the epoch."""
-    return (t - EPOCH) // dt.timedelta(microseconds=1)
 
 
 def resolve_finding(result: AuditResult, finding_id: str, where: str) -> dict[str, Any]:
@@ -141,8 +136,8 @@ def flow_keys(flows: Sequence[dict[str, Any]], first_tag: int = 0) -> list[FlowK
             a_port=int(f["src_port"] or 0),
             b=addr_halves(f["dst_addr"]),
             b_port=int(f["dst_port"] or 0),
-            first_us=us(f["first_seen"]),
-            last_us=us(f["last_seen"]),
+            first_us=to_us(f["first_seen"]),
+            last_us=to_us(f["last_seen"]),
             tag=first_tag + i,
         )
         for i, f in enumerate(flows)

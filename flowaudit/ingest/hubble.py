@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from flowaudit._time import to_us
 from flowaudit.community_id import ICMP4_PAIRS, ICMP4_REQUESTS, ICMP6_PAIRS, ICMP6_REQUESTS
 from flowaudit.errors import CaptureError
 from flowaudit.ingest.records import RecordStats, flow_table, state_from_flags
@@ -50,7 +51,6 @@ from flowaudit.ingest.sniff import open_stream
 CHUNK_ROWS = 65_536
 _TCP_FLAGS = {"FIN": 0x01, "SYN": 0x02, "RST": 0x04, "PSH": 0x08, "ACK": 0x10, "URG": 0x20,
               "ECE": 0x40, "CWR": 0x80}  # fmt: skip
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 ICMP4_REPLIES = frozenset(ICMP4_PAIRS) - ICMP4_REQUESTS
 ICMP6_REPLIES = frozenset(ICMP6_PAIRS) - ICMP6_REQUESTS
 
@@ -67,7 +67,7 @@ def parse_time_us(text: str) -> int:
     if frac and not frac.isdigit():
         raise ValueError(f"bad fraction in {text!r}")
     t = dt.datetime.fromisoformat(base + tz)
-    us = (t - _EPOCH) // dt.timedelta(microseconds=1)
+    us = to_us(t)
     return us + (int(frac[:6].ljust(6, "0")) if frac else 0)
 
 

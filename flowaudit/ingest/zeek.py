@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from flowaudit._time import to_us
 from flowaudit.errors import CaptureError
 from flowaudit.ingest.records import RecordStats, flow_table, parse_addresses
 from flowaudit.ingest.sniff import open_stream
@@ -94,9 +95,7 @@ def _json_ts_us(value: Any) -> int | None:
             t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return None
-        if t.tzinfo is None:
-            t = t.replace(tzinfo=dt.UTC)
-        return (t - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
+        return to_us(t)
     return None
 
 
@@ -140,10 +139,7 @@ class _Reader:
         self.stats = stats
         self.default_us: int | None = None
         if default_ts is not None:
-            if default_ts.tzinfo is None:
-                default_ts = default_ts.replace(tzinfo=dt.UTC)
-            epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-            self.default_us = (default_ts - epoch) // dt.timedelta(microseconds=1)
+            self.default_us = to_us(default_ts)
 
     def ts(self, lineno: int, value: Any, parse: Any) -> int:
         us = None if value is None else parse(value)
