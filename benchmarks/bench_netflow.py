@@ -85,8 +85,8 @@ def write_pcap(datagrams: list[bytes], path: Path) -> None:
 
 
 def bench_ours(pcap: Path) -> tuple[float, int, int]:
-    from flowaudit.ingest.netflow import iter_netflow_tables
-    from flowaudit.ingest.records import RecordStats
+    from flowaudit.records.common import RecordStats
+    from flowaudit.records.netflow.reader import iter_netflow_tables
 
     st = RecordStats()
     t0 = time.perf_counter()

@@ -1,21 +1,33 @@
 """flowaudit: passive flow audit of captured traffic against an approved port matrix.
 
 The public API (also what the notebooks use) is re-exported lazily from
-``flowaudit.api`` so that ``import flowaudit`` stays cheap.
+``flowaudit.api`` so that ``import flowaudit`` stays cheap. Three of its names are also
+names of subpackages (``flowaudit.audit``, ``flowaudit.evidence``, ``flowaudit.ingest``):
+importing a subpackage sets an attribute of the same name on this package, so the
+package's module class answers the public names from ``api`` first, before and after
+any such import (``flowaudit.audit(...)`` is always the function).
 """
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import Any
 
-__version__ = "0.1.0"
+from flowaudit._util.version import __version__
 
 __all__ = ["audit", "evidence", "ingest", "load_matrix", "open_store", "query", "__version__"]
 
+_API = frozenset(__all__) - {"__version__"}
 
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from flowaudit import api
 
-        return getattr(api, name)
-    raise AttributeError(name)
+class _Package(types.ModuleType):
+    def __getattribute__(self, name: str) -> Any:
+        if name in _API:
+            from flowaudit import api
+
+            return getattr(api, name)
+        return super().__getattribute__(name)
+
+
+sys.modules[__name__].__class__ = _Package

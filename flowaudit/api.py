@@ -8,29 +8,26 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flowaudit.errors import CaptureError, StoreError, UsageError
-from flowaudit.evidence import write_evidence as evidence
-from flowaudit.ingest.pipeline import IngestResult, Progress, ingest_file
+from flowaudit._util.time import as_utc
+from flowaudit.errors import UsageError
+from flowaudit.evidence.write import write_evidence as evidence
+from flowaudit.ingest import IngestResult, Progress
 from flowaudit.store import DEFAULT_STORE, FlowStore
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from flowaudit.audit import AuditResult
+    from flowaudit.audit.result import AuditResult
     from flowaudit.matrix import Matrix
 
 
 def open_store(path: str | os.PathLike[str] = DEFAULT_STORE) -> FlowStore:
     """The flow store at ``path`` (created on first ingest)."""
     return FlowStore(path)
-
-
-INPUT_FORMATS = ("auto", "pcap", "netflow", "nfcapd", "zeek", "hubble")
 
 
 def ingest(
@@ -40,6 +37,8 @@ def ingest(
     engine: str = "auto",
     format: str = "auto",
     progress: Progress | None = None,
+    rules: str | os.PathLike[str] | None = None,
+    groups: dict[str, list[str]] | None = None,
 ) -> list[IngestResult]:
     """Ingest captures or flow-record files into the store; known inputs add nothing.
 
@@ -48,41 +47,17 @@ def ingest(
     ``zeek`` (conn.log), ``hubble`` (``hubble observe -o json``), or ``auto``: pcap by
     magic bytes, else nfcapd/Zeek/Hubble by content. NetFlow inside a pcap is never
     guessed: a capture of VLAN 111 may legitimately contain export traffic to audit.
+    ``rules``: the matrix whose service ports orient flows seen without a SYN (default:
+    the shipped one).
     """
-    st = store if isinstance(store, FlowStore) else FlowStore(store)
+    from flowaudit.ingest import ingest_paths
+
+    st = _as_store(store)
     paths = [captures] if isinstance(captures, str | os.PathLike) else list(captures)
-    out: list[IngestResult] = []
-    for p in map(Path, paths):
-        fmt = _input_format(p, format)
-        if fmt == "pcap":
-            out.append(ingest_file(p, st, engine=engine, progress=progress))
-        else:
-            from flowaudit.ingest.record_pipeline import ingest_records
-
-            out.extend(ingest_records(p, st, fmt))
-    return out
-
-
-def _input_format(path: Path, fmt: str) -> str:
-    if fmt not in INPUT_FORMATS:
-        raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(INPUT_FORMATS)}")
-    if fmt != "auto":
-        return fmt
-    if path.is_dir():
-        return "nfcapd"
-    from flowaudit.ingest.detect import detect_record_format
-    from flowaudit.ingest.sniff import sniff_format
-
-    if sniff_format(path) in ("pcap", "pcapng"):
-        return "pcap"
-    detected = detect_record_format(path)
-    if detected is None:
-        raise CaptureError(
-            f"{path}: not a pcap/pcapng capture, nfcapd file, Zeek conn.log or Hubble export "
-            "(recognised by content at offset 0)",
-            hint="for NetFlow/IPFIX export datagrams pass --format netflow",
-        )
-    return detected
+    ports = load_matrix(rules, groups).service_ports
+    return ingest_paths(
+        paths, st, engine=engine, format=format, progress=progress, service_ports=ports
+    )
 
 
 def load_matrix(
@@ -118,48 +93,27 @@ def audit(
     ``enrich``: name what each violation's traffic is (TLS SNI and certificate names,
     HTTP host, SSH banner, DNS names) by dissecting only its packets with tshark.
     """
-    from flowaudit.audit import run_audit
+    from flowaudit.audit.run import audit_source
 
     since, until = as_utc(since), as_utc(until)
-    if since is not None and until is not None and since >= until:
-        raise UsageError(f"--since {since.isoformat()} is not before --until {until.isoformat()}")
     previous = None
     if baseline is not None:
-        from flowaudit.baseline import load_baseline
+        from flowaudit.audit.baseline import load_baseline
 
         previous = baseline if isinstance(baseline, dict) else load_baseline(baseline)
     matrix = load_matrix(rules, groups)
     paths = [Path(p) for p in captures]
-    with tempfile.TemporaryDirectory(prefix="flowaudit-") as tmp:
-        if paths:
-            st = _as_store(store) if store is not None else FlowStore(Path(tmp) / "store")
-            results = [ingest_file(p, st, engine=engine, progress=progress) for p in paths]
-            wanted = {r.sha256 for r in results}
-            records = [r for r in st.captures() if r.sha256 in wanted]
-            files = st.flow_files(wanted)
-        else:
-            st = _as_store(store if store is not None else DEFAULT_STORE)
-            st.check_readable()
-            records = st.captures()
-            if not records:
-                raise StoreError(
-                    f"{st.root}: the flow store is empty (no capture ingested)",
-                    hint="run `flowaudit ingest CAPTURE --store DIR` first",
-                )
-            files = st.flow_files()
-        inputs = tuple(
-            {
-                "name": Path(r.path).name,
-                "sha256": r.sha256,
-                "packets": r.packets,
-                "flows": r.flows,
-                "source_kind": r.source_kind,
-            }
-            for r in records
-        )
-        result = run_audit(matrix, files, since=since, until=until, captures=inputs)
+    result, records = audit_source(
+        matrix,
+        paths,
+        store=_as_store(store) if store is not None else None,
+        since=since,
+        until=until,
+        engine=engine,
+        progress=progress,
+    )
     if enrich:
-        from flowaudit.enrich import enrich_result
+        from flowaudit.evidence.enrich import enrich_result
 
         sources = paths or [Path(r.path) for r in records if Path(r.path).is_file()]
         gone = [] if paths else [r.path for r in records if not Path(r.path).is_file()]
@@ -175,7 +129,7 @@ def audit(
             warnings = [*result.stats.get("warnings", []), *(f"{g}: {note}" for g in gone)]
             result = dataclasses.replace(result, stats={**result.stats, "warnings": warnings})
     if previous is not None:
-        from flowaudit.baseline import compare
+        from flowaudit.audit.baseline import compare
 
         result = compare(result, previous)
     return result
@@ -190,7 +144,7 @@ def query(
 ) -> pa.Table:
     """Run one read-only SELECT over the store's ``flows`` and the matrix's ``rules``,
     ``hosts`` and ``scope`` relations."""
-    from flowaudit.engine import Engine
+    from flowaudit.audit.engine import Engine
 
     st = _as_store(store)
     st.check_readable()
@@ -206,15 +160,6 @@ def query(
 
 def _as_store(store: str | os.PathLike[str] | FlowStore) -> FlowStore:
     return store if isinstance(store, FlowStore) else FlowStore(store)
-
-
-def as_utc(t: dt.datetime | None) -> dt.datetime | None:
-    """A time as UTC; naive times are taken to be UTC already."""
-    if t is None:
-        return None
-    if t.tzinfo is None:
-        return t.replace(tzinfo=dt.UTC)
-    return t.astimezone(dt.UTC)
 
 
 __all__ = ["IngestResult", "audit", "evidence", "query", "ingest", "load_matrix", "open_store"]

@@ -58,7 +58,7 @@ DIRECTIONS = ("syn", "first_packet", "service_port", "exporter")
 
 def empty_flows() -> pa.Table:
     """No flows is an empty table with the declared schema, never None."""
-    from flowaudit._arrow import empty_table
+    from flowaudit._util.arrow import empty_table
 
     return empty_table(FLOW_SCHEMA)
 

@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flowaudit import __version__
+from flowaudit._util.time import iso_us
+from flowaudit._util.version import __version__
 from flowaudit.errors import StoreError
 
 DEFAULT_STORE = "flowaudit-data"
@@ -200,7 +201,7 @@ class StoreWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from flowaudit._arrow import fixed, repeat
+        from flowaudit._util.arrow import fixed, repeat
 
         if self._capture_id is not None:
             i = table.schema.get_field_index("capture_id")
@@ -243,8 +244,8 @@ class StoreWriter:
                     files.append(f"flows/date={day}/{name}")
                 record.files = files
                 record.flows = self.rows
-                record.first_seen = _iso(self.first_us)
-                record.last_seen = _iso(self.last_us)
+                record.first_seen = iso_us(self.first_us)
+                record.last_seen = iso_us(self.last_us)
                 atomic_write_text(
                     store.manifest_dir / f"{record.sha256}.json",
                     json.dumps(asdict(record), indent=2, sort_keys=True) + "\n",
@@ -324,16 +325,9 @@ def _int64(col: Any) -> Any:
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
-def _iso(us: int | None) -> str | None:
-    if us is None:
-        return None
-    t = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=us)
-    return t.isoformat().replace("+00:00", "Z")
-
-
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically; a failure is a StoreError naming the file."""
-    from flowaudit._files import write_text_atomic
+    from flowaudit._util.files import write_text_atomic
 
     try:
         write_text_atomic(path, text)

@@ -28,6 +28,11 @@ TOOLS = {
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # tests/e2e runs the samples, the notebooks and the daily job end to end: slow by nature
+    # (`make test-fast` leaves them out); tests/unit mirrors the packages of flowaudit/
+    for item in items:
+        if "e2e" in item.path.parts:
+            item.add_marker(pytest.mark.slow)
     for marker, program in TOOLS.items():
         if shutil.which(program):
             continue

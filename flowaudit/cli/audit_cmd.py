@@ -8,9 +8,13 @@ import sys
 
 import click
 
-from flowaudit.cli.common import engine_option, handle_errors, parse_time, rules_option
-
-FORMATS = ["text", "json", "markdown", "csv", "html"]
+from flowaudit.choices import REPORT_FORMATS
+from flowaudit.cli.common import (
+    engine_option,
+    handle_errors,
+    parse_time,
+    rules_option,
+)
 
 
 @click.command()
@@ -26,7 +30,9 @@ FORMATS = ["text", "json", "markdown", "csv", "html"]
 @rules_option
 @click.option("--since", callback=parse_time, help="Only flows active at or after this time.")
 @click.option("--until", callback=parse_time, help="Only flows that started before this time.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True
+)
 @click.option(
     "-o",
     "--output",
@@ -104,7 +110,7 @@ def audit(
         for w in result.stats.get("warnings", []):
             click.echo(f"flowaudit: warning: {w}", err=True)
         if only_new:
-            from flowaudit.baseline import only_new as keep_new
+            from flowaudit.audit.baseline import only_new as keep_new
 
             result = keep_new(result)
         tty = output is None and sys.stdout.isatty()

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from flowaudit.choices import ENGINES
 from flowaudit.errors import FlowAuditError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,31 +63,46 @@ def parse_group_overrides(values: tuple[str, ...]) -> dict[str, list[str]]:
     return out
 
 
-def rules_option(f: F) -> F:
-    """``--rules PATH`` (file or directory; default: the shipped matrix) and ``--group``."""
-    f = click.option(
+def _parse_groups(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> dict[str, list[str]]:
+    return parse_group_overrides(value)
+
+
+def group_option(f: F) -> F:
+    """``--group NAME=CIDR[,CIDR]`` (repeatable): addresses for needs_configuration groups."""
+    return click.option(
         "--group",
         "groups",
         multiple=True,
-        callback=lambda ctx, param, value: parse_group_overrides(value),
+        callback=_parse_groups,
         metavar="NAME=CIDR[,CIDR]",
-        help="Supply addresses for a host group (e.g. admin workstations); repeatable.",
+        help="Supply addresses for a group the matrix leaves unconfigured "
+        "(e.g. admin_workstations); repeatable.",
     )(f)
-    f = click.option(
+
+
+def rules_path_option(f: F) -> F:
+    """``--rules PATH``: a matrix file or directory (default: the shipped matrix)."""
+    return click.option(
         "--rules",
         "rules_path",
         type=click.Path(exists=True, dir_okay=True, file_okay=True),
         default=None,
         help="Matrix file or directory (default: the shipped matrix).",
     )(f)
-    return f
+
+
+def rules_option(f: F) -> F:
+    """``--rules PATH`` and ``--group``."""
+    return rules_path_option(group_option(f))
 
 
 def engine_option(f: F) -> F:
     """``--engine auto|fast|tshark``: the packet engine for captures."""
     return click.option(
         "--engine",
-        type=click.Choice(["auto", "fast", "tshark"]),
+        type=click.Choice(ENGINES),
         default="auto",
         show_default=True,
         help="Packet engine: the fast reader, or tshark (via pyshark) for odd link types; "

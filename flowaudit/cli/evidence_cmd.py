@@ -6,7 +6,12 @@ import datetime as dt
 
 import click
 
-from flowaudit.cli.common import engine_option, handle_errors, parse_time, rules_option
+from flowaudit.cli.common import (
+    engine_option,
+    handle_errors,
+    parse_time,
+    rules_option,
+)
 
 
 @click.command()
@@ -61,7 +66,7 @@ def evidence(
     """
     if bool(finding_ids) == all_:
         raise click.UsageError("give FINDING_ID(s) or --all (not both)")
-    from flowaudit.evidence import EvidenceSource
+    from flowaudit.evidence.write import EvidenceSource
 
     with handle_errors():
         with EvidenceSource(

@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from flowaudit.cli.common import engine_option, handle_errors, store_option
+from flowaudit.choices import INPUT_FORMATS
+from flowaudit.cli.common import engine_option, handle_errors, rules_path_option, store_option
 
 PROGRESS_MIN_BYTES = 32 << 20
 
@@ -19,18 +20,27 @@ PROGRESS_MIN_BYTES = 32 << 20
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["auto", "pcap", "netflow", "nfcapd", "zeek", "hubble"]),
+    type=click.Choice(INPUT_FORMATS),
     default="auto",
     show_default=True,
     help="Input format. auto: pcap/pcapng by magic bytes, nfcapd/Zeek/Hubble by content; "
     "NetFlow/IPFIX exports (in a pcap or raw datagrams) need --format netflow.",
 )
+@rules_path_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary lines.")
-def ingest(captures: tuple[str, ...], store_dir: str, engine: str, fmt: str, quiet: bool) -> None:
+def ingest(
+    captures: tuple[str, ...],
+    store_dir: str,
+    engine: str,
+    fmt: str,
+    rules_path: str | None,
+    quiet: bool,
+) -> None:
     """Read CAPTURES (pcap/pcapng, .gz too, or flow records) and add their flows to the store.
 
     A capture already in the store (same sha256) adds nothing. Warnings about
-    truncated or undecodable data go to stderr; what could be read is kept.
+    truncated or undecodable data go to stderr; what could be read is kept. The
+    matrix (--rules) names the service ports that orient flows seen without a SYN.
     """
     from flowaudit import api
 
@@ -38,7 +48,9 @@ def ingest(captures: tuple[str, ...], store_dir: str, engine: str, fmt: str, qui
         store = api.open_store(store_dir)
         for path in captures:
             with _progress(path, quiet) as cb:
-                results = api.ingest(path, store, engine=engine, format=fmt, progress=cb)
+                results = api.ingest(
+                    path, store, engine=engine, format=fmt, progress=cb, rules=rules_path
+                )
             for res in results:
                 for w in res.warnings:
                     click.echo(f"flowaudit: warning: {w}", err=True)

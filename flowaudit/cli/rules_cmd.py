@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from flowaudit.cli.common import handle_errors, parse_group_overrides
+from flowaudit.cli.common import group_option, handle_errors
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,29 +27,10 @@ PATH_ARG = click.argument(
 )
 
 
-def _parse_groups(
-    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
-) -> dict[str, list[str]]:
-    return parse_group_overrides(value)
-
-
-def group_option(f: F) -> F:
-    """``--group NAME=CIDR[,CIDR]`` (repeatable): addresses for needs_configuration groups."""
-    return click.option(
-        "--group",
-        "groups",
-        multiple=True,
-        callback=_parse_groups,
-        metavar="NAME=CIDR[,CIDR]",
-        help="Supply addresses for a group the matrix leaves unconfigured "
-        "(e.g. admin_workstations); repeatable.",
-    )(f)
-
-
 def _load(path: str | None, groups: dict[str, list[str]]) -> Any:
-    from flowaudit.matrix import load_matrix
+    from flowaudit import api
 
-    return load_matrix(path, groups or None)
+    return api.load_matrix(path, groups or None)
 
 
 @click.group("rules")

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from flowaudit.matrix.lint import KINDS, LintFinding, lint_matrix
 from flowaudit.matrix.loader import load_matrix, shipped_rules_dir
-from flowaudit.matrix.model import HostGroup, Matrix, Provenance, Rule, Scope
+from flowaudit.matrix.model import (
+    HostGroup,
+    Matrix,
+    Provenance,
+    Rule,
+    Scope,
+)
 
 __all__ = [
     "KINDS",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from flowaudit.matrix.model import addr_bytes, parse_address
+from flowaudit.matrix.model import addr_bytes
 
 if TYPE_CHECKING:
     from flowaudit.matrix.model import Matrix
@@ -113,8 +113,7 @@ def hosts_rows(m: Matrix) -> list[tuple[Any, ...]]:
     """The rows of ``hosts_table``."""
     rows: list[tuple[Any, ...]] = []
     for g in m.groups.values():
-        for spec in g.addresses:
-            (lo, hi), text = parse_address(spec)
+        for (lo, hi), text in g.parsed:
             rows.append((g.name, addr_bytes(lo), addr_bytes(hi), text))
     return rows
 
@@ -127,7 +126,6 @@ def scope_table(m: Matrix) -> pa.Table:
 def scope_rows(m: Matrix) -> list[tuple[Any, ...]]:
     """The rows of ``scope_table``."""
     rows: list[tuple[Any, ...]] = [(vlan, None, None, None) for vlan in m.scope.vlans]
-    for spec in m.scope.subnets:
-        (lo, hi), text = parse_address(spec)
+    for (lo, hi), text in m.scope.parsed:
         rows.append((None, addr_bytes(lo), addr_bytes(hi), text))
     return rows

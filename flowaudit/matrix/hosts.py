@@ -12,7 +12,7 @@ import functools
 import socket
 from collections.abc import Iterable
 
-from flowaudit.matrix.model import Matrix, parse_address
+from flowaudit.matrix.model import Matrix
 
 UNKNOWN = "unknown (in scope)"
 OUTSIDE = "out of scope"
@@ -32,7 +32,7 @@ class HostIndex:
         self.order = list(m.groups)
         self.ranges = {g: m.groups[g].ranges for g in self.order if m.groups[g].configured}
         self.size = {g: sum(hi - lo + 1 for lo, hi in rs) for g, rs in self.ranges.items()}
-        self.scope = [parse_address(s)[0] for s in m.scope.subnets]
+        self.scope = [rng for rng, _ in m.scope.parsed]
 
     def member(self, ip: str, group: str) -> bool:
         n = addr_int(ip)

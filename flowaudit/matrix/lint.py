@@ -18,7 +18,6 @@ from flowaudit.matrix.model import (
     Matrix,
     PortRange,
     Rule,
-    parse_address,
     ports_text,
     protocol_name,
 )
@@ -76,8 +75,7 @@ def _same_subnet(m: Matrix, r: Rule) -> str | None:
     if any(not g.addresses for g in groups):
         return None
     ranges = [rng for g in groups for rng in g.ranges]
-    for subnet in m.scope.subnets:
-        (lo, hi), text = parse_address(subnet)
+    for (lo, hi), text in m.scope.parsed:
         if all(lo <= a and b <= hi for a, b in ranges):
             return text
     return None

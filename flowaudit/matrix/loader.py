@@ -18,7 +18,12 @@ from typing import Any
 
 from flowaudit.errors import RulesError
 from flowaudit.matrix import validate as v
-from flowaudit.matrix.model import HostGroup, Matrix, Rule, Scope
+from flowaudit.matrix.model import (
+    HostGroup,
+    Matrix,
+    Rule,
+    Scope,
+)
 from flowaudit.matrix.yamlio import LineDict, read_yaml
 
 YAML_SUFFIXES = (".yaml", ".yml")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    pass
 
 PROTOCOLS: dict[str, int] = {
     "icmp": 1,
@@ -85,7 +85,7 @@ def parse_port_range(value: object) -> PortRange:
     raise ValueError(f"bad port {value!r} (use 443, '2379-2380' or a list of them)")
 
 
-def merge_ranges(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+def merge_ranges(ranges: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
     """Sort and merge overlapping or adjacent inclusive ranges."""
     out: list[tuple[int, int]] = []
     for lo, hi in sorted(ranges):
@@ -186,6 +186,11 @@ class Scope:
 
     vlans: tuple[int, ...]
     subnets: tuple[str, ...]
+    #: (range, canonical text) per subnet, parsed once when the scope is made
+    parsed: tuple[tuple[AddrRange, str], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parsed", tuple(parse_address(s) for s in self.subnets))
 
 
 @dataclass(frozen=True)
@@ -196,11 +201,15 @@ class HostGroup:
     description: str
     addresses: tuple[str, ...]
     needs_configuration: bool
+    #: (range, canonical text) per address, in file order, parsed once when the group is made
+    parsed: tuple[tuple[AddrRange, str], ...] = field(init=False, repr=False, compare=False)
+    #: the addresses as sorted (lo, hi) 128-bit integer ranges (not merged)
+    ranges: tuple[AddrRange, ...] = field(init=False, repr=False, compare=False)
 
-    @property
-    def ranges(self) -> tuple[AddrRange, ...]:
-        """The addresses as sorted (lo, hi) 128-bit integer ranges (not merged)."""
-        return tuple(sorted(parse_address(a)[0] for a in self.addresses))
+    def __post_init__(self) -> None:
+        parsed = tuple(parse_address(a) for a in self.addresses)
+        object.__setattr__(self, "parsed", parsed)
+        object.__setattr__(self, "ranges", tuple(sorted(r for r, _ in parsed)))
 
     @property
     def configured(self) -> bool:
@@ -243,20 +252,9 @@ class Matrix:
                 return r
         raise KeyError(rule_id)
 
-    def rules_table(self) -> pa.Table:
-        """One row per (rule, protocol, from-range, to-range, port-range); see compile.py."""
-        from flowaudit.matrix.compile import rules_table
-
-        return rules_table(self)
-
-    def hosts_table(self) -> pa.Table:
-        """One row per (group, address range)."""
-        from flowaudit.matrix.compile import hosts_table
-
-        return hosts_table(self)
-
-    def scope_table(self) -> pa.Table:
-        """One row per scope VLAN (lo/hi null) and per scope subnet (vlan null)."""
-        from flowaudit.matrix.compile import scope_table
-
-        return scope_table(self)
+    @property
+    def service_ports(self) -> tuple[PortRange, ...]:
+        """Every responder port range the rules approve for a ported protocol, merged:
+        the service ports that orient flows seen without a SYN (flowaudit.flows.ports)."""
+        ported = (r for r in self.rules if set(r.protocols) & PORTED)
+        return merge_ranges(p for r in ported for p in r.ports)

@@ -10,8 +10,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from flowaudit.matrix.compile import rules_table
 from flowaudit.matrix.lint import LintFinding
-from flowaudit.matrix.model import Matrix, ports_text, protocol_name, range_text
+from flowaudit.matrix.model import (
+    Matrix,
+    ports_text,
+    protocol_name,
+    range_text,
+)
 
 UNCONFIGURED = "<unconfigured>"
 
@@ -28,7 +34,7 @@ def _span(lo: bytes | None, hi: bytes | None) -> str:
 def compiled_rows(m: Matrix) -> list[dict[str, Any]]:
     """The rules table with addresses as text (``src``/``dst``) instead of 16-byte values."""
     out: list[dict[str, Any]] = []
-    for row in m.rules_table().to_pylist():
+    for row in rules_table(m).to_pylist():
         src = _span(row.pop("src_lo"), row.pop("src_hi"))
         dst = _span(row.pop("dst_lo"), row.pop("dst_hi"))
         out.append(

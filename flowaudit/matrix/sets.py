@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from flowaudit.matrix.model import Matrix, PortRange, Rule, merge_ranges, range_text
+from flowaudit.matrix.model import (
+    Matrix,
+    PortRange,
+    Rule,
+    merge_ranges,
+    range_text,
+)
 
 Ports = tuple[PortRange, ...]
 Pair = tuple[str, str]

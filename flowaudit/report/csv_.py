@@ -10,10 +10,15 @@ import csv
 import io
 from typing import TYPE_CHECKING
 
-from flowaudit.report.rows import CHANGE_HEADERS, change_rows, unused_table, violation_table
+from flowaudit.report.rows import (
+    CHANGE_HEADERS,
+    change_rows,
+    unused_table,
+    violation_table,
+)
 
 if TYPE_CHECKING:
-    from flowaudit.audit import AuditResult
+    from flowaudit.audit.result import AuditResult
 
 
 def render_csv(result: AuditResult) -> str:

@@ -19,11 +19,12 @@ from flowaudit.report.rows import (
     unused_table,
     violation_table,
 )
+from flowaudit.report.svg import coverage_svg
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from flowaudit.audit import AuditResult
+    from flowaudit.audit.result import AuditResult
 
 # every selector is scoped to .fa-report, so the notebook rendering (_repr_html_, a
 # fragment) does not restyle the notebook around it
@@ -166,7 +167,7 @@ def render_html_fragment(result: AuditResult) -> str:
         "<h2>Matrix coverage</h2>",
         '<p class="note">Source groups down, destination services (group, protocol, ports) '
         "across. Hover a cell for its rules, findings and flows.</p>",
-        f'<div class="coverage">{result.coverage_svg()}</div>',
+        f'<div class="coverage">{coverage_svg(result)}</div>',
         f"<h2>Traffic outside the approved matrix ({result.violations.num_rows})</h2>",
         _table(vh, vrows, new_col=result.changes is not None),
         f"<h2>Approved rules without traffic ({result.unused_rules.num_rows})</h2>",

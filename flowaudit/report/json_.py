@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any
 
-from flowaudit._arrow import pylist
+from flowaudit._util.arrow import pylist
+from flowaudit._util.time import iso
 from flowaudit.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
-    from flowaudit.audit import AuditResult
+    from flowaudit.audit.result import AuditResult
 
 STATE_KEYS = ("attempted", "rejected", "established", "midstream", "answered")
-
-
-def iso(t: dt.datetime | None) -> str | None:
-    """UTC ISO-8601 with a ``Z``, microseconds kept."""
-    if t is None:
-        return None
-    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def violation_dicts(result: AuditResult) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from flowaudit._arrow import pylist
+from flowaudit._util.arrow import pylist
 from flowaudit.report.rows import (
     CHANGE_HEADERS,
     change_rows,
@@ -21,7 +21,7 @@ from flowaudit.report.rows import (
 )
 
 if TYPE_CHECKING:
-    from flowaudit.audit import AuditResult
+    from flowaudit.audit.result import AuditResult
 
 SYMBOLS = {
     "used": "✔",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from flowaudit._files import write_text_atomic
+from flowaudit._util.files import write_text_atomic
 from flowaudit.errors import OutputError
 
 

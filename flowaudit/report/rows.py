@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flowaudit._arrow import pylist
+from flowaudit._util.arrow import pylist
 from flowaudit.matrix.model import ports_text, protocol_name
 
 if TYPE_CHECKING:
-    from flowaudit.audit import AuditResult
+    from flowaudit.audit.result import AuditResult
 
 VIOLATION_HEADERS = (
     "id",
@@ -63,7 +63,7 @@ ENRICHMENT_LABELS = (
 
 
 def enrichment_text(result: AuditResult, finding_id: str) -> str:
-    """What tshark saw in a finding's packets (``flowaudit.enrich``), or ``-``."""
+    """What tshark saw in a finding's packets (``flowaudit.evidence.enrich``), or ``-``."""
     e = result.enrichment.get(finding_id) or {}
     parts = [f"{label} {', '.join(e[k])}" for k, label in ENRICHMENT_LABELS if e.get(k)]
     return "; ".join(parts) or "-"
@@ -142,8 +142,8 @@ def changes_line(result: AuditResult) -> str | None:
 
 def input_lines(result: AuditResult) -> list[str]:
     """What an auditor needs to re-run the audit: captures, matrix, window, version."""
-    from flowaudit import __version__
-    from flowaudit.report.json_ import iso
+    from flowaudit._util.time import iso
+    from flowaudit._util.version import __version__
 
     lines = [
         f"Matrix: {result.matrix_name}, sha256 {result.rules_digest}",

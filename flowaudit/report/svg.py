@@ -14,10 +14,10 @@ from collections import Counter
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from flowaudit._arrow import pylist
+from flowaudit._util.arrow import pylist
 
 if TYPE_CHECKING:
-    from flowaudit.audit import AuditResult
+    from flowaudit.audit.result import AuditResult
 
 CELL = 20
 GAP = 2

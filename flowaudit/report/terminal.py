@@ -15,7 +15,7 @@ from flowaudit.report.rows import (
 )
 
 if TYPE_CHECKING:
-    from flowaudit.audit import AuditResult
+    from flowaudit.audit.result import AuditResult
 
 # the columns shown on a terminal (the others are in every file format)
 TERMINAL_VIOLATION_COLS = (
@@ -42,7 +42,7 @@ def render_terminal(result: AuditResult, *, color: bool = False, width: int = 14
     from rich.console import Console
     from rich.table import Table
 
-    from flowaudit.report.json_ import iso
+    from flowaudit._util.time import iso
 
     console = Console(
         record=True,

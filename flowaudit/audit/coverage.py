@@ -1,0 +1,208 @@
+"""The matrix coverage picture: source group × destination service, approved vs observed.
+
+One cell per (source, service) that the matrix approves or that traffic used:
+
+- ``used``: approved, and traffic on every port of the service between these groups;
+- ``partly-used``: approved, traffic on some of its ports only;
+- ``unused``: approved, no traffic on it, although the rule's hosts did talk otherwise;
+- ``unobserved``: approved, no traffic, and the rule's hosts never talked at all in the
+  window: the capture point may not see them, so "unused" is not proven;
+- ``unconfigured``: approved, but a group has no addresses yet (not observable);
+- ``unapproved``: traffic outside the matrix (violations) lands here; ``approved`` says
+  whether the same cell also holds an approved rule (e.g. off-VLAN or unknown-host traffic
+  to an approved service).
+
+A service is (destination group, protocol, ports) as the rules write it. Approved usage is
+attributed by group membership (an address may be in several groups); a violation's hosts
+are placed in the smallest group that holds them, else ``unknown (in scope)`` or ``out of
+scope``. Violations to ports no rule names get their own service columns, at most
+``MAX_EXTRA_SERVICES`` (the rest fold into ``<group> other``). Works on small data only
+(rules × groups), in plain Python.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from flowaudit._util.arrow import pylist
+from flowaudit.matrix.hosts import OUTSIDE, UNKNOWN, HostIndex
+from flowaudit.matrix.model import (
+    PORTED,
+    port_complement,
+    ports_text,
+    protocol_name,
+)
+
+if TYPE_CHECKING:
+    from flowaudit.matrix import Matrix
+
+MAX_EXTRA_SERVICES = 40
+STATUSES = ("used", "partly-used", "unused", "unobserved", "unconfigured", "unapproved")
+
+COVERAGE_SCHEMA = pa.schema(
+    [
+        ("row", pa.int32()),
+        ("col", pa.int32()),
+        ("source", pa.string()),
+        ("service", pa.string()),
+        ("dst_group", pa.string()),
+        ("protocol", pa.uint8()),
+        ("ports", pa.string()),
+        ("status", pa.string()),
+        ("approved", pa.bool_()),
+        ("rules", pa.list_(pa.string())),
+        ("findings", pa.list_(pa.string())),
+        ("flows", pa.int64()),
+        ("unused_ports", pa.string()),
+        ("purpose", pa.string()),
+    ]
+)
+
+Ports = tuple[tuple[int, int], ...]
+ServiceKey = tuple[str, int, Ports]
+
+
+@dataclass
+class _Cell:
+    rules: set[str] = field(default_factory=set)
+    purposes: list[str] = field(default_factory=list)
+    used_ports: set[int] = field(default_factory=set)
+    flows: int = 0
+    findings: list[str] = field(default_factory=list)
+    violation_flows: int = 0
+    unconfigured: bool = False
+
+
+def _service_label(dst: str, proto: int, ports: Ports) -> str:
+    if proto not in PORTED or not ports:
+        return f"{dst} {protocol_name(proto)}"
+    return f"{dst} {protocol_name(proto)}/{ports_text(ports)}"
+
+
+def coverage_rows(
+    m: Matrix, usage: pa.Table, violations: pa.Table, observed: set[str] | None = None
+) -> list[tuple[Any, ...]]:
+    """The coverage cells as COVERAGE_SCHEMA rows (row/col give the grid order).
+
+    ``observed``: the rules whose hosts exchanged any traffic in the window (the audit's
+    rule_observability); None means all of them."""
+    hosts = HostIndex(m)
+    cells: dict[tuple[str, ServiceKey], _Cell] = defaultdict(_Cell)
+    by_rule: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for u in pylist(usage):
+        by_rule[(u["rule_id"], u["protocol"])].append(u)
+
+    for r in m.rules:
+        orientations = [(r.from_groups, r.to_groups, False)]
+        if r.bidirectional and r.from_groups != r.to_groups:
+            orientations.append((r.to_groups, r.from_groups, True))
+        for proto in r.protocols:
+            ports: Ports = tuple(r.ports) if proto in PORTED else ()
+            for froms, dests, reverse in orientations:
+                for g in froms:
+                    for h in dests:
+                        cell = cells[(g, (h, proto, ports))]
+                        cell.rules.add(r.id)
+                        if r.purpose not in cell.purposes:
+                            cell.purposes.append(r.purpose)
+                        if not (m.groups[g].configured and m.groups[h].configured):
+                            cell.unconfigured = True
+                            continue
+                        for u in by_rule.get((r.id, proto), ()):
+                            init, resp = u["init_ip"], u["resp_ip"]
+                            if reverse:
+                                init, resp = resp, init
+                            fwd = hosts.member(init, g) and hosts.member(resp, h)
+                            back = (
+                                r.bidirectional
+                                and not reverse
+                                and hosts.member(resp, g)
+                                and hosts.member(init, h)
+                            )
+                            if fwd or back:
+                                cell.used_ports.add(u["port"] if u["port"] is not None else -1)
+                                cell.flows += int(u["flows"])
+
+    approved_services = {svc for (_, svc) in cells}
+    extra: dict[ServiceKey, None] = {}
+    narrowest: dict[tuple[str, int, int | None], ServiceKey | None] = {}
+    cols = ["finding_id", "src_ip", "dst_ip", "protocol", "dst_port", "flows"]
+    for v in pylist(violations.select(cols)):
+        src, dst = hosts.place(v["src_ip"]), hosts.place(v["dst_ip"])
+        proto, port = v["protocol"], v["dst_port"]
+        fit_key = (dst, proto, port)
+        if fit_key not in narrowest:
+            fits = [
+                s
+                for s in approved_services
+                if s[0] == dst
+                and s[1] == proto
+                and (not s[2] or any(lo <= (port or 0) <= hi for lo, hi in s[2]))
+            ]
+            # the narrowest approved service holding the port (deterministic on ties)
+            narrowest[fit_key] = min(
+                fits, key=lambda s: (sum(hi - lo + 1 for lo, hi in s[2]), s[2]), default=None
+            )
+        svc = narrowest[fit_key]
+        if svc is None:
+            ports = ((port, port),) if proto in PORTED and port is not None else ()
+            svc = (dst, proto, ports)
+            if svc not in extra and len(extra) >= MAX_EXTRA_SERVICES:
+                svc = (dst, -1, ())  # folded: "<dst> other"
+            extra[svc] = None
+        cell = cells[(src, svc)]
+        cell.findings.append(v["finding_id"])
+        cell.violation_flows += int(v["flows"])
+
+    group_rank = {g: i for i, g in enumerate(hosts.order)}
+    group_rank[UNKNOWN], group_rank[OUTSIDE] = len(group_rank), len(group_rank) + 1
+    sources = sorted({s for s, _ in cells}, key=lambda g: group_rank[g])
+    services = sorted(
+        {svc for _, svc in cells},
+        key=lambda s: (group_rank[s[0]], s[1] < 0, s[2][0][0] if s[2] else -1, s[1], s[2]),
+    )
+    row_of = {s: i for i, s in enumerate(sources)}
+    col_of = {s: i for i, s in enumerate(services)}
+    out = []
+    for (src, svc), c in sorted(cells.items(), key=lambda kv: (row_of[kv[0][0]], col_of[kv[0][1]])):
+        dst, proto, ports = svc
+        approved = bool(c.rules)
+        unused_ports = port_complement(ports, c.used_ports) if approved and ports else []
+        if c.findings:
+            status = "unapproved"
+        elif c.unconfigured and not c.flows:
+            status = "unconfigured"
+        elif not c.used_ports:
+            seen = observed is None or any(r in observed for r in c.rules)
+            status = "unused" if seen else "unobserved"
+        elif unused_ports:
+            status = "partly-used"
+        else:
+            status = "used"
+        label = f"{dst} other" if proto < 0 else _service_label(dst, proto, ports)
+        out.append(
+            (
+                row_of[src],
+                col_of[svc],
+                src,
+                label,
+                dst,
+                None if proto < 0 else proto,
+                ports_text(ports) if ports else "",
+                status,
+                approved,
+                sorted(c.rules),
+                c.findings,
+                c.flows + c.violation_flows,
+                ports_text(tuple(unused_ports)) if unused_ports else "",
+                "; ".join(c.purposes),
+            )
+        )
+    return out
+
+
+__all__ = ["COVERAGE_SCHEMA", "OUTSIDE", "STATUSES", "UNKNOWN", "coverage_rows"]

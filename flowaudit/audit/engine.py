@@ -1,0 +1,138 @@
+"""The audit engine: owns one DuckDB connection and runs the queries in ``sql/``.
+
+``flows`` (the store's Parquet files, or an Arrow table), ``rules``, ``hosts`` and
+``scope`` (the compiled matrix) are registered relations under fixed names; each
+question is one ``.sql`` file loaded with ``importlib.resources``; values reach SQL
+only as bound parameters. DuckDB errors are translated to QueryError here.
+Engine specifics (DuckDB) stay in this module; the SQL is kept portable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+
+from flowaudit.errors import QueryError, StoreError, UsageError
+from flowaudit.schema import empty_flows
+
+if TYPE_CHECKING:
+    from flowaudit.matrix import Matrix
+
+RELATIONS = ("rules", "hosts", "scope", "addresses", "result_rows")
+
+_DUCK_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.bool_(): "BOOLEAN",
+    pa.uint8(): "UTINYINT",
+    pa.uint16(): "USMALLINT",
+    pa.uint32(): "UINTEGER",
+    pa.int16(): "SMALLINT",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    pa.binary(16): "BLOB",
+    pa.binary(): "BLOB",
+}
+
+
+def _duck_type(t: pa.DataType) -> str:
+    if pa.types.is_list(t):
+        return _duck_type(t.value_type) + "[]"
+    return _DUCK_TYPES[t]
+
+
+def _check_name(name: str) -> None:
+    if name not in RELATIONS:
+        raise ValueError(f"not a relation name of the engine: {name}")
+
+
+@cache
+def load_sql(name: str) -> str:
+    """The text of ``flowaudit/audit/sql/<name>.sql``."""
+    return (files("flowaudit.audit") / "sql" / f"{name}.sql").read_text(encoding="utf-8")
+
+
+class Engine:
+    """One DuckDB connection with ``flows``, ``rules``, ``hosts`` and ``scope`` registered."""
+
+    def __init__(self, *, threads: int | None = None) -> None:
+        self.con = duckdb.connect(":memory:")
+        if threads:
+            self.con.execute("SET threads = $n", {"n": threads})
+
+    def register_flows(self, source: Sequence[Path] | pa.Table) -> None:
+        """Register the ``flows`` view over Parquet files (or an Arrow table)."""
+        if isinstance(source, pa.Table):
+            self.con.register("flows", source)
+            return
+        paths = [str(p) for p in source]
+        if not paths:
+            self.con.register("flows", empty_flows())
+            return
+        try:
+            rel = self.con.read_parquet(paths, hive_partitioning=True, union_by_name=True)
+            rel.create_view("flows", replace=True)
+        except duckdb.Error as e:
+            raise StoreError(f"cannot read the flow store: {e}") from e
+
+    def register_matrix(self, matrix: Matrix) -> None:
+        """Load the compiled matrix as the ``rules``, ``hosts`` and ``scope`` relations."""
+        from flowaudit.matrix.compile import relation_rows
+
+        for name, (schema, rows) in relation_rows(matrix).items():
+            self.register_rows(name, schema, rows)
+
+    def register_rows(self, name: str, schema: pa.Schema, rows: list[tuple[Any, ...]]) -> None:
+        """Load Python rows as a temp table of ``schema`` (bound parameters; no Arrow
+        conversion in Python, whose ``pa.array`` would import pandas)."""
+        _check_name(name)
+        cols = ", ".join(f'"{f.name}" {_duck_type(f.type)}' for f in schema)
+        marks = ", ".join("?" * len(schema))
+        # identifiers come from our own schemas and RELATIONS, never from the user
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({cols})")
+        if rows:
+            self.con.executemany(f"INSERT INTO {name} VALUES ({marks})", rows)
+
+    def table_from_rows(self, schema: pa.Schema, rows: list[tuple[Any, ...]]) -> pa.Table:
+        """Python rows → an Arrow table of ``schema``, built by DuckDB."""
+        self.register_rows("result_rows", schema, rows)
+        return self.con.sql("SELECT * FROM result_rows").to_arrow_table().cast(schema)
+
+    def execute(self, name: str, **params: Any) -> None:
+        """Run a statement file (e.g. one that builds a temp table)."""
+        self._run(name, params)
+
+    def run(self, name: str, **params: Any) -> pa.Table:
+        """Run a query file and return its rows as an Arrow table."""
+        try:
+            return self.con.sql(load_sql(name), params=params or None).to_arrow_table()
+        except duckdb.Error as e:
+            raise QueryError(f"{name}.sql failed: {e}") from e
+
+    def read_only_query(self, text: str) -> pa.Table:
+        """One ad-hoc SELECT (``flowaudit query``, notebooks); anything else is refused."""
+        try:
+            statements = duckdb.extract_statements(text)
+        except duckdb.Error as e:
+            raise UsageError(f"SQL does not parse: {e}") from e
+        if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+            raise UsageError("only one read-only SELECT statement is allowed")
+        try:
+            return self.con.sql(text).to_arrow_table()
+        except duckdb.Error as e:
+            raise UsageError(f"query failed: {e}") from e
+
+    def _run(self, name: str, params: dict[str, Any]) -> Any:
+        sql = load_sql(name)
+        try:
+            return self.con.execute(sql, params or None)
+        except duckdb.Error as e:
+            raise QueryError(f"{name}.sql failed: {e}") from e
+
+    def close(self) -> None:
+        self.con.close()

@@ -1,0 +1,147 @@
+"""The result of an audit: findings tables, the window, stats, and their changes.
+
+A leaf of the audit package: the renderers, the baseline comparison and the evidence
+writer all read an ``AuditResult``; it imports none of them (its display methods defer
+to ``flowaudit.report`` at call time, the one declared upward import).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Finding ids relative to a baseline report; ``resolved`` details come from it."""
+
+    baseline_file: str
+    baseline_sha256: str
+    baseline_window: dict[str, Any]
+    baseline_matrix_sha256: str | None
+    new: tuple[str, ...]
+    persisting: tuple[str, ...]
+    resolved: tuple[str, ...]
+    resolved_findings: tuple[dict[str, Any], ...]  # as they were in the baseline
+
+    def status(self, finding_id: str) -> str:
+        return "new" if finding_id in self.new else "persisting"
+
+    def to_dict(self, current_matrix_sha256: str) -> dict[str, Any]:
+        return {
+            "baseline": {
+                "file": self.baseline_file,
+                "sha256": self.baseline_sha256,
+                "window": self.baseline_window,
+                "matrix_sha256": self.baseline_matrix_sha256,
+                "matrix_changed": self.baseline_matrix_sha256 != current_matrix_sha256,
+            },
+            "new": list(self.new),
+            "persisting": list(self.persisting),
+            "resolved": list(self.resolved),
+            "resolved_findings": list(self.resolved_findings),
+        }
+
+
+UNUSED_SCHEMA = pa.schema(
+    [
+        ("finding_id", pa.string()),
+        ("rule_id", pa.string()),
+        ("status", pa.string()),
+        ("protocol", pa.uint8()),
+        ("ports", pa.list_(pa.list_(pa.int32()))),
+        ("unused_ports", pa.list_(pa.list_(pa.int32()))),
+        ("unused_pairs", pa.list_(pa.list_(pa.string()))),
+        ("flows", pa.int64()),
+        ("condition", pa.string()),
+        ("origin", pa.string()),
+        ("provenance", pa.string()),
+        ("purpose", pa.string()),
+        ("observable", pa.bool_()),
+        ("evidence", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """What an audit found. Tables are Arrow; ``to_dict`` is the JSON contract."""
+
+    violations: pa.Table
+    unused_rules: pa.Table
+    matrix_name: str
+    rules_digest: str
+    window_start: dt.datetime | None
+    window_end: dt.datetime | None
+    flows: int
+    sampled: bool
+    captures: tuple[dict[str, Any], ...] = ()
+    stats: dict[str, Any] = field(default_factory=dict)
+    # one row per (rule, protocol, responder port, initiator, responder) that carried traffic
+    rule_usage: pa.Table | None = None
+    # the matrix coverage picture: one row per grid cell (flowaudit.audit.coverage)
+    coverage: pa.Table | None = None
+    # finding id -> {"tls_sni": [...], "tls_cert_names": [...], "http_host": [...],
+    #                "ssh_banner": [...], "dns_names": [...]} (flowaudit.evidence.enrich; optional)
+    enrichment: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    # set by flowaudit.audit.baseline.compare(): new / persisting / resolved finding ids
+    changes: Changes | None = None
+
+    @property
+    def has_findings(self) -> bool:
+        return bool(self.violations.num_rows > 0 or self.unused_rules.num_rows > 0)
+
+    def to_pandas(self) -> tuple[Any, Any]:
+        """(violations, unused_rules) as pandas DataFrames."""
+        return self.violations.to_pandas(), self.unused_rules.to_pandas()
+
+    # The one declared deferral upward (see the import contracts in pyproject.toml): the
+    # result shows itself through the renderers, so a notebook shows what the CLI writes.
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report (schema_version 1) as a dict."""
+        from flowaudit import report
+
+        return report.to_dict(self)
+
+    def coverage_svg(self) -> str:
+        """The coverage picture (source group × destination service) as inline SVG."""
+        from flowaudit import report
+
+        return report.coverage_svg(self)
+
+    def _repr_html_(self) -> str:
+        from flowaudit import report
+
+        return report.html_fragment(self)
+
+
+def finding_stats(violations: pa.Table, unused: pa.Table) -> dict[str, Any]:
+    """The summary counts of the findings tables (``AuditResult.stats``)."""
+    return {
+        "violation_flows": _sum(violations, "flows"),
+        "by_reason": _count_by(violations, "reason"),
+        "unused": _count_status(unused, "unused"),
+        "partly_used": _count_status(unused, "partly-used"),
+    }
+
+
+def _sum(table: pa.Table, column: str) -> int:
+    return int(sum(v or 0 for v in table.column(column).to_pylist())) if table.num_rows else 0
+
+
+def _count_by(table: pa.Table, column: str) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for v in table.column(column).to_pylist():
+        out[v] += 1
+    return dict(sorted(out.items()))
+
+
+def _count_status(table: pa.Table, status: str) -> int:
+    return sum(1 for s in table.column("status").to_pylist() if s == status)
+
+
+__all__ = ["UNUSED_SCHEMA", "AuditResult", "Changes", "finding_stats"]

@@ -1,0 +1,337 @@
+"""The audit: flows × matrix → violations and unused rules, as one AuditResult.
+
+Runs the engine's SQL (``conversations`` → ``matches`` → ``violations``,
+``rule_usage``, ``rule_observability``, ``window``) and turns rule usage into
+verdicts: which rules never carried traffic and which ports and host pairs of a
+partly used rule stayed silent. Port-set complements and the "what differs"
+text of the nearest rule are computed here, on small data, from the matrix model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import tempfile
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from flowaudit._util.arrow import pylist, text_array
+from flowaudit.audit.coverage import COVERAGE_SCHEMA, coverage_rows
+from flowaudit.audit.engine import Engine
+from flowaudit.audit.result import UNUSED_SCHEMA, AuditResult, finding_stats
+from flowaudit.errors import StoreError, UsageError
+from flowaudit.matrix import Matrix
+from flowaudit.matrix.model import (
+    PORTED,
+    Rule,
+    port_complement,
+    ports_text,
+    protocol_name,
+)
+from flowaudit.store import DEFAULT_STORE, CaptureRecord, FlowStore
+
+if TYPE_CHECKING:
+    from flowaudit.ingest import Progress
+    from flowaudit.matrix.hosts import HostIndex
+
+MAX_PAIR_HOSTS = 16  # expand host pairs of partly-used rules only for small groups
+
+
+def audit_source(
+    matrix: Matrix,
+    captures: Sequence[Path] = (),
+    *,
+    store: FlowStore | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    engine: str = "auto",
+    progress: Progress | None = None,
+) -> tuple[AuditResult, list[CaptureRecord]]:
+    """Audit exactly ``captures`` (ingested into ``store``, else a temporary store), or,
+    without captures, the whole ``store``. Returns the result and the captures' records."""
+    from flowaudit.ingest import ingest_file
+
+    if since is not None and until is not None and since >= until:
+        raise UsageError(f"--since {since.isoformat()} is not before --until {until.isoformat()}")
+    ports = matrix.service_ports
+    with tempfile.TemporaryDirectory(prefix="flowaudit-") as tmp:
+        if captures:
+            st = store if store is not None else FlowStore(Path(tmp) / "store")
+            results = [
+                ingest_file(p, st, engine=engine, progress=progress, service_ports=ports)
+                for p in captures
+            ]
+            wanted = {r.sha256 for r in results}
+            records = [r for r in st.captures() if r.sha256 in wanted]
+            files = st.flow_files(wanted)
+        else:
+            st = store if store is not None else FlowStore(DEFAULT_STORE)
+            st.check_readable()
+            records = st.captures()
+            if not records:
+                raise StoreError(
+                    f"{st.root}: the flow store is empty (no capture ingested)",
+                    hint="run `flowaudit ingest CAPTURE --store DIR` first",
+                )
+            files = st.flow_files()
+        inputs = tuple(
+            {
+                "name": Path(r.path).name,
+                "sha256": r.sha256,
+                "packets": r.packets,
+                "flows": r.flows,
+                "source_kind": r.source_kind,
+            }
+            for r in records
+        )
+        return run_audit(matrix, files, since=since, until=until, captures=inputs), records
+
+
+def run_audit(
+    matrix: Matrix,
+    flow_source: Sequence[Path] | pa.Table,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    captures: Sequence[dict[str, Any]] = (),
+) -> AuditResult:
+    """Audit the flows (Parquet files or an Arrow table) against ``matrix``."""
+    eng = Engine()
+    try:
+        prepare_conversations(eng, matrix, flow_source, since, until)
+        violations = eng.run("violations")
+        usage = eng.run("rule_usage")
+        observ = eng.run("rule_observability")
+        window = pylist(eng.run("window"))[0]
+        start = since or window["start"]
+        end = until or window["end"]
+        flows = int(window["flows"])
+        violations = _add_differences(violations, matrix)
+        unused = eng.table_from_rows(
+            UNUSED_SCHEMA, _unused_rules(matrix, usage, observ, flows, start, end)
+        )
+        observed = {o["rule_id"] for o in pylist(observ) if o["flows_between_groups"]}
+        coverage = eng.table_from_rows(
+            COVERAGE_SCHEMA, coverage_rows(matrix, usage, violations, observed)
+        )
+    finally:
+        eng.close()
+    stats = {"conversations": int(window["conversations"]), **finding_stats(violations, unused)}
+    return AuditResult(
+        violations=violations,
+        unused_rules=unused,
+        matrix_name=matrix.name,
+        rules_digest=matrix.sha256,
+        window_start=start,
+        window_end=end,
+        flows=flows,
+        sampled=int(window["max_sampling"]) > 1,
+        captures=tuple(captures),
+        stats=stats,
+        rule_usage=usage,
+        coverage=coverage,
+    )
+
+
+def prepare_conversations(
+    eng: Engine,
+    matrix: Matrix,
+    flow_source: Sequence[Path] | pa.Table,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+) -> None:
+    """The audit's first steps on ``eng``: flows and matrix registered, then the temp
+    tables ``conv`` (conversations with address text and ids) and ``conv_match``."""
+    eng.register_flows(flow_source)
+    eng.register_matrix(matrix)
+    eng.execute("conversations", since=since, until=until)
+    eng.register_rows("addresses", ADDRESSES, _address_texts(eng.run("conversation_addresses")))
+    eng.execute("conversation_ids")
+    eng.execute("matches")
+
+
+ADDRESSES = pa.schema([("addr", pa.binary(16)), ("ip", pa.string())])
+
+
+def _address_texts(addrs: pa.Table) -> list[tuple[bytes, str]]:
+    """16-byte addresses → (address, text) rows (IPv4-mapped ones as dotted quads)."""
+    from flowaudit.matrix.model import addr_text
+
+    return [(a, addr_text(int.from_bytes(a, "big"))) for a in addrs.column("addr").to_pylist()]
+
+
+# ------------------------------------------------------------------ violations
+def _add_differences(v: pa.Table, m: Matrix) -> pa.Table:
+    """Append ``differences``: what separates each violation from its nearest rule."""
+    from flowaudit.matrix.hosts import HostIndex
+
+    hosts = HostIndex(m)
+    texts = []
+    for row in v.select(
+        ["src_ip", "dst_ip", "protocol", "dst_port", "nearest_rule", "reason", "vlan_id"]
+    ).to_pylist():
+        texts.append(_differences(row, m, hosts))
+    return v.append_column("differences", text_array(texts))
+
+
+def _differences(row: dict[str, Any], m: Matrix, hosts: HostIndex) -> str:
+    rid = row["nearest_rule"]
+    if rid is None:
+        return "the matrix has no rules"
+    r: Rule = m.rule(rid)
+    parts: list[str] = []
+    if row["reason"] == "off-vlan" and row["vlan_id"] is None:
+        parts.append(
+            f"untagged (native VLAN) in a capture of tagged traffic; scope {list(m.scope.vlans)}"
+        )
+    elif row["reason"] == "off-vlan":
+        parts.append(f"vlan {row['vlan_id']} not in scope {list(m.scope.vlans)}")
+    fwd_src = hosts.in_any(row["src_ip"], r.from_groups)
+    fwd_dst = hosts.in_any(row["dst_ip"], r.to_groups)
+    rev = hosts.in_any(row["src_ip"], r.to_groups) and hosts.in_any(row["dst_ip"], r.from_groups)
+    if rev and not (fwd_src and fwd_dst):
+        parts.append(
+            f"initiator and responder reversed: rule allows {'/'.join(r.from_groups)} → "
+            f"{'/'.join(r.to_groups)}"
+        )
+    else:
+        if not fwd_src:
+            parts.append(
+                f"src {row['src_ip']} not in {'/'.join(r.from_groups)}"
+                + _unconfigured(r.from_groups, m)
+            )
+        if not fwd_dst:
+            parts.append(
+                f"dst {row['dst_ip']} not in {'/'.join(r.to_groups)}"
+                + _unconfigured(r.to_groups, m)
+            )
+    if row["protocol"] not in r.protocols:
+        allowed = "/".join(protocol_name(p) for p in r.protocols)
+        parts.append(f"protocol {protocol_name(row['protocol'])} not {allowed}")
+    port = row["dst_port"]
+    ported = row["protocol"] in PORTED  # ICMP "ports" are type/code: not a port difference
+    if ported and (port is None or not any(lo <= port <= hi for lo, hi in r.ports)):
+        parts.append(f"dport {port} not in {{{ports_text(r.ports)}}}")
+    return "; ".join(parts) if parts else "matches in the other orientation only"
+
+
+def _unconfigured(groups: tuple[str, ...], m: Matrix) -> str:
+    missing = [g for g in groups if not m.groups[g].configured]
+    return f" ({', '.join(missing)} has no addresses: supply --group)" if missing else ""
+
+
+# ---------------------------------------------------------------- unused rules
+def _members(groups: tuple[str, ...], m: Matrix) -> list[str] | None:
+    """Every address of the groups, or None when too many or unconfigured."""
+    from flowaudit.matrix.model import addr_text
+
+    out: list[str] = []
+    for g in groups:
+        grp = m.groups[g]
+        if not grp.configured:
+            return None
+        for (lo, hi), _ in grp.parsed:
+            if hi - lo + 1 + len(out) > MAX_PAIR_HOSTS:
+                return None
+            out.extend(addr_text(n) for n in range(lo, hi + 1))
+    return out
+
+
+def _unused_pairs(r: Rule, used: set[tuple[str, str]], m: Matrix) -> list[list[str]]:
+    src = _members(r.from_groups, m)
+    dst = _members(r.to_groups, m)
+    if src is None or dst is None:
+        return []
+    out = []
+    for a in src:
+        for b in dst:
+            if a == b:
+                continue
+            if (a, b) in used or (r.bidirectional and (b, a) in used):
+                continue
+            if r.bidirectional and [b, a] in out:
+                continue
+            out.append([a, b])
+    return out
+
+
+def _unused_rules(
+    m: Matrix,
+    usage: pa.Table,
+    observ: pa.Table,
+    flows_total: int,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+) -> list[tuple[Any, ...]]:
+    ports_used: dict[tuple[str, int], set[int]] = defaultdict(set)
+    pairs_used: dict[tuple[str, int], set[tuple[str, str]]] = defaultdict(set)
+    flows_by: dict[tuple[str, int], int] = defaultdict(int)
+    for u in usage.to_pylist():
+        key = (u["rule_id"], u["protocol"])
+        ports_used[key].add(u["port"])
+        pairs_used[key].add((u["init_ip"], u["resp_ip"]))
+        flows_by[key] += int(u["flows"])
+    between = {o["rule_id"]: int(o["flows_between_groups"]) for o in observ.to_pylist()}
+    from flowaudit._util.time import iso
+
+    window = f"{iso(start) or 'no traffic'} .. {iso(end) or 'no traffic'}"
+    rows = []
+    for r in m.rules:
+        unconfigured = [g for g in r.from_groups + r.to_groups if not m.groups[g].configured]
+        seen = between.get(r.id, 0)
+        observable = not unconfigured and seen > 0
+        for proto in r.protocols:
+            key = (r.id, proto)
+            n = flows_by.get(key, 0)
+            ported = proto in PORTED
+            unused_ports = (
+                [list(p) for p in port_complement(r.ports, ports_used[key])] if ported else []
+            )
+            unused_pairs = _unused_pairs(r, pairs_used[key], m) if n else []
+            if n == 0:
+                status = "unused"
+                unused_ports = [list(p) for p in r.ports]
+            elif unused_ports or unused_pairs:
+                status = "partly-used"
+            else:
+                continue
+            if unconfigured:
+                note = (
+                    f"not observable: group {', '.join(unconfigured)} has no addresses "
+                    "(supply them with --group or a site overlay)"
+                )
+            elif seen == 0:
+                note = (
+                    "not observable: no traffic at all between these hosts was captured; "
+                    "the capture point may not see it"
+                )
+            else:
+                note = f"{seen:,} flows between these hosts on other ports/protocols"
+            evidence = f"window {window}; {flows_total:,} flows audited; {note}"
+            if r.condition:
+                evidence += f"; conditional rule ({r.condition}): confirm before removing"
+            fid = hashlib.sha256(f"flowaudit-rule-v1|{r.id}|{proto}".encode()).hexdigest()[:16]
+            rows.append(
+                {
+                    "finding_id": fid,
+                    "rule_id": r.id,
+                    "status": status,
+                    "protocol": proto,
+                    "ports": [list(p) for p in r.ports],
+                    "unused_ports": unused_ports,
+                    "unused_pairs": unused_pairs,
+                    "flows": n,
+                    "condition": r.condition,
+                    "origin": r.origin,
+                    "provenance": str(r.provenance),
+                    "purpose": r.purpose,
+                    "observable": observable,
+                    "evidence": evidence,
+                }
+            )
+    rows.sort(key=lambda x: (x["status"] != "unused", x["rule_id"], x["protocol"]))
+    return [tuple(r[f.name] for f in UNUSED_SCHEMA) for r in rows]

@@ -1,0 +1,26 @@
+"""The choice lists every layer shares (CLI options, API checks, error messages).
+
+One source for each; imports nothing, so the CLI can build its options without
+loading any of the modules that implement them.
+"""
+
+from __future__ import annotations
+
+#: report formats of ``audit`` (flowaudit.report.render)
+REPORT_FORMATS = ("text", "json", "markdown", "csv", "html")
+#: input formats of ``ingest``: ``auto`` picks by content, ``pcap`` covers pcapng too
+INPUT_FORMATS = ("auto", "pcap", "netflow", "nfcapd", "zeek", "hubble")
+#: the flow-record formats among them (read by flowaudit.records)
+RECORD_FORMATS = ("netflow", "nfcapd", "zeek", "hubble")
+#: what ``--format auto`` recognises by content besides pcap/pcapng
+DETECTED_RECORD_FORMATS = ("nfcapd", "zeek", "hubble")
+#: packet engines: the fast reader, tshark, or the fast reader with tshark as fallback
+ENGINES = ("auto", "fast", "tshark")
+
+__all__ = [
+    "DETECTED_RECORD_FORMATS",
+    "ENGINES",
+    "INPUT_FORMATS",
+    "RECORD_FORMATS",
+    "REPORT_FORMATS",
+]

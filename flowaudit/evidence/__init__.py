@@ -1,0 +1,2 @@
+"""Evidence for findings: which frames (``select``), copied byte for byte (``slicer``),
+dissected by tshark (``enrich``), written as ``<id>.pcap`` + ``<id>.json`` (``write``)."""

@@ -1,0 +1,362 @@
+"""Source → flows → store: the one entry for captures and flow-record files.
+
+``ingest_paths`` picks each input's format (pcap/pcapng by magic bytes, else nfcapd,
+Zeek or Hubble by content; NetFlow only when asked), then:
+
+* a **capture** is hashed on a background thread (the manifest key: the same bytes
+  twice add nothing) while its packet batches stream through the flow builder; flow
+  tables spill into the store writer and commit atomically with the manifest entry.
+  Memory is bounded by the reader's chunk, the live-flow table and the writer's spill
+  size, never by the capture's size.
+* a **record file** (NetFlow/IPFIX, nfcapd, Zeek conn.log, Hubble JSON) is hashed, its
+  reader's FLOW_SCHEMA tables stream into the writer, one manifest entry per file (an
+  nfcapd directory is one entry per file; files already in the store are not read).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flowaudit._util.files import file_digest, sha256_file
+from flowaudit.choices import INPUT_FORMATS, RECORD_FORMATS
+from flowaudit.errors import CaptureError, UsageError
+from flowaudit.packets import open_capture
+from flowaudit.store import CaptureRecord, FlowStore
+
+Progress = Callable[[int, int], None]  # (bytes done, bytes total)
+ServicePorts = Sequence[int | tuple[int, int]]  # Matrix.service_ports
+
+
+@dataclass
+class IngestResult:
+    """What one capture's ingest did (for the CLI summary and the API)."""
+
+    path: str
+    sha256: str
+    source_kind: str
+    reader: str
+    packets: int = 0
+    flows: int = 0
+    non_ip: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    already_ingested: bool = False
+    warnings: list[str] = field(default_factory=list)
+    unit: str = "packets"  # what ``packets`` counts ("records" for flow-record inputs)
+
+    def summary(self) -> str:
+        name = Path(self.path).name
+        if self.already_ingested:
+            return f"{name}: already in the store (sha256 {self.sha256[:12]}…), nothing added"
+        non_ip = f"{self.non_ip:,} non-IP, " if self.unit == "packets" else ""
+        how = {"tshark": " (tshark engine)", "fast": ""}.get(self.reader, f" ({self.source_kind})")
+        return (
+            f"{name}: {self.packets:,} {self.unit}, {self.flows:,} flows, {non_ip}"
+            f"{self.skipped:,} skipped, {self.seconds:.2f} s{how}"
+        )
+
+
+class _Hasher:
+    """The capture's sha256, computed in a background thread from construction on.
+
+    The file is hashed straight from the page cache through a sliding ``mmap`` window
+    (no copy into a read buffer; resident memory bounded by the window). hashlib
+    releases the GIL while it hashes a window and the kernels release it while they
+    run, so the hash has the other core to itself while the main thread parses.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._digest: str | None = None
+        self._error: OSError | None = None
+        self._cancel = False
+        self._thread = threading.Thread(target=self._run, name="flowaudit-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                self._digest = file_digest(f, lambda: self._cancel)
+        except OSError as e:
+            self._error = e
+
+    def cancel(self) -> None:
+        """Stop hashing soon (the ingest failed); ``digest`` must not be called afterwards."""
+        self._cancel = True
+
+    def digest(self) -> str:
+        self._thread.join()
+        if self._error is not None:
+            raise CaptureError(f"{self.path}: cannot read: {self._error.strerror}") from None
+        assert self._digest is not None
+        return self._digest
+
+
+def ingest_file(
+    path: str | Path,
+    store: FlowStore,
+    *,
+    engine: str = "auto",
+    progress: Progress | None = None,
+    service_ports: ServicePorts = (),
+) -> IngestResult:
+    """Ingest one pcap/pcapng capture into ``store``. Idempotent by content hash.
+
+    ``service_ports`` (besides the well-known ones) orient flows seen without a SYN: pass
+    the matrix's (``Matrix.service_ports``)."""
+    t0 = time.perf_counter()
+    p = Path(path)
+    is_file = p.is_file()
+    size = p.stat().st_size if is_file else 0
+    # The sha256 runs on the other core from the start (before numpy, pyarrow and the
+    # kernels are even imported); the writer stamps it into capture_id when it spills.
+    hasher = _Hasher(p) if is_file else None
+    try:
+        return _ingest(p, size, hasher, store, engine, progress, service_ports, t0)
+    except BaseException:
+        if hasher is not None:
+            hasher.cancel()
+        raise
+
+
+def _ingest(
+    p: Path,
+    size: int,
+    hasher: _Hasher | None,
+    store: FlowStore,
+    engine: str,
+    progress: Progress | None,
+    service_ports: ServicePorts,
+    t0: float,
+) -> IngestResult:
+    from flowaudit.flows.builder import FlowBuilder, FlowConfig
+    from flowaudit.flows.ports import service_port_mask
+
+    on_bytes = None if progress is None else (lambda n: progress(min(n, size), size))
+    opened = open_capture(p, engine=engine, progress=on_bytes)  # checks the format first
+    if hasher is None:  # not a regular file (a pipe ...): hash it the slow way
+        hasher = _Hasher(p)
+    # Only a capture of the same size can already be in the store: then wait for the
+    # hash and skip it.
+    if any(rec.size == size for rec in store.captures()):
+        digest = hasher.digest()
+        if store.get(digest) is not None:
+            result = IngestResult(str(p), digest, opened.source_kind, opened.reader)
+            result.already_ingested = True
+            return result
+    result = IngestResult(str(p), "", opened.source_kind, opened.reader)
+    builder = FlowBuilder(
+        capture_id="",
+        source_kind=opened.source_kind,
+        config=FlowConfig(service_ports=service_port_mask(service_ports)),
+    )
+    writer = store.begin(capture_id=hasher.digest)
+    try:
+        stats = opened.stats
+        # Parse and build flows on this thread, the sha256 on the other core: the hash is
+        # the longest single task, so it gets a core to itself (a third thread for the flow
+        # builder was measured slower: it takes CPU from the hash).
+        for batch in opened.batches:
+            writer.add(builder.add(batch))
+        writer.add(builder.finish())
+        if engine == "auto" and stats.frames and stats.unsupported == stats.frames:
+            from flowaudit.packets.tshark import tshark_available
+
+            if tshark_available():
+                # a link type only tshark decodes (NFLOG, PPP, IPNET ...): use the second engine
+                writer.abort()
+                hasher.cancel()
+                return ingest_file(
+                    p, store, engine="tshark", progress=progress, service_ports=service_ports
+                )
+        if stats.frames == 0 and stats.warnings:
+            # nothing could be read at all: a bad capture, not an empty one
+            raise CaptureError("; ".join(stats.warnings))
+        fb = builder.stats
+        unattributed = int(getattr(fb, "fragments_unattributed", 0))
+        result.packets = stats.frames
+        result.non_ip = stats.non_ip
+        result.skipped = stats.truncated + stats.unsupported + stats.malformed + unattributed
+        result.warnings = list(stats.warnings)
+        if unattributed:
+            result.warnings.append(
+                f"{p}: {unattributed} IP fragment(s) whose first fragment was not captured "
+                "were counted but form no flow"
+            )
+        digest = result.sha256 = hasher.digest()
+        record = CaptureRecord(
+            sha256=digest,
+            path=str(p.resolve()),
+            size=size,
+            source_kind=opened.source_kind,
+            reader=opened.reader,
+            packets=stats.frames,
+            flows=writer.rows,
+            skipped=result.skipped,
+            warnings=result.warnings,
+            stats={
+                "frames": stats.frames,
+                "ip_packets": stats.ip_packets,
+                "non_ip": stats.non_ip,
+                "truncated": stats.truncated,
+                "unsupported": stats.unsupported,
+                "malformed": stats.malformed,
+                "fragments_unattributed": unattributed,
+            },
+        )
+        result.flows = writer.rows
+        result.already_ingested = not writer.commit(record)
+    except BaseException:
+        writer.abort()
+        raise
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _reader(fmt: str) -> Callable[..., Iterator[Any]]:
+    if fmt == "netflow":
+        from flowaudit.records.netflow.reader import iter_netflow_tables
+
+        return iter_netflow_tables
+    if fmt == "nfcapd":
+        from flowaudit.records.nfcapd import iter_nfcapd_tables
+
+        return iter_nfcapd_tables
+    if fmt == "zeek":
+        from flowaudit.records.zeek import iter_zeek_tables
+
+        return iter_zeek_tables
+    if fmt == "hubble":
+        from flowaudit.records.hubble import iter_hubble_tables
+
+        return iter_hubble_tables
+    raise CaptureError(f"unknown format {fmt!r}; choose one of {', '.join(RECORD_FORMATS)}")
+
+
+def ingest_records(
+    path: str | Path, store: FlowStore, fmt: str, service_ports: ServicePorts = ()
+) -> list[IngestResult]:
+    """Ingest one record file (or, for nfcapd, a directory of them) into ``store``."""
+    p = Path(path)
+    if not p.exists():
+        raise CaptureError(f"{p}: no such file or directory")
+    if fmt == "nfcapd" and p.is_dir():
+        from flowaudit.records.nfcapd import nfcapd_files
+
+        seen = {rec.sha256 for rec in store.captures()}
+        return [
+            _ingest_one(f, store, fmt, digest, service_ports) for f, digest in nfcapd_files(p, seen)
+        ]
+    if p.is_dir():
+        raise CaptureError(f"{p}: is a directory (only --format nfcapd reads directories)")
+    return [_ingest_one(p, store, fmt, sha256_file(p), service_ports)]
+
+
+def _ingest_one(
+    p: Path, store: FlowStore, fmt: str, digest: str, service_ports: ServicePorts
+) -> IngestResult:
+    from flowaudit.records.common import RecordStats
+
+    t0 = time.perf_counter()
+    result = IngestResult(str(p), digest, fmt, fmt, unit="records")
+    if store.get(digest) is not None:
+        result.already_ingested = True
+        return result
+    stats = RecordStats()
+    kinds: set[str] = set()
+    writer = store.begin(capture_id=lambda: digest)
+    try:
+        # the pairing readers orient a pair that started at once by its service port
+        extra = {"service_ports": service_ports} if fmt in ("netflow", "nfcapd") else {}
+        for table in _reader(fmt)(p, stats=stats, **extra):
+            if table.num_rows:
+                kinds.update(table.column("source_kind").unique().to_pylist())
+            writer.add(table)
+        warnings = list(stats.warnings)
+        if stats.records == 0:
+            warnings.append(f"{p}: contains no flow records ({fmt}); nothing to audit from it")
+        if stats.suppressed_warnings:
+            warnings.append(f"{p}: {stats.suppressed_warnings} more warnings not shown")
+        record = CaptureRecord(
+            sha256=digest,
+            path=str(p.resolve()),
+            size=p.stat().st_size,
+            source_kind="+".join(sorted(kinds)) or fmt,
+            reader=fmt,
+            packets=stats.records,
+            flows=writer.rows,
+            skipped=stats.skipped,
+            warnings=warnings,
+            stats={"records": stats.records, "skipped": stats.skipped, **stats.counters},
+        )
+        result.source_kind = record.source_kind
+        result.already_ingested = not writer.commit(record)
+    except BaseException:
+        writer.abort()
+        raise
+    result.packets = stats.records
+    result.flows = writer.rows
+    result.skipped = stats.skipped
+    result.warnings = warnings
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def ingest_paths(
+    paths: Iterable[str | os.PathLike[str]],
+    store: FlowStore,
+    *,
+    engine: str = "auto",
+    format: str = "auto",
+    progress: Progress | None = None,
+    service_ports: ServicePorts = (),
+) -> list[IngestResult]:
+    """Ingest captures or flow-record files into ``store``, each in its own format."""
+    out: list[IngestResult] = []
+    for p in map(Path, paths):
+        fmt = input_format(p, format)
+        if fmt == "pcap":
+            out.append(
+                ingest_file(p, store, engine=engine, progress=progress, service_ports=service_ports)
+            )
+        else:
+            out.extend(ingest_records(p, store, fmt, service_ports))
+    return out
+
+
+def input_format(path: Path, fmt: str) -> str:
+    """The format to read ``path`` with: ``fmt`` itself, or (``auto``) judged by content."""
+    if fmt not in INPUT_FORMATS:
+        raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(INPUT_FORMATS)}")
+    if fmt != "auto":
+        return fmt
+    if path.is_dir():
+        return "nfcapd"
+    from flowaudit.packets.detect import detect_record_format, sniff_format
+
+    if sniff_format(path) in ("pcap", "pcapng"):
+        return "pcap"
+    detected = detect_record_format(path)
+    if detected is None:
+        raise CaptureError(
+            f"{path}: not a pcap/pcapng capture, nfcapd file, Zeek conn.log or Hubble export "
+            "(recognised by content at offset 0)",
+            hint="for NetFlow/IPFIX export datagrams pass --format netflow",
+        )
+    return detected
+
+
+__all__ = [
+    "IngestResult",
+    "Progress",
+    "ingest_file",
+    "ingest_paths",
+    "ingest_records",
+    "input_format",
+]

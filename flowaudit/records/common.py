@@ -1,0 +1,355 @@
+"""Shared plumbing for record-based readers (NetFlow/IPFIX, nfcapd, Zeek, Hubble).
+
+Responsible for two things every non-pcap reader needs:
+
+* ``RecordStats``: what a reader saw (input records, flows yielded, records skipped,
+  warnings, per-format counters), filled in by the reader while it streams.
+* ``flow_table(cols, source_kind=...)``: a dict of columns (numpy arrays, Arrow arrays or
+  Python sequences) → a table in FLOW_SCHEMA order and types. It fills what a reader
+  need not compute itself: addresses in both forms (text ↔ 16-byte IPv4-mapped),
+  ``flow_id`` (Community ID v1), ``state`` from TCP flags, ``capture_id`` = "" and the
+  defaults (flags 0, sampling 1, nullable extensions null).
+
+State from exporter TCP flags (``state_from_flags``), used when a record carries no
+Zeek ``conn_state``. NetFlow flags are the OR of every packet's flags per direction, so
+their order is unknown; the mapping is the closest Zeek code:
+
+========================================================  =====
+initiator side has no SYN (mid-stream record)             OTH
+initiator SYN, responder sent nothing (no packets/flags)  S0
+initiator SYN, responder RST without SYN (refused)        REJ
+initiator SYN, responder SYN, FIN from both sides         SF
+initiator SYN, responder SYN, RST from initiator          RSTO
+initiator SYN, responder SYN, RST from responder          RSTR
+initiator SYN, responder SYN, otherwise (not closed)      S1
+initiator SYN, responder answered without SYN or RST      OTH
+non-TCP: no responder packets                             S0
+non-TCP: responder packets                                SF
+========================================================  =====
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flowaudit._util import arrow as _arrow
+from flowaudit.flows.community_id import community_ids
+from flowaudit.kernels.icmp import ICMP4_PAIR_TABLE, ICMP6_PAIR_TABLE, PORT_PROTOCOLS
+from flowaudit.schema import FLOW_SCHEMA, TS, validate_flows
+
+FIN, SYN, RST = 0x01, 0x02, 0x04
+MAX_WARNINGS = 100
+
+U64 = npt.NDArray[np.uint64]
+
+
+@dataclass
+class RecordStats:
+    """What a record reader saw. ``counters`` holds per-format counts (templates, ...)."""
+
+    records: int = 0  # input records read (flow records, log lines, JSON objects)
+    flows: int = 0  # flow rows yielded (after pairing)
+    skipped: int = 0  # input records not turned into flows
+    warnings: list[str] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+    suppressed_warnings: int = 0  # warnings beyond MAX_WARNINGS (counted, not kept)
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to the per-format counter ``name``."""
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    def warn(self, message: str) -> None:
+        """Keep a warning (the first MAX_WARNINGS; later ones are only counted)."""
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(message)
+        else:
+            self.suppressed_warnings += 1
+
+
+# --- addresses ---------------------------------------------------------------------------
+def parse_addresses(
+    texts: Sequence[str | None] | pa.Array | pa.ChunkedArray,
+) -> tuple[npt.NDArray[np.int8], U64, U64, npt.NDArray[np.bool_]]:
+    """Text addresses → (ip_version, hi, lo, valid). Invalid or null entries: valid False.
+
+    ``hi``/``lo`` are the big-endian halves of the 16-byte IPv4-mapped form. Each distinct
+    text is parsed once (address sets of a flow file are small).
+    """
+    arr = texts if isinstance(texts, pa.Array | pa.ChunkedArray) else pa.array(texts, pa.string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    enc = pc.dictionary_encode(arr)
+    uniq = enc.dictionary.to_pylist()
+    k = len(uniq)
+    u_ipv = np.zeros(k + 1, np.int8)
+    u_hi = np.zeros(k + 1, np.uint64)
+    u_lo = np.zeros(k + 1, np.uint64)
+    for i, t in enumerate(uniq):
+        try:
+            a = ipaddress.ip_address(str(t).strip().split("%", 1)[0])
+        except ValueError:
+            continue
+        if a.version == 4:
+            u_ipv[i], u_hi[i], u_lo[i] = 4, 0, (0xFFFF << 32) | int(a)
+        else:
+            v = int(a)
+            u_ipv[i], u_hi[i], u_lo[i] = 6, v >> 64, v & 0xFFFFFFFFFFFFFFFF
+    idx = enc.indices.fill_null(k).to_numpy(zero_copy_only=False).astype(np.int64)
+    ipv = u_ipv[idx]
+    return ipv, u_hi[idx], u_lo[idx], ipv != 0
+
+
+def ipv4_to_halves(v4: npt.NDArray[np.generic]) -> tuple[U64, U64]:
+    """uint32 IPv4 addresses → (hi, lo) of their IPv4-mapped IPv6 form."""
+    lo = np.asarray(v4, dtype=np.uint64) | np.uint64(0xFFFF << 32)
+    return np.zeros(len(lo), np.uint64), lo
+
+
+def addr16(hi: npt.NDArray[np.generic], lo: npt.NDArray[np.generic]) -> pa.Array:
+    """The 16-byte sortable address column from big-endian halves."""
+    b = np.empty((len(hi), 2), dtype=">u8")
+    b[:, 0] = hi
+    b[:, 1] = lo
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(16), len(hi), [None, pa.py_buffer(b.tobytes())]
+    )
+
+
+def ip_text(ipv: npt.NDArray[np.generic], hi: npt.NDArray[np.generic], lo: U64) -> pa.Array:
+    """Canonical text (dotted quad / RFC 5952) of addresses given as halves."""
+    return _arrow.ip_text_unique(ipv, hi, lo)
+
+
+# --- state -------------------------------------------------------------------------------
+def state_from_flags(
+    protocol: npt.NDArray[np.generic],
+    flags_src: npt.NDArray[np.generic],
+    flags_dst: npt.NDArray[np.generic],
+    dst_packets: npt.NDArray[np.generic],
+) -> pa.Array:
+    """Zeek conn_state codes from per-direction OR-ed TCP flags (table in the docstring)."""
+    proto = np.asarray(protocol).astype(np.int64)
+    fs = np.asarray(flags_src).astype(np.int64)
+    fd = np.asarray(flags_dst).astype(np.int64)
+    answered = (np.asarray(dst_packets).astype(np.uint64) > 0) | (fd != 0)
+    tcp = proto == 6
+    src_syn, dst_syn = (fs & SYN) != 0, (fd & SYN) != 0
+    est = tcp & src_syn & dst_syn
+    conds = [
+        ~tcp & ~answered,
+        ~tcp,
+        ~src_syn,
+        ~answered,
+        ((fd & RST) != 0) & ~dst_syn,
+        est & ((fs & FIN) != 0) & ((fd & FIN) != 0),
+        est & ((fs & RST) != 0),
+        est & ((fd & RST) != 0),
+        est,
+    ]
+    names = ["S0", "SF", "OTH", "S0", "REJ", "SF", "RSTO", "RSTR", "S1", "OTH"]
+    idx = np.select(conds, np.arange(len(conds)), default=len(conds))
+    return _arrow.pick(idx, names)
+
+
+# --- the table ---------------------------------------------------------------------------
+def _np(v: Any, n: int, dtype: Any, default: Any = 0) -> npt.NDArray[Any]:
+    if v is None:
+        return np.full(n, default, dtype=dtype)
+    if isinstance(v, pa.ChunkedArray):
+        v = v.combine_chunks()
+    if isinstance(v, pa.Array):
+        v = v.fill_null(default).to_numpy(zero_copy_only=False)
+    a = np.asarray(v)
+    if a.ndim == 0:
+        return np.full(n, a.item(), dtype=dtype)
+    if a.dtype == object:
+        a = np.array([default if x is None else x for x in a])
+    return a.astype(dtype)
+
+
+def _ts(v: Any, n: int) -> pa.Array:
+    """Timestamps: Arrow timestamp arrays pass through; numbers are µs since the epoch."""
+    if isinstance(v, pa.ChunkedArray):
+        v = v.combine_chunks()
+    if isinstance(v, pa.Array) and pa.types.is_timestamp(v.type):
+        return v.cast(TS)
+    return _arrow.ints(TS, _np(v, n, np.int64))
+
+
+def _strings(v: Any, n: int, default: str | None) -> pa.Array:
+    if v is None and default is None:
+        return pa.nulls(n, pa.string())
+    if v is None or isinstance(v, str):
+        return _arrow.constant(v if v is not None else str(default), n)
+    if isinstance(v, pa.ChunkedArray):
+        return v.combine_chunks().cast(pa.string())
+    if isinstance(v, pa.Array):
+        return v.cast(pa.string())
+    return pa.array(list(v), pa.string())
+
+
+def _nullable_int(v: Any, n: int, typ: pa.DataType) -> pa.Array:
+    """Integers where a negative value (or None) means null."""
+    if v is None:
+        return pa.nulls(n, typ)
+    if isinstance(v, pa.ChunkedArray):
+        v = v.combine_chunks()
+    if isinstance(v, pa.Array):
+        return v.cast(typ)
+    a = np.asarray(v)
+    if a.ndim == 0:
+        a = np.full(n, a.item())
+    if a.dtype == object:
+        mask = np.array([x is None for x in a], dtype=bool)
+        a = np.array([-1 if x is None else x for x in a], dtype=np.int64)
+    else:
+        a = a.astype(np.int64)
+        mask = a < 0
+    null = mask | (a < 0)
+    if pa.types.is_integer(typ) and not null.all():
+        info = np.iinfo(_arrow.np_dtype(typ))
+        kept = a[~null]
+        if kept.min() < info.min or kept.max() > info.max:
+            raise pa.ArrowInvalid(f"value out of range for {typ}")  # as pa.array would
+    return _arrow.ints(typ, np.where(null, 0, a), null=null)
+
+
+def halves(col: pa.Array | pa.ChunkedArray) -> tuple[U64, U64]:
+    """The big-endian (hi, lo) halves of a binary(16) address column."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    n = len(arr)
+    raw = np.frombuffer(arr.buffers()[1], dtype=">u8", count=2 * (arr.offset + n))
+    raw = raw[2 * arr.offset :].reshape(n, 2).astype(np.uint64)
+    return raw[:, 0], raw[:, 1]
+
+
+def add_flow_ids(table: pa.Table) -> pa.Table:
+    """``table`` with ``flow_id`` (Community ID v1) and ``src_ip``/``dst_ip`` text computed
+    from its tuple columns (``flow_table(..., flow_ids=False)`` leaves them empty)."""
+    if table.num_rows == 0:
+        return table
+    shi, slo = halves(table["src_addr"])
+    dhi, dlo = halves(table["dst_addr"])
+
+    def ints(name: str) -> npt.NDArray[np.int64]:
+        return _arrow.int_values(table[name], 0)
+
+    ipv = ints("ip_version")
+    fid = community_ids(
+        ipv, shi, slo, dhi, dlo, ints("protocol"), ints("src_port"), ints("dst_port")
+    )
+    for name, value in (("flow_id", fid), ("src_ip", ip_text(ipv, shi, slo)),
+                        ("dst_ip", ip_text(ipv, dhi, dlo))):  # fmt: skip
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, table.schema.field(i), value)
+    return table
+
+
+def flow_table(cols: Mapping[str, Any], *, source_kind: str, flow_ids: bool = True) -> pa.Table:
+    """Columns → a FLOW_SCHEMA table (validated with ``validate_flows``).
+
+    Addresses: either ``src_ip``/``dst_ip`` text (parsed; rows with unparsable addresses
+    raise ValueError — filter them first with ``parse_addresses``) or ``ip_version`` +
+    ``src_hi``/``src_lo``/``dst_hi``/``dst_lo`` (IPv4-mapped halves, see
+    ``ipv4_to_halves``). ``first_seen``/``last_seen``: Arrow timestamps or µs since the
+    epoch. Ports, ``vlan_id`` and ``observation_domain``: negative or None = null (ports
+    are nulled anyway for protocols without ports; ICMP ports are type/code and the code
+    of a request/reply type is replaced by its counterpart type, as the flow builder and
+    Community ID do). Missing counters and flags are 0, ``sampling`` 1, ``state`` derived
+    by ``state_from_flags``, ``direction`` is required (a string or per-row values).
+    ``flow_ids=False`` leaves ``flow_id``, ``src_ip`` and ``dst_ip`` empty, for readers
+    that pair records first and then call ``add_flow_ids`` on fewer rows (SHA-1 and
+    address text are the costliest columns).
+    """
+    if "src_hi" in cols:
+        n = len(cols["src_hi"])
+        ipv = _np(cols["ip_version"], n, np.int8)
+        shi, slo = _np(cols["src_hi"], n, np.uint64), _np(cols["src_lo"], n, np.uint64)
+        dhi, dlo = _np(cols["dst_hi"], n, np.uint64), _np(cols["dst_lo"], n, np.uint64)
+    else:
+        ipv, shi, slo, ok_s = parse_addresses(cols["src_ip"])
+        ipv_d, dhi, dlo, ok_d = parse_addresses(cols["dst_ip"])
+        n = len(ipv)
+        bad = ~(ok_s & ok_d) | (ipv != ipv_d)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"row {i}: invalid or mixed-family addresses")
+    proto = _np(cols["protocol"], n, np.uint8)
+    has_ports = np.isin(proto, PORT_PROTOCOLS)
+    sp = _np(cols.get("src_port"), n, np.int64, -1)
+    dp = _np(cols.get("dst_port"), n, np.int64, -1)
+    icmp4, icmp6 = proto == 1, proto == 58
+    if (icmp4 | icmp6).any():
+        t = np.clip(sp, 0, 255)
+        cp = np.where(icmp4, ICMP4_PAIR_TABLE[t], ICMP6_PAIR_TABLE[t])
+        dp = np.where((icmp4 | icmp6) & (cp >= 0) & (sp >= 0), cp, dp)
+    port_null = ~has_ports | (sp < 0) | (dp < 0)
+    sp_u, dp_u = np.where(port_null, 0, sp), np.where(port_null, 0, dp)
+    pk_s = _np(cols.get("src_packets"), n, np.uint64)
+    pk_d = _np(cols.get("dst_packets"), n, np.uint64)
+    fl_s = _np(cols.get("tcp_flags_src"), n, np.uint8)
+    fl_d = _np(cols.get("tcp_flags_dst"), n, np.uint8)
+    state = cols.get("state")
+    out: dict[str, Any] = {
+        "flow_id": (
+            community_ids(ipv, shi, slo, dhi, dlo, proto, sp_u, dp_u)
+            if flow_ids
+            else _arrow.constant("", n)
+        ),
+        "source_kind": _strings(source_kind, n, None),
+        "capture_id": _strings(cols.get("capture_id", ""), n, ""),
+        "vlan_id": _nullable_int(cols.get("vlan_id"), n, pa.int16()),
+        "ip_version": _arrow.ints(pa.int8(), ipv),
+        "src_ip": ip_text(ipv, shi, slo) if flow_ids else _strings("", n, ""),
+        "dst_ip": ip_text(ipv, dhi, dlo) if flow_ids else _strings("", n, ""),
+        "src_addr": addr16(shi, slo),
+        "dst_addr": addr16(dhi, dlo),
+        "protocol": _arrow.ints(pa.uint8(), proto),
+        "src_port": _arrow.ints(pa.uint16(), sp_u, null=port_null),
+        "dst_port": _arrow.ints(pa.uint16(), dp_u, null=port_null),
+        "first_seen": _ts(cols["first_seen"], n),
+        "last_seen": _ts(cols["last_seen"], n),
+        "src_packets": _arrow.ints(pa.uint64(), pk_s),
+        "src_bytes": _arrow.ints(pa.uint64(), _np(cols.get("src_bytes"), n, np.uint64)),
+        "dst_packets": _arrow.ints(pa.uint64(), pk_d),
+        "dst_bytes": _arrow.ints(pa.uint64(), _np(cols.get("dst_bytes"), n, np.uint64)),
+        "tcp_flags_src": _arrow.ints(pa.uint8(), fl_s),
+        "tcp_flags_dst": _arrow.ints(pa.uint8(), fl_d),
+        "state": (
+            state_from_flags(proto, fl_s, fl_d, pk_d) if state is None else _strings(state, n, "")
+        ),
+        "direction": _strings(cols["direction"], n, None),
+        "sampling": _arrow.ints(pa.uint32(), _np(cols.get("sampling"), n, np.uint32, 1)),
+    }
+    for name in ("src_ip_bytes", "dst_ip_bytes"):
+        if cols.get(name) is not None:
+            out[name] = _nullable_int(cols[name], n, pa.uint64())
+    for name in ("exporter", "verdict", "drop_reason"):
+        if cols.get(name) is not None:
+            out[name] = _strings(cols[name], n, None)
+    if cols.get("observation_domain") is not None:
+        out["observation_domain"] = _nullable_int(cols["observation_domain"], n, pa.uint32())
+    arrays = [out[f.name] if f.name in out else pa.nulls(n, f.type) for f in FLOW_SCHEMA]
+    return validate_flows(pa.Table.from_arrays(arrays, schema=FLOW_SCHEMA))
+
+
+__all__ = [
+    "MAX_WARNINGS",
+    "RecordStats",
+    "add_flow_ids",
+    "addr16",
+    "flow_table",
+    "halves",
+    "ip_text",
+    "ipv4_to_halves",
+    "parse_addresses",
+    "state_from_flags",
+]

@@ -1,0 +1,266 @@
+"""End to end on the shipped samples: generated VLAN 111 captures with known ground truth.
+
+Each sample has ``<stem>.truth.jsonl`` (one line per flow the generator made, with its
+label: ``approved`` plus the seed row, or the violation reason it was built to show).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+from testpaths import ADMIN, ADMIN_OPT, APPROVED, MIXED
+
+from flowaudit import api
+from flowaudit.cli import cli
+
+
+def truth(pcap: Path) -> list[dict[str, Any]]:
+    lines = pcap.with_suffix(".truth.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def _key(d: dict[str, Any], vlan: str = "vlan") -> tuple[Any, ...]:
+    return (d[vlan], d["src_ip"], d["dst_ip"], d["protocol"], d["dst_port"])
+
+
+@pytest.fixture(scope="module")
+def mixed_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    store = tmp_path_factory.mktemp("store")
+    (res,) = api.ingest(MIXED, store)
+    assert res.packets == 3000 and not res.already_ingested
+    return store
+
+
+def test_flows_equal_the_ground_truth(mixed_store: Path) -> None:
+    got = api.query("SELECT * FROM flows", store=mixed_store).to_pylist()
+    want = truth(MIXED)
+    assert len(got) == len(want) == 125
+    by_key = {
+        (g["vlan_id"], g["src_ip"], g["dst_ip"], g["protocol"], g["src_port"], g["dst_port"]): g
+        for g in got
+    }
+    fields = (
+        "src_packets",
+        "src_bytes",
+        "dst_packets",
+        "dst_bytes",
+        "src_ip_bytes",
+        "dst_ip_bytes",
+        "tcp_flags_src",
+        "tcp_flags_dst",
+        "state",
+        "direction",
+    )
+    for t in want:
+        g = by_key[
+            (t["vlan"], t["src_ip"], t["dst_ip"], t["protocol"], t["src_port"], t["dst_port"])
+        ]
+        assert {f: g[f] for f in fields} == {f: t[f] for f in fields}, t
+        assert g["first_seen"].isoformat().replace("+00:00", "Z") == t["first_seen"]
+        assert g["last_seen"].isoformat().replace("+00:00", "Z") == t["last_seen"]
+
+
+def test_violations_equal_the_ground_truth(mixed_store: Path) -> None:
+    result = api.audit(store=mixed_store, groups=ADMIN)
+    want: dict[tuple[Any, ...], set[str]] = defaultdict(set)
+    for t in truth(MIXED):
+        if t["label"] != "approved":
+            want[_key(t)].add(t["label"])
+    got = {_key(v, "vlan_id"): v["reason"] for v in result.violations.to_pylist()}
+    assert got == {k: v.pop() for k, v in want.items() if len(v) == 1}
+    assert len(got) == len(want) == 18
+    assert result.stats["by_reason"] == {
+        "off-vlan": 2,
+        "out-of-scope-address": 6,
+        "port-not-approved": 2,
+        "protocol-not-approved": 3,
+        "reverse-direction": 2,
+        "unknown-destination": 1,
+        "unknown-source": 2,
+    }
+
+
+def _rule_admits(m: Any, r: Any, t: dict[str, Any]) -> bool:
+    """An independent oracle (plain Python, no DuckDB): does rule r admit truth flow t?"""
+    from flowaudit.matrix.model import parse_address
+
+    def member(ip: str, groups: tuple[str, ...]) -> bool:
+        a = ipaddress.ip_address(ip)
+        n = (0xFFFF << 32 | int(a)) if a.version == 4 else int(a)
+        specs = [s for g in groups for s in m.groups[g].addresses]
+        return any(lo <= n <= hi for (lo, hi), _ in map(parse_address, specs))
+
+    if t["protocol"] not in r.protocols:
+        return False
+    if not any(lo <= t["dst_port"] <= hi for lo, hi in r.ports):
+        return False
+    fwd = member(t["src_ip"], r.from_groups) and member(t["dst_ip"], r.to_groups)
+    rev = member(t["src_ip"], r.to_groups) and member(t["dst_ip"], r.from_groups)
+    return fwd or (r.bidirectional and rev)
+
+
+def test_unused_rules_follow_the_ground_truth(mixed_store: Path) -> None:
+    result = api.audit(store=mixed_store, groups=ADMIN)
+    m = api.load_matrix(groups=ADMIN)
+    approved = [t for t in truth(MIXED) if t["label"] == "approved"]
+    used = {r.id for r in m.rules if any(_rule_admits(m, r, t) for t in approved)}
+    unused = {u["rule_id"] for u in result.unused_rules.to_pylist() if u["status"] == "unused"}
+    # a rule is reported unused (for every protocol) exactly when no truth flow exercised it
+    fully_unused = {r.id for r in m.rules if r.id not in used}
+    assert unused == fully_unused
+    # and every approved flow's seed row names a rule that is not unused
+    for t in approved:
+        # the generator names nested headings "Parent / Child"; the matrix keeps the child
+        table = t["seed_row"].rpartition(": ")[0]
+        names = {table, table.rpartition(" / ")[2]}
+        assert any(r.provenance.table in names and r.id in used for r in m.rules), t
+
+
+def test_approved_only_sample_has_no_violation() -> None:
+    result = api.audit([APPROVED], groups=ADMIN)
+    assert result.violations.num_rows == 0
+    assert result.flows == len(truth(APPROVED))
+
+
+# ----------------------------------------------------------------------- CLI
+def test_cli_audit_json_exit_1_on_findings() -> None:
+    r = CliRunner().invoke(cli, ["audit", str(MIXED), *ADMIN_OPT, "--format", "json"])
+    assert r.exit_code == 1, r.output
+    d = json.loads(r.stdout)
+    assert d["schema_version"] == 1 and len(d["violations"]) == 18
+    assert d["captures"][0]["name"] == "vlan111-mixed.pcap"
+
+
+def test_cli_audit_formats(tmp_path: Path) -> None:
+    for fmt, marker in (
+        ("markdown", "## Traffic outside the approved matrix (18)"),
+        ("csv", "kind,id,reason"),
+        ("html", "<!DOCTYPE html>"),
+        ("text", "Traffic outside the approved matrix (18)"),
+    ):
+        out = tmp_path / f"r.{fmt}"
+        r = CliRunner().invoke(
+            cli, ["audit", str(MIXED), *ADMIN_OPT, "--format", fmt, "-o", str(out)]
+        )
+        assert r.exit_code == 1, r.output
+        assert marker in out.read_text()
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_cli_ingest_then_audit_store_and_reingest(tmp_path: Path) -> None:
+    store = str(tmp_path / "s")
+    runner = CliRunner()
+    r = runner.invoke(cli, ["ingest", str(APPROVED), "--store", store])
+    assert r.exit_code == 0, r.output
+    assert "vlan111-approved.pcap: 1,500 packets, 85 flows" in r.stderr
+    r = runner.invoke(cli, ["ingest", str(APPROVED), "--store", store])
+    assert r.exit_code == 0 and "already in the store" in r.stderr
+    r = runner.invoke(
+        cli, ["query", "SELECT count(*) AS n FROM flows", "--store", store, "--format", "csv"]
+    )
+    assert r.exit_code == 0 and r.stdout == "n\n85\n"
+    r = runner.invoke(cli, ["audit", "--store", store, *ADMIN_OPT, "--format", "json"])
+    d = json.loads(r.stdout)
+    assert d["violations"] == [] and d["window"]["flows"] == 85
+    assert r.exit_code == (1 if d["unused_rules"] else 0)
+
+
+def test_concurrent_ingests_lose_nothing(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    cmd = [sys.executable, "-m", "flowaudit", "ingest", "--store", str(store), "-q"]
+    procs = [subprocess.Popen([*cmd, str(p)]) for p in (MIXED, APPROVED, MIXED)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0, 0]
+    n = api.query("SELECT count(*) AS n FROM flows", store=store).column("n")[0].as_py()
+    assert n == 125 + 85
+    assert len(api.open_store(store).captures()) == 2
+    assert not (store / ".tmp").exists() or list((store / ".tmp").iterdir()) == []
+
+
+# ----------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["audit", "--store", "{tmp}/nope"], "no flow store here"),
+        (["audit", "--store", "{tmp}/empty"], "the flow store is empty"),
+        (["audit", "--store", "{tmp}/notastore"], "not a flow store"),
+        (["audit", "{tmp}/notacapture.pcap"], "not a pcap or pcapng capture"),
+        (
+            ["audit", str(MIXED), "--since", "2026-11-21T00:00Z", "--until", "2026-11-20T00:00Z"],
+            "is not before --until",
+        ),
+        (["audit", str(MIXED), "--rules", "{tmp}/bad.yaml"], "bad.yaml:"),
+        (["audit", str(MIXED), "--since", "yesterday"], "not an ISO-8601 time"),
+        (["query", "DELETE FROM flows", "--store", "{tmp}/empty"], "only one read-only SELECT"),
+    ],
+)
+def test_bad_input_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "empty" / "manifest").mkdir(parents=True)
+    (tmp_path / "notastore").mkdir()
+    (tmp_path / "notacapture.pcap").write_bytes(b"GET / HTTP/1.1\r\n" * 10)
+    (tmp_path / "bad.yaml").write_text("name: x\nrules: [\n")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    r = CliRunner().invoke(cli, argv)
+    assert r.exit_code == 2, (r.output, r.exception)
+    assert message in r.stderr
+    assert "Traceback" not in r.output
+
+
+def test_empty_flows_table_has_schema(tmp_path: Path) -> None:
+    (tmp_path / "s" / "manifest").mkdir(parents=True)
+    t = api.query("SELECT * FROM flows", store=tmp_path / "s")
+    assert isinstance(t, pa.Table) and t.num_rows == 0 and "flow_id" in t.column_names
+
+
+@pytest.mark.tshark
+def test_fast_and_tshark_engines_agree_on_the_samples(tmp_path: Path) -> None:
+    cols = (
+        "vlan_id, src_ip, dst_ip, protocol, src_port, dst_port, first_seen, last_seen, "
+        "src_packets, src_bytes, dst_packets, dst_bytes, tcp_flags_src, tcp_flags_dst, "
+        "state, direction, flow_id"
+    )
+    for sample in (MIXED, APPROVED):
+        tables = []
+        for engine in ("fast", "tshark"):
+            store = tmp_path / f"{sample.stem}-{engine}"
+            (res,) = api.ingest(sample, store, engine=engine)
+            assert res.reader == engine
+            tables.append(
+                api.query(f"SELECT {cols} FROM flows ORDER BY flow_id, first_seen", store=store)
+            )
+        assert tables[0].num_rows == len(truth(sample))
+        assert tables[0].equals(tables[1])
+
+
+def test_same_behaviour_other_ports_and_times_same_finding_ids(tmp_path: Path) -> None:
+    """Two generated captures of the same behaviour, other ephemeral ports and another day."""
+    from pcaptools import load_generator
+
+    gen = load_generator()
+    a, b = tmp_path / "a.pcap", tmp_path / "b.pcap"
+    gen.generate(a, packets=3000, seed=7, scenario="mixed")
+    gen.generate(
+        b, packets=3000, seed=7, scenario="mixed", port_seed=99, start="2026-12-01T17:30:00Z"
+    )
+    sa, sb = tmp_path / "sa", tmp_path / "sb"
+    ra = api.audit([a], store=sa, groups=ADMIN)
+    rb = api.audit([b], store=sb, groups=ADMIN)
+    assert ra.window_start is not None and rb.window_start is not None
+    assert rb.window_start - ra.window_start > dt.timedelta(days=10)
+    q = "SELECT list(src_port ORDER BY src_port) AS p FROM flows WHERE protocol = 6"
+    assert api.query(q, store=sa).to_pylist() != api.query(q, store=sb).to_pylist()
+    ids_a = sorted(ra.violations.column("finding_id").to_pylist())
+    ids_b = sorted(rb.violations.column("finding_id").to_pylist())
+    assert len(ids_a) == 18 and ids_a == ids_b
+    assert sorted(ra.unused_rules.column("finding_id").to_pylist()) == sorted(
+        rb.unused_rules.column("finding_id").to_pylist()
+    )

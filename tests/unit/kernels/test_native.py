@@ -1,0 +1,195 @@
+"""The fast ingest path: compiled kernels (AOT and JIT agree), mapped reads, hashing, Arrow.
+
+These pin what the speed work must not change: the ahead-of-time kernels and the numba
+JIT fallback produce the same packets and flows; the memory-mapped reader and the
+stream reader (gzip) produce the same batches for any window size; the windowed sha256
+is the file's sha256; the Arrow columns built from buffers equal the obvious Python
+values; and an ingest imports neither numba (AOT build present) nor pandas nor
+pyarrow.compute, which together cost most of a 2M-packet ingest.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from testpaths import DATA, REPO
+
+from flowaudit._util import arrow as A
+from flowaudit._util import files as _files
+from flowaudit.flows.builder import FlowBuilder
+from flowaudit.ingest import _Hasher
+from flowaudit.kernels import build as _native
+from flowaudit.packets.pcap import iter_packets, read_all
+
+PCAPS = DATA / "pcaps"
+# Ethernet+VLAN+QinQ, IPv6, fragments, SLL, SLL2, pcapng, big-endian, null/loopback
+SAMPLES = [
+    "zeek-http-get.pcap",
+    "zeek-http-qinq-0.pcap",
+    "zeek-ftp-ipv6.pcap",
+    "zeek-ipv4-fragmented-3.pcap",
+    "ndpi-dns_fragmented.pcap",
+    "tcpdump-tcp-handshake-nano.sll.pcap",
+    "ptcpdump-tfo.sll2.pcap",
+    "ptcpdump-tcp.comments.pcapng",
+    "tcpdump-pptp.bigendian.pcap",
+    "zeek-http-connect-with-header.null.pcap",
+    "zeek-communityid-icmp6.pcap",
+]
+
+_FLOWS_SCRIPT = """
+import json, sys
+from flowaudit.kernels.build import kernels
+from flowaudit.flows.builder import FlowBuilder
+from flowaudit.packets.pcap import iter_packets
+out = {"origin": kernels().origin, "flows": {}, "packets": {}}
+for path in sys.argv[1:]:
+    b = FlowBuilder("cap", "pcap")
+    tables = [b.add(batch) for batch in iter_packets(path)] + [b.finish()]
+    rows = [r for t in tables for r in t.to_pylist()]
+    out["flows"][path] = json.loads(json.dumps(rows, default=str))
+    out["packets"][path] = sum(
+        int(batch.arrays["wire_len"].sum()) + int(batch.arrays["src_lo"].sum() % 997)
+        for batch in iter_packets(path)
+    )
+json.dump(out, sys.stdout)
+"""
+
+
+def _flows_in_child(env_extra: dict[str, str]) -> dict[str, object]:
+    env = dict(os.environ, **env_extra)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    proc = subprocess.run(
+        [sys.executable, "-c", _FLOWS_SCRIPT, *[str(PCAPS / s) for s in SAMPLES]],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=900,
+    )
+    result: dict[str, object] = json.loads(proc.stdout)
+    return result
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler: no AOT build")
+def test_aot_and_jit_kernels_give_identical_flows() -> None:
+    aot = _flows_in_child({"FLOWAUDIT_NATIVE": "aot"})
+    jit = _flows_in_child({"FLOWAUDIT_NATIVE": "jit"})
+    assert str(aot["origin"]).startswith("aot:")
+    assert jit["origin"] == "jit"
+    assert aot["packets"] == jit["packets"]
+    assert aot["flows"] == jit["flows"]
+    flows = aot["flows"]
+    assert isinstance(flows, dict)
+    assert sum(len(v) for v in flows.values()) > 40  # the samples make real flows
+
+
+def test_aot_module_key_follows_the_kernel_sources() -> None:
+    path = _native.module_path()
+    assert path.name.startswith(f"{_native.MODULE}-{_native.key()}")
+    assert set(_native.KERNELS) == {
+        "walk_pcap", "walk_pcapng", "decode", "walk", "sweep", "rehash", "frag_rehash",
+        "conn_states",
+    }  # fmt: skip
+    # the key covers every module of the kernels folder, and every kernel lives there
+    assert set(_native.SOURCES) == {p.name for p in _native.HERE.glob("*.py")}
+    assert {"layout.py", "icmp.py", "walk.py", "decode.py", "flowtable.py"} <= set(_native.SOURCES)
+    for module, _sig in _native.KERNELS.values():
+        assert module.startswith("flowaudit.kernels."), module
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+@pytest.mark.parametrize("chunk", [4096, 1000, 70_000])
+def test_mapped_windows_and_gzip_stream_read_the_same_packets(
+    name: str, chunk: int, tmp_path: Path
+) -> None:
+    ref = read_all(PCAPS / name)
+    gz = tmp_path / (name + ".gz")
+    gz.write_bytes(gzip.compress((PCAPS / name).read_bytes()))
+    for path in (PCAPS / name, gz):
+        parts = list(iter_packets(path, chunk_bytes=chunk, max_batch=5))
+        assert sum(len(p) for p in parts) == len(ref)
+        for k, v in ref.arrays.items():
+            got = np.concatenate([p.arrays[k] for p in parts])
+            assert np.array_equal(got, v), (path.name, k)
+
+
+@pytest.mark.parametrize("window", [4096, 1 << 20])
+def test_windowed_sha256_is_the_file_sha256(
+    window: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_files, "HASH_WINDOW", window)
+    for path in [PCAPS / "zeek-ftp-ipv6.pcap", PCAPS / "zeek-echo-connections.pcap.gz"]:
+        want = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert _Hasher(path).digest() == want
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    assert _Hasher(empty).digest() == hashlib.sha256(b"").hexdigest()
+
+
+def test_arrow_columns_from_buffers() -> None:
+    addrs = ["10.25.233.4", "0.0.0.0", "255.255.255.255", "2001:db8::1", "::ffff:1.2.3.4",
+             "fe80::1:2", "192.168.1.100", "2001:db8::1"]  # fmt: skip
+    ipv, hi, lo = [], [], []
+    for a in addrs:
+        ip = ipaddress.ip_address(a)
+        v = int(ip) | (0xFFFF00000000 if ip.version == 4 else 0)
+        ipv.append(ip.version)
+        hi.append(v >> 64)
+        lo.append(v & (2**64 - 1))
+    text = A.ip_text(np.array(ipv, np.int8), np.array(hi, np.uint64), np.array(lo, np.uint64))
+    assert text.to_pylist() == [str(ipaddress.ip_address(a)) for a in addrs]
+    assert A.ip_text(np.array([4], np.int8), np.zeros(1, np.uint64),
+                     np.array([0xFFFF0A000001], np.uint64)).to_pylist() == ["10.0.0.1"]  # fmt: skip
+    assert A.from_codes(np.array([2, 0, 1, 2]), ("S0", "SF", "RSTRH")).to_pylist() == [
+        "RSTRH", "S0", "SF", "RSTRH"]  # fmt: skip
+    assert A.repeat("pcap", 3).to_pylist() == ["pcap"] * 3
+    v = A.fixed(pa.int16(), np.array([111, -1, 5], np.int16), null=np.array([False, True, False]))
+    assert v.to_pylist() == [111, None, 5]
+    assert v.type == pa.int16()
+    with pytest.raises(TypeError):
+        A.fixed(pa.int16(), np.array([1], np.int64))
+
+
+def test_ingest_loads_neither_numba_nor_pandas_nor_pyarrow_compute(tmp_path: Path) -> None:
+    _native.kernels()  # make sure the AOT module exists (built here if it was not)
+    if not _native.kernels().origin.startswith("aot:"):
+        # CI has a C compiler: there the compiled module must build, not be skipped
+        assert not os.environ.get("CI"), "the ahead-of-time kernel build failed in CI"
+        pytest.skip("no AOT build on this machine: the JIT fallback imports numba")
+    cap, store = str(PCAPS / "zeek-http-get.pcap"), str(tmp_path)
+    code = (
+        "import sys\nfrom flowaudit import api\n"
+        f"(r,) = api.ingest({cap!r}, api.open_store({store!r}))\n"
+        "heavy = ('numba', 'pandas', 'pyarrow.compute')\n"
+        "print(r.flows, sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert proc.stdout.split() == ["1", "[]"]
+
+
+def test_flow_tables_are_in_first_seen_then_flow_id_order() -> None:
+    b = FlowBuilder("cap", "pcap")
+    tables = [b.add(x) for x in iter_packets(PCAPS / "zeek-echo-connections.pcap.gz")]
+    tables.append(b.finish())
+    for t in tables:
+        keys = list(
+            zip(t.column("first_seen").to_pylist(), t.column("flow_id").to_pylist(), strict=True)
+        )
+        assert keys == sorted(keys)
+    assert sum(t.num_rows for t in tables) > 100

@@ -1,0 +1,200 @@
+"""Loading and validating matrices: errors name file:line and rule id; overlays; --group."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from testpaths import DATA, REPO
+
+from flowaudit.errors import RulesError
+from flowaudit.matrix import load_matrix, shipped_rules_dir
+from flowaudit.matrix.model import parse_address, parse_port_range, parse_protocol
+
+RULES = DATA / "rules"
+
+BROKEN = [
+    (
+        "bad_cidr",
+        ":7: group 'nodes': bad address or CIDR '10.25.233.4/24': 10.25.233.4/24 has host bits set",
+    ),
+    ("unknown_group", ":11: rule 'etcd': unknown group 'nodez' in 'to' (defined: nodes)"),
+    (
+        "unknown_protocol",
+        ":12: rule 'etcd': unknown protocol 'tpc' (use icmp, icmpv6, sctp, tcp, udp or a "
+        "number 0-255)",
+    ),
+    ("bad_range", ":13: rule 'etcd': port range '2380-2379' has lo > hi"),
+    ("port_out_of_range", ":13: rule 'etcd': port 65536 outside 0-65535"),
+    ("unknown_key", ":15: rule 'etcd': unknown key 'direction' in rule (known: bidirectional"),
+    ("duplicate_key", ":14: duplicate key 'ports'"),
+    ("duplicate_id", ":16: rule 'etcd': duplicate rule id (first defined at "),
+    (
+        "yaml_syntax",
+        ":11:4: YAML syntax error: while parsing a block collection expected <block end>, "
+        "but found '<block mapping start>'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("stem", "expected"), BROKEN)
+def test_broken_file_names_file_line_and_rule(stem: str, expected: str) -> None:
+    path = RULES / f"{stem}.yaml"
+    with pytest.raises(RulesError) as exc:
+        load_matrix(path)
+    assert exc.value.message.startswith(f"{path}{expected}")
+    assert exc.value.usage  # exit 2 in the CLI
+
+
+def test_valid_mini_loads() -> None:
+    m = load_matrix(RULES / "valid_mini.yaml")
+    assert m.name == "mini"
+    assert [(r.id, r.protocols, r.ports, r.bidirectional) for r in m.rules] == [
+        ("etcd", (6,), ((2379, 2380),), False)
+    ]
+    assert m.rules[0].source == f"{RULES / 'valid_mini.yaml'}:9"
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_all_problems_of_a_rule_are_reported_together(tmp_path: Path) -> None:
+    text = (RULES / "valid_mini.yaml").read_text().replace("to: nodes", "to: [nodes, ghost]")
+    text = text.replace("protocol: tcp", "protocol: [tcp, 300]").replace("2379-2380", "x-1")
+    p = _write(tmp_path, "m.yaml", text)
+    with pytest.raises(RulesError) as exc:
+        load_matrix(p)
+    assert exc.value.message.splitlines() == [
+        "3 problems in the matrix:",
+        f"{p}:11: rule 'etcd': unknown group 'ghost' in 'to' (defined: nodes)",
+        f"{p}:12: rule 'etcd': protocol number 300 outside 0-255",
+        f"{p}:13: rule 'etcd': bad port 'x-1'",
+    ]
+
+
+def test_parsers() -> None:
+    assert parse_protocol("TCP") == 6 and parse_protocol("icmpv6") == 58
+    assert parse_protocol(132) == 132 and parse_protocol("47") == 47
+    assert parse_port_range(443) == (443, 443)
+    assert parse_port_range("49152-49215") == (49152, 49215)
+    assert parse_port_range("0-65535") == (0, 65535)
+    for bad in ("65536", -1, "10-", "a", True, 1.5):
+        with pytest.raises(ValueError):
+            parse_port_range(bad)
+    v4 = 0xFFFF << 32
+    assert parse_address("10.25.233.4-10.25.233.6") == (
+        (v4 | 0x0A19E904, v4 | 0x0A19E906),
+        "10.25.233.4-10.25.233.6",
+    )
+    assert parse_address("10.25.232.0/24") == ((v4 | 0x0A19E800, v4 | 0x0A19E8FF), "10.25.232.0/24")
+    assert parse_address("2001:db8::/126") == (
+        (0x20010DB8 << 96, (0x20010DB8 << 96) | 3),
+        "2001:db8::/126",
+    )
+    for bad in ("10.25.233.1/24", "10.25.300.1", "10.0.0.9-10.0.0.1", "10.0.0.1-::1"):
+        with pytest.raises(ValueError):
+            parse_address(bad)
+
+
+def test_group_option_configures_admin_workstations() -> None:
+    base = load_matrix()
+    m = load_matrix(groups={"admin_workstations": ["10.1.2.0/24", "10.1.3.7"]})
+    assert m.groups["admin_workstations"].addresses == ("10.1.2.0/24", "10.1.3.7/32")
+    assert m.groups["admin_workstations"].needs_configuration  # still: the seed gives none
+    assert m.sha256 != base.sha256
+    assert load_matrix(groups={"admin_workstations": ["10.1.2.0/24", "10.1.3.7"]}).sha256 == (
+        m.sha256
+    )
+    assert m.rules == base.rules
+
+
+def test_group_option_cannot_change_reviewed_groups_or_invent_groups() -> None:
+    with pytest.raises(RulesError) as exc:
+        load_matrix(groups={"nodes": ["10.9.9.9"]})
+    assert exc.value.message == (
+        "--group nodes: group 'nodes' is fixed by the reviewed matrix; overlays and --group "
+        "may only configure groups marked needs_configuration"
+    )
+    with pytest.raises(RulesError, match=r"--group admins: unknown group 'admins'"):
+        load_matrix(groups={"admins": ["10.9.9.9"]})
+    with pytest.raises(RulesError, match=r"admin_workstations: bad address or CIDR '10.1.2.3/8'"):
+        load_matrix(groups={"admin_workstations": ["10.1.2.3/8"]})
+
+
+def test_overlay_file_applies_to_the_shipped_matrix() -> None:
+    example = shipped_rules_dir() / "site-overlay.example.yaml"
+    m = load_matrix(example)
+    assert m.groups["admin_workstations"].addresses == ("192.0.2.0/28", "198.51.100.7/32")
+    assert m.files == (str(shipped_rules_dir() / "tmna-vlan111.yaml"), str(example))
+    # --group wins over the overlay
+    m2 = load_matrix(example, groups={"admin_workstations": ["10.1.2.0/24"]})
+    assert m2.groups["admin_workstations"].addresses == ("10.1.2.0/24",)
+
+
+def test_directory_with_matrix_and_overlay(tmp_path: Path) -> None:
+    shutil.copy(shipped_rules_dir() / "tmna-vlan111.yaml", tmp_path)
+    shutil.copy(shipped_rules_dir() / "site-overlay.example.yaml", tmp_path)  # skipped
+    assert load_matrix(tmp_path).groups["admin_workstations"].addresses == ()
+    assert load_matrix(tmp_path).sha256 == load_matrix().sha256
+    _write(tmp_path, "site.yaml", "overlay: tmna-vlan111\ngroups:\n  admin_workstations:\n"
+           "    addresses: [192.0.2.0/28, 198.51.100.7]\n")  # fmt: skip
+    m = load_matrix(tmp_path)
+    assert m.groups["admin_workstations"].addresses == ("192.0.2.0/28", "198.51.100.7/32")
+    assert m.sha256 == load_matrix(shipped_rules_dir() / "site-overlay.example.yaml").sha256
+
+
+def test_overlay_errors_name_file_and_line(tmp_path: Path) -> None:
+    shutil.copy(shipped_rules_dir() / "tmna-vlan111.yaml", tmp_path)
+    text = (
+        "overlay: tmna-vlan111\ngroups:\n  nodes:\n    addresses: [10.9.9.9]\n"
+        "  admin_workstations:\n    adresses: [10.1.1.1]\n"
+    )
+    p = _write(tmp_path, "site.yaml", text)
+    with pytest.raises(RulesError) as exc:
+        load_matrix(tmp_path)
+    assert exc.value.message.splitlines() == [
+        "3 problems in the matrix:",
+        f"{p}:6: unknown key 'adresses' in overlay group 'admin_workstations' (known: addresses)",
+        f"{p}:5: overlay group 'admin_workstations' gives no addresses",
+        f"{p}:3: group 'nodes' is fixed by the reviewed matrix; overlays and --group may only "
+        "configure groups marked needs_configuration",
+    ]
+    p.write_text("overlay: other-matrix\ngroups: {}\n")
+    with pytest.raises(RulesError, match=r"site.yaml:1: overlay is for 'other-matrix'"):
+        load_matrix(tmp_path)
+
+
+def test_directory_needs_exactly_one_matrix(tmp_path: Path) -> None:
+    with pytest.raises(RulesError, match="expected exactly one matrix file .* found none"):
+        load_matrix(tmp_path)
+    shutil.copy(RULES / "valid_mini.yaml", tmp_path / "a.yaml")
+    shutil.copy(RULES / "valid_mini.yaml", tmp_path / "b.yaml")
+    with pytest.raises(RulesError, match="expected exactly one matrix file"):
+        load_matrix(tmp_path)
+
+
+def test_shipped_rules_dir_in_a_checkout_is_repo_rules() -> None:
+    import flowaudit
+
+    packaged = Path(flowaudit.__file__).resolve().parent / "_rules"
+    repo_rules = REPO / "rules"
+    expected = packaged if packaged.is_dir() else repo_rules  # installed wheel vs checkout
+    assert shipped_rules_dir() == expected
+    assert (expected / "tmna-vlan111.yaml").is_file()
+
+
+def test_every_file_in_rules_passes_check() -> None:
+    for f in sorted(shipped_rules_dir().glob("*.yaml")):
+        assert load_matrix(f).name == "tmna-vlan111"
+
+
+def test_sha256_ignores_comments_but_not_content(tmp_path: Path) -> None:
+    text = (RULES / "valid_mini.yaml").read_text()
+    a = load_matrix(_write(tmp_path, "a.yaml", "# a comment\n" + text)).sha256
+    b = load_matrix(_write(tmp_path, "b.yaml", text)).sha256
+    c = load_matrix(_write(tmp_path, "c.yaml", text.replace("2379-2380", "2379-2381"))).sha256
+    assert a == b != c
