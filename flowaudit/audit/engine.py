@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from flowaudit.matrix import Matrix
 
 RELATIONS = ("rules", "hosts", "scope", "addresses", "result_rows")
+#: connection settings of every engine: the tool works offline, extensions never download
+OFFLINE = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",
@@ -61,7 +63,10 @@ class Engine:
     """One DuckDB connection with ``flows``, ``rules``, ``hosts`` and ``scope`` registered."""
 
     def __init__(self, *, threads: int | None = None) -> None:
-        self.con = duckdb.connect(":memory:")
+        # offline by design: never fetch or load an extension behind a query's back
+        self.con = duckdb.connect(":memory:", config=OFFLINE)
+        self._files: list[str] = []
+        self._locked = False
         if threads:
             self.con.execute("SET threads = $n", {"n": threads})
 
@@ -71,6 +76,7 @@ class Engine:
             self.con.register("flows", source)
             return
         paths = [str(p) for p in source]
+        self._files = paths
         if not paths:
             self.con.register("flows", empty_flows())
             return
@@ -114,14 +120,33 @@ class Engine:
         except duckdb.Error as e:
             raise QueryError(f"{name}.sql failed: {e}") from e
 
+    def lock_down(self) -> None:
+        """The sandbox for SQL written by a user: from here on the connection reads only the
+        flow files registered as ``flows`` (``allowed_paths``) and its own relations; no
+        other file, directory listing or URL (``enable_external_access``), no extension
+        installed or loaded, and no setting can be changed back (``lock_configuration``).
+        Irreversible: register every relation first."""
+        if self._locked:
+            return
+        for name, value in (
+            ("allowed_paths", self._files),
+            ("enable_external_access", False),
+            ("lock_configuration", True),
+        ):
+            # the setting names are ours; the values are bound
+            self.con.execute(f"SET {name} = $v", {"v": value})
+        self._locked = True
+
     def read_only_query(self, text: str) -> pa.Table:
-        """One ad-hoc SELECT (``flowaudit query``, notebooks); anything else is refused."""
+        """One ad-hoc SELECT (``flowaudit query``, notebooks), run in the sandbox of
+        ``lock_down``; anything but a single SELECT is refused before it runs."""
         try:
             statements = duckdb.extract_statements(text)
         except duckdb.Error as e:
             raise UsageError(f"SQL does not parse: {e}") from e
         if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
             raise UsageError("only one read-only SELECT statement is allowed")
+        self.lock_down()
         try:
             return self.con.sql(text).to_arrow_table()
         except duckdb.Error as e:
