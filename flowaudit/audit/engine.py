@@ -26,7 +26,10 @@ if TYPE_CHECKING:
 
 RELATIONS = ("rules", "hosts", "scope", "addresses", "result_rows")
 #: connection settings of every engine: the tool works offline, extensions never download
-OFFLINE = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+OFFLINE: dict[str, str | bool | int | float | list[str]] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
 
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",
@@ -64,7 +67,7 @@ class Engine:
 
     def __init__(self, *, threads: int | None = None) -> None:
         # offline by design: never fetch or load an extension behind a query's back
-        self.con = duckdb.connect(":memory:", config=OFFLINE)
+        self.con = duckdb.connect(":memory:", config=dict(OFFLINE))
         self._files: list[str] = []
         self._locked = False
         if threads:
