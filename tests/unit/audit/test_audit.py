@@ -16,18 +16,18 @@ PMA, PMA_SSH = "10.25.232.155", "10.25.232.252"
 
 
 @pytest.fixture(scope="module")
-def matrix():  # type: ignore[no-untyped-def]
+def matrix():
     return load_matrix(groups=ADMIN)
 
 
-def _violations(result):  # type: ignore[no-untyped-def]
+def _violations(result):
     return {
         (v["src_ip"], v["dst_ip"], v["protocol"], v["dst_port"], v["vlan_id"]): v
         for v in result.violations.to_pylist()
     }
 
 
-def test_approved_traffic_gives_no_violation(matrix) -> None:  # type: ignore[no-untyped-def]
+def test_approved_traffic_gives_no_violation(matrix) -> None:
     rows = [
         flow(N4, PMA, 443),
         flow(N5, PMA, 30003),
@@ -43,7 +43,7 @@ def test_approved_traffic_gives_no_violation(matrix) -> None:  # type: ignore[no
     assert r.flows == len(rows)
 
 
-def test_every_reason_code(matrix) -> None:  # type: ignore[no-untyped-def]
+def test_every_reason_code(matrix) -> None:
     rows = [
         flow(N5, N6, 2381),  # port-not-approved
         flow(N4, PMA, 6443),  # reverse-direction (rule is pma → nodes:6443)
@@ -86,7 +86,7 @@ def test_every_reason_code(matrix) -> None:  # type: ignore[no-untyped-def]
     }
 
 
-def test_state_mix_and_grouping(matrix) -> None:  # type: ignore[no-untyped-def]
+def test_state_mix_and_grouping(matrix) -> None:
     rows = [
         flow(N5, N6, 2381, sport=40001, state="S0", pk=(3, 0), by=(222, 0)),
         flow(N5, N6, 2381, sport=40002, state="REJ", pk=(1, 1), by=(74, 60), t=5),
@@ -100,7 +100,7 @@ def test_state_mix_and_grouping(matrix) -> None:  # type: ignore[no-untyped-def]
     assert v["last_seen"] == T0 + dt.timedelta(seconds=13)
 
 
-def test_midstream_flow_tried_both_ways(matrix) -> None:  # type: ignore[no-untyped-def]
+def test_midstream_flow_tried_both_ways(matrix) -> None:
     # an etcd peer session seen mid-stream with the responder recorded as initiator
     rows = [flow(N5, N4, 45000, sport=2380, direction="first_packet", state="OTH")]
     r = run_audit(matrix, make_flows(rows))
@@ -109,7 +109,7 @@ def test_midstream_flow_tried_both_ways(matrix) -> None:  # type: ignore[no-unty
     assert "k8s-etcd-2379-2380" in used
 
 
-def test_certain_direction_is_not_reversed(matrix) -> None:  # type: ignore[no-untyped-def]
+def test_certain_direction_is_not_reversed(matrix) -> None:
     # the same tuple with a SYN seen: the initiator is known, port 45000 is not approved
     rows = [flow(N5, N4, 45000, sport=2380, direction="syn")]
     (v,) = run_audit(matrix, make_flows(rows)).violations.to_pylist()
@@ -117,7 +117,7 @@ def test_certain_direction_is_not_reversed(matrix) -> None:  # type: ignore[no-u
     assert v["direction_uncertain"] is False
 
 
-def test_unused_and_partly_used(matrix) -> None:  # type: ignore[no-untyped-def]
+def test_unused_and_partly_used(matrix) -> None:
     rows = [flow(N4, N5, p) for p in (9001, 9003, 9012, 9020)]
     r = run_audit(matrix, make_flows(rows))
     u = {(x["rule_id"], x["protocol"]): x for x in r.unused_rules.to_pylist()}
@@ -151,7 +151,7 @@ def test_unconfigured_group_is_not_observable() -> None:
     assert "admin_workstations" in u["fw-admin-to-pma"]["evidence"]
 
 
-def test_finding_ids_are_stable_across_ports_and_times(matrix) -> None:  # type: ignore[no-untyped-def]
+def test_finding_ids_are_stable_across_ports_and_times(matrix) -> None:
     a = [flow(N5, N6, 2381, sport=40001), flow(N4, "10.25.233.99", 443, sport=50000)]
     b = [flow(N5, N6, 2381, sport=51234, t=86400 * 3), flow(N4, "10.25.233.99", 443, sport=33333)]
     ra, rb = run_audit(matrix, make_flows(a)), run_audit(matrix, make_flows(b))
@@ -163,7 +163,7 @@ def test_finding_ids_are_stable_across_ports_and_times(matrix) -> None:  # type:
     assert ua == ub
 
 
-def test_window_filters_flows(matrix) -> None:  # type: ignore[no-untyped-def]
+def test_window_filters_flows(matrix) -> None:
     rows = [flow(N5, N6, 2381, t=0), flow(N5, N6, 2382, t=3600)]
     r = run_audit(matrix, make_flows(rows), since=T0 + dt.timedelta(minutes=30))
     assert [v["dst_port"] for v in r.violations.to_pylist()] == [2382]
@@ -171,20 +171,20 @@ def test_window_filters_flows(matrix) -> None:  # type: ignore[no-untyped-def]
     assert r.window_start == T0 + dt.timedelta(minutes=30)
 
 
-def test_empty_flows_is_an_empty_result(matrix) -> None:  # type: ignore[no-untyped-def]
+def test_empty_flows_is_an_empty_result(matrix) -> None:
     r = run_audit(matrix, make_flows([]))
     assert r.violations.num_rows == 0 and r.flows == 0
     assert r.window_start is None
     assert all(u["status"] == "unused" for u in r.unused_rules.to_pylist())
 
 
-def test_sampled_counts_are_flagged(matrix) -> None:  # type: ignore[no-untyped-def]
+def test_sampled_counts_are_flagged(matrix) -> None:
     r = run_audit(matrix, make_flows([flow(N5, N6, 2381, sampling=1000)]))
     assert r.sampled is True
     assert r.to_dict()["summary"]["counts_note"] == "packet and byte counts are sampled estimates"
 
 
-def test_json_contract_keys(matrix) -> None:  # type: ignore[no-untyped-def]
+def test_json_contract_keys(matrix) -> None:
     d = run_audit(matrix, make_flows([flow(N5, N6, 2381)])).to_dict()
     assert d["schema_version"] == 1
     assert set(d) >= {"schema_version", "matrix", "window", "violations", "unused_rules", "summary"}
@@ -212,7 +212,7 @@ def test_json_contract_keys(matrix) -> None:  # type: ignore[no-untyped-def]
     assert set(u) >= {"finding_id", "rule_id", "status", "protocol", "ports", "unused_ports"}
 
 
-def test_untagged_flows(matrix) -> None:  # type: ignore[no-untyped-def]
+def test_untagged_flows(matrix) -> None:
     # a capture with no tags at all is the scope VLAN (access-port SPAN)
     assert run_audit(matrix, make_flows([flow(N4, N5, 2379, vlan=None)])).violations.num_rows == 0
     # in a capture that has VLAN 111 tags, untagged frames are the trunk's native VLAN

@@ -138,6 +138,7 @@ def test_one_removed_violation_is_exactly_one_resolved_id(
     assert detail["reason"] == "port-not-approved"
 
 
+@pytest.mark.slow
 def test_cli_fail_on_new_and_every_format_carries_changes(
     added: Path, baseline: tuple[Path, Any], tmp_path: Path
 ) -> None:

@@ -106,6 +106,7 @@ def test_extra_service_columns_fold_beyond_the_cap(result: Any) -> None:
     assert len(folded[10]) == 10  # the findings past the cap
 
 
+@pytest.mark.slow
 def test_grid_is_the_same_in_every_process() -> None:
     """Placement must not depend on set order (string hashing is salted per process)."""
     code = (

@@ -89,6 +89,7 @@ def test_no_enrich_leaves_enrichment_out(tmp_path: Path) -> None:
     assert res.enrichment is None and res.packets == 14
 
 
+@pytest.mark.slow
 @pytest.mark.tshark
 def test_audit_enrich_shows_an_optional_column_in_every_format(tmp_path: Path) -> None:
     """`flowaudit audit --enrich` on the sample: its DNS violations name their queries."""

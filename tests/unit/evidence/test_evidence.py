@@ -95,6 +95,7 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EvidenceSo
         yield src, out
 
 
+@pytest.mark.slow
 def test_every_violation_of_the_sample_is_sliced_exactly(
     mixed: tuple[EvidenceSource, Path], tmp_path: Path
 ) -> None:
@@ -114,6 +115,7 @@ def test_every_violation_of_the_sample_is_sliced_exactly(
     assert doc["enrichment"] is None and "disabled" in doc["enrichment_note"]
 
 
+@pytest.mark.slow
 def test_gzip_input_gives_the_same_slice_bytes(
     mixed: tuple[EvidenceSource, Path], tmp_path: Path
 ) -> None:
@@ -133,6 +135,7 @@ def test_gzip_input_gives_the_same_slice_bytes(
     ("name", "findings", "packets", "tail_fragments"),
     [("ndpi-dns_fragmented.pcap", 13, 66, 7), ("zeek-ipv4-fragmented-4.pcap", 2, 6, 3)],
 )
+@pytest.mark.slow
 def test_fragmented_flows_keep_their_later_fragments(
     tmp_path: Path, name: str, findings: int, packets: int, tail_fragments: int
 ) -> None:
@@ -233,6 +236,7 @@ def test_cli_writes_the_slice_and_prints_a_summary(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == [f"{fid}.json", f"{fid}.pcap"]
 
 
+@pytest.mark.slow
 @pytest.mark.tshark
 def test_cli_all_equals_one_finding_at_a_time(tmp_path: Path) -> None:
     """--all: one audit, one capture walk, one tshark pass; the same files as one by one."""
@@ -355,6 +359,7 @@ def test_reader_record_positions_point_at_the_frames(name: str, tmp_path: Path) 
             assert (stream[p : p + c], int(link[k])) == (rec.data, rec.link), (path.name, k)
 
 
+@pytest.mark.slow
 @pytest.mark.tshark
 def test_tshark_engine_slices_equal_the_fast_readers(tmp_path: Path) -> None:
     """The tshark engine gives no record positions: its slices come from the record walk,

@@ -109,7 +109,7 @@ def run(*batches: list[dict[str, Any]], config: FlowConfig = SHIPPED) -> list[di
     return pa.concat_tables([*tables, fb.finish()]).to_pylist()
 
 
-def tcp(seq: list[tuple[str, str, int]], t0: float = 0.0, a=A, b=B) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+def tcp(seq: list[tuple[str, str, int]], t0: float = 0.0, a=A, b=B) -> list[dict[str, Any]]:
     """TCP packets between ``a`` and ``b``: (sender 'A'/'B', flags, payload bytes)."""
     out = []
     for i, (who, flags, data) in enumerate(seq):

@@ -319,6 +319,7 @@ def test_gzip_capture_matches_tshark_digest() -> None:
     assert digest(got.arrays) == ref["sha256"]
 
 
+@pytest.mark.slow
 @pytest.mark.tshark
 def test_gzip_capture_matches_tshark_live(update_golden: bool) -> None:
     want = expected_from_tshark(run_tshark(PCAPS / ECHO))

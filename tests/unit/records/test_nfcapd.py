@@ -31,7 +31,7 @@ pytestmark = pytest.mark.nfdump
 
 def _read(path: Path, **kw: object) -> tuple[pa.Table, RecordStats]:
     stats = RecordStats()
-    tables = list(iter_nfcapd_tables(path, stats=stats, **kw))  # type: ignore[arg-type]
+    tables = list(iter_nfcapd_tables(path, stats=stats, **kw))
     for t in tables:
         assert t.schema == FLOW_SCHEMA
     table = pa.concat_tables(tables) if tables else FLOW_SCHEMA.empty_table()

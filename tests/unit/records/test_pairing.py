@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+import pytest
 
 from flowaudit.flows.community_id import community_id
 from flowaudit.records.common import flow_table, state_from_flags
@@ -135,6 +136,7 @@ def test_state_from_flags_table() -> None:
     assert got == ["OTH", "S0", "REJ", "SF", "RSTO", "RSTR", "OTH", "S0", "SF"]
 
 
+@pytest.mark.slow
 def test_million_records_pair_quickly() -> None:
     import time
 

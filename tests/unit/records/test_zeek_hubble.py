@@ -51,7 +51,7 @@ COMPARED = ("flow_id", "src_ip", "src_port", "dst_ip", "dst_port", "protocol", "
 
 def _zeek(path: Path, **kw: object) -> tuple[pa.Table, RecordStats]:
     stats = RecordStats()
-    tables = list(iter_zeek_tables(path, stats=stats, **kw))  # type: ignore[arg-type]
+    tables = list(iter_zeek_tables(path, stats=stats, **kw))
     for t in tables:
         assert t.schema == FLOW_SCHEMA
     return (pa.concat_tables(tables) if tables else FLOW_SCHEMA.empty_table()), stats

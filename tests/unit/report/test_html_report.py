@@ -94,6 +94,7 @@ def _chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
 
 
+@pytest.mark.slow
 @pytest.mark.chromium
 def test_chromium_dom_has_one_grid_cell_per_coverage_row(
     report: tuple[Path, Any], tmp_path: Path
@@ -107,6 +108,7 @@ def test_chromium_dom_has_one_grid_cell_per_coverage_row(
     assert '<tr class="new">' in dom  # the new finding is marked in the table
 
 
+@pytest.mark.slow
 @pytest.mark.chromium
 def test_chromium_screenshot_shows_the_coverage_grid(
     report: tuple[Path, Any], tmp_path: Path
