@@ -21,8 +21,8 @@ from flowaudit.store import DEFAULT_STORE, FlowStore
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from flowaudit.audit.result import AuditResult
     from flowaudit.matrix import Matrix
+    from flowaudit.report.result import AuditReport
 
 
 def open_store(path: str | os.PathLike[str] = DEFAULT_STORE) -> FlowStore:
@@ -81,7 +81,7 @@ def audit(
     progress: Progress | None = None,
     baseline: str | os.PathLike[str] | dict[str, Any] | None = None,
     enrich: bool = False,
-) -> AuditResult:
+) -> AuditReport:
     """Audit traffic against the matrix.
 
     With ``captures``, the audit covers exactly those captures (ingested into
@@ -132,7 +132,9 @@ def audit(
         from flowaudit.audit.baseline import compare
 
         result = compare(result, previous)
-    return result
+    from flowaudit.report.result import AuditReport
+
+    return AuditReport.of(result)
 
 
 def query(
@@ -162,4 +164,12 @@ def _as_store(store: str | os.PathLike[str] | FlowStore) -> FlowStore:
     return store if isinstance(store, FlowStore) else FlowStore(store)
 
 
-__all__ = ["IngestResult", "audit", "evidence", "query", "ingest", "load_matrix", "open_store"]
+__all__ = [
+    "IngestResult",
+    "audit",
+    "evidence",
+    "query",
+    "ingest",
+    "load_matrix",
+    "open_store",
+]

@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flowaudit.audit.result import Changes
 from flowaudit.errors import UsageError
@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from flowaudit.audit.result import AuditResult
+
+
+#: the result type is kept (dataclasses.replace): a report stays a report
+R = TypeVar("R", bound="AuditResult")
 
 
 def load_baseline(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -71,7 +75,7 @@ def _resolved_summary(kind: str, f: dict[str, Any]) -> dict[str, Any]:
     return {"kind": kind, **{k: f.get(k) for k in keys}, "last_seen": f.get("last_seen")}
 
 
-def compare(result: AuditResult, baseline: dict[str, Any]) -> AuditResult:
+def compare(result: R, baseline: dict[str, Any]) -> R:
     """``result`` with ``changes`` against ``baseline`` and new findings listed first."""
     current = [*result.violations.column("finding_id").to_pylist()]
     current += result.unused_rules.column("finding_id").to_pylist()
@@ -99,7 +103,7 @@ def compare(result: AuditResult, baseline: dict[str, Any]) -> AuditResult:
     )
 
 
-def only_new(result: AuditResult) -> AuditResult:
+def only_new(result: R) -> R:
     """``result`` with only the findings that are new since its baseline (for a mail or a
     ticket); the coverage picture and ``changes`` stay whole."""
     if result.changes is None:

@@ -1,8 +1,8 @@
 """The result of an audit: findings tables, the window, stats, and their changes.
 
 A leaf of the audit package: the renderers, the baseline comparison and the evidence
-writer all read an ``AuditResult``; it imports none of them (its display methods defer
-to ``flowaudit.report`` at call time, the one declared upward import).
+writer all read an ``AuditResult``; it imports none of them. The result the public API
+returns (``flowaudit.api.AuditResult``) adds the display methods on top.
 """
 
 from __future__ import annotations
@@ -98,25 +98,6 @@ class AuditResult:
     def to_pandas(self) -> tuple[Any, Any]:
         """(violations, unused_rules) as pandas DataFrames."""
         return self.violations.to_pandas(), self.unused_rules.to_pandas()
-
-    # The one declared deferral upward (see the import contracts in pyproject.toml): the
-    # result shows itself through the renderers, so a notebook shows what the CLI writes.
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON report (schema_version 1) as a dict."""
-        from flowaudit import report
-
-        return report.to_dict(self)
-
-    def coverage_svg(self) -> str:
-        """The coverage picture (source group × destination service) as inline SVG."""
-        from flowaudit import report
-
-        return report.coverage_svg(self)
-
-    def _repr_html_(self) -> str:
-        from flowaudit import report
-
-        return report.html_fragment(self)
 
 
 def finding_stats(violations: pa.Table, unused: pa.Table) -> dict[str, Any]:

@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING
 from flowaudit.choices import REPORT_FORMATS as FORMATS
 
 if TYPE_CHECKING:
-    from typing import Any
-
     from flowaudit.audit.result import AuditResult
 
 
@@ -42,25 +40,4 @@ def render(result: AuditResult, fmt: str, *, color: bool = False, width: int = 1
     raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
-def to_dict(result: AuditResult) -> dict[str, Any]:
-    """The JSON report (schema_version 1) as a dict."""
-    from flowaudit.report.json_ import result_to_dict
-
-    return result_to_dict(result)
-
-
-def coverage_svg(result: AuditResult) -> str:
-    """The coverage picture (source group × destination service) as inline SVG."""
-    from flowaudit.report.svg import coverage_svg as svg
-
-    return svg(result)
-
-
-def html_fragment(result: AuditResult) -> str:
-    """The HTML report as a fragment whose CSS is scoped to it (for notebooks)."""
-    from flowaudit.report.html import render_html_fragment
-
-    return render_html_fragment(result)
-
-
-__all__ = ["FORMATS", "coverage_svg", "html_fragment", "render", "to_dict"]
+__all__ = ["FORMATS", "render"]

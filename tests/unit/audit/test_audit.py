@@ -9,6 +9,7 @@ from flowrows import T0, flow, make_flows
 
 from flowaudit.audit.run import run_audit
 from flowaudit.matrix import load_matrix
+from flowaudit.report.json_ import result_to_dict as to_dict
 
 ADMIN = {"admin_workstations": ["10.25.100.0/24"]}
 N4, N5, N6 = "10.25.233.4", "10.25.233.5", "10.25.233.6"
@@ -181,11 +182,11 @@ def test_empty_flows_is_an_empty_result(matrix) -> None:
 def test_sampled_counts_are_flagged(matrix) -> None:
     r = run_audit(matrix, make_flows([flow(N5, N6, 2381, sampling=1000)]))
     assert r.sampled is True
-    assert r.to_dict()["summary"]["counts_note"] == "packet and byte counts are sampled estimates"
+    assert to_dict(r)["summary"]["counts_note"] == "packet and byte counts are sampled estimates"
 
 
 def test_json_contract_keys(matrix) -> None:
-    d = run_audit(matrix, make_flows([flow(N5, N6, 2381)])).to_dict()
+    d = to_dict(run_audit(matrix, make_flows([flow(N5, N6, 2381)])))
     assert d["schema_version"] == 1
     assert set(d) >= {"schema_version", "matrix", "window", "violations", "unused_rules", "summary"}
     assert set(d["matrix"]) == {"name", "sha256"}

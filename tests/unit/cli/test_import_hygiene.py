@@ -49,3 +49,30 @@ def test_library_import_loads_neither_click_nor_pyshark() -> None:
         check=True,
     ).stdout
     assert out.split() == []
+
+
+def test_public_api_names_stay_functions_after_their_subpackages_load() -> None:
+    """flowaudit.audit / .ingest / .evidence are API functions even once the subpackages of
+    the same names are imported (importing a subpackage sets the package attribute)."""
+    import importlib
+
+    import flowaudit
+
+    for name in ("audit", "ingest", "evidence"):
+        importlib.import_module(f"flowaudit.{name}")
+        assert callable(getattr(flowaudit, name)), name
+    assert flowaudit.audit is __import__("flowaudit.api").api.audit
+
+
+def test_audit_returns_a_result_that_shows_itself() -> None:
+    from testpaths import ADMIN, APPROVED
+
+    import flowaudit
+    from flowaudit.audit.result import AuditResult
+
+    r = flowaudit.audit([APPROVED], groups=ADMIN)
+    again = flowaudit.audit([APPROVED], groups=ADMIN)  # the second call still the function
+    assert isinstance(r, AuditResult) and r.rules_digest == again.rules_digest
+    assert r.to_dict()["schema_version"] == 1
+    assert r.coverage_svg().startswith("<svg")
+    assert 'class="fa-report' in r._repr_html_()
