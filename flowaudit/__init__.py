@@ -16,7 +16,16 @@ from typing import Any
 
 from flowaudit._util.version import __version__
 
-__all__ = ["audit", "evidence", "ingest", "load_matrix", "open_store", "query", "__version__"]
+__all__ = [
+    "audit",
+    "describe",
+    "evidence",
+    "ingest",
+    "load_matrix",
+    "open_store",
+    "query",
+    "__version__",
+]
 
 _API = frozenset(__all__) - {"__version__"}
 

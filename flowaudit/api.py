@@ -160,6 +160,23 @@ def query(
         eng.close()
 
 
+def describe(
+    *,
+    rules: str | os.PathLike[str] | None = None,
+    groups: dict[str, list[str]] | None = None,
+) -> pa.Table:
+    """The views ``query`` sees (``flows``, ``rules``, ``hosts``, ``scope``): one row per
+    column with its DuckDB type and one line of meaning (view, column, type, meaning)."""
+    from flowaudit.audit.engine import Engine
+
+    matrix = load_matrix(rules, groups)
+    eng = Engine()
+    try:
+        return eng.describe_views(matrix)
+    finally:
+        eng.close()
+
+
 def _as_store(store: str | os.PathLike[str] | FlowStore) -> FlowStore:
     return store if isinstance(store, FlowStore) else FlowStore(store)
 
@@ -167,6 +184,7 @@ def _as_store(store: str | os.PathLike[str] | FlowStore) -> FlowStore:
 __all__ = [
     "IngestResult",
     "audit",
+    "describe",
     "evidence",
     "query",
     "ingest",

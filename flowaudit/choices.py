@@ -8,6 +8,9 @@ from __future__ import annotations
 
 #: report formats of ``audit`` (flowaudit.report.render)
 REPORT_FORMATS = ("text", "json", "markdown", "csv", "html")
+#: result formats of ``query`` (flowaudit.report.tables): json is one array, ndjson one
+#: object per line, parquet keeps DuckDB's types (to a file only)
+QUERY_FORMATS = ("table", "csv", "json", "ndjson", "parquet")
 #: input formats of ``ingest``: ``auto`` picks by content, ``pcap`` covers pcapng too
 INPUT_FORMATS = ("auto", "pcap", "netflow", "nfcapd", "zeek", "hubble")
 #: the flow-record formats among them (read by flowaudit.records)
@@ -21,6 +24,7 @@ __all__ = [
     "DETECTED_RECORD_FORMATS",
     "ENGINES",
     "INPUT_FORMATS",
+    "QUERY_FORMATS",
     "RECORD_FORMATS",
     "REPORT_FORMATS",
 ]

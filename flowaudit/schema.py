@@ -52,6 +52,51 @@ FLOW_SCHEMA = pa.schema(
     ]
 )
 
+#: one line of meaning per column of the ``flows`` view (``flowaudit query --describe``):
+#: every FLOW_SCHEMA column, then ``date``, the store's Hive partition column
+FLOW_DESCRIPTIONS: dict[str, str] = {
+    "flow_id": "Community ID v1 (1:...), the join key with Zeek, Suricata, Arkime",
+    "source_kind": "where the flow came from: pcap, pcapng, netflow5, netflow9, ipfix, "
+    "nfcapd, zeek, hubble",
+    "capture_id": "sha256 (hex) of the capture or record file the flow was read from",
+    "vlan_id": "outermost 802.1Q/802.1ad VLAN id; null when untagged",
+    "ip_version": "4 or 6",
+    "src_ip": "initiator address as text (dotted quad / RFC 5952): use this to read or match",
+    "dst_ip": "responder address as text (dotted quad / RFC 5952): use this to read or match",
+    "src_addr": "initiator address as 16 sortable bytes (IPv4 as ::ffff:a.b.c.d), for "
+    "range comparisons with rules/hosts/scope lo..hi; shown as 32 hex digits",
+    "dst_addr": "responder address as 16 sortable bytes (IPv4 as ::ffff:a.b.c.d), for "
+    "range comparisons with rules/hosts/scope lo..hi; shown as 32 hex digits",
+    "protocol": "IANA protocol number (6 tcp, 17 udp, 1 icmp, 58 icmpv6)",
+    "src_port": "initiator port; for ICMP the type (Community ID mapping); null without ports",
+    "dst_port": "responder port; for ICMP the code (Community ID mapping); null without ports",
+    "first_seen": "time of the flow's first packet (UTC, µs)",
+    "last_seen": "time of the flow's last packet (UTC, µs)",
+    "src_packets": "packets from the initiator",
+    "src_bytes": "bytes from the initiator: on-the-wire frame lengths (pcap), as exported "
+    "(NetFlow), IP bytes (Zeek), 0 (Hubble); sum() of it is a HUGEINT",
+    "dst_packets": "packets from the responder",
+    "dst_bytes": "bytes from the responder (as src_bytes)",
+    "tcp_flags_src": "OR of the TCP flags the initiator sent (FIN 1, SYN 2, RST 4, PSH 8, "
+    "ACK 16, URG 32)",
+    "tcp_flags_dst": "OR of the TCP flags the responder sent",
+    "state": "Zeek conn_state: S0 attempt unanswered, REJ rejected, SF normal, S1 "
+    "established not closed, RSTO, RSTR, SH, OTH mid-stream ...",
+    "direction": "how the initiator was decided: syn, first_packet, service_port, exporter",
+    "sampling": "1 for captures; the exporter's sampling interval for NetFlow",
+    "src_ip_bytes": "IP-layer bytes from the initiator (comparable to Zeek orig_ip_bytes); "
+    "null when the reader does not know them",
+    "dst_ip_bytes": "IP-layer bytes from the responder; null when unknown",
+    "exporter": "NetFlow/IPFIX exporter address; null for other sources",
+    "observation_domain": "NetFlow v9 source id / IPFIX observation domain; null otherwise",
+    "verdict": "Hubble verdict (FORWARDED, DROPPED, ...); null for other sources",
+    "drop_reason": "Hubble drop reason; null for other sources",
+    "date": "the store's partition: UTC day of first_seen (Hive date=YYYY-MM-DD)",
+}
+
+#: the column a store's ``flows`` view adds after FLOW_SCHEMA (its Hive partition)
+PARTITION_FIELD = pa.field("date", pa.date32())
+
 SOURCE_KINDS = ("pcap", "pcapng", "netflow5", "netflow9", "ipfix", "nfcapd", "zeek", "hubble")
 DIRECTIONS = ("syn", "first_packet", "service_port", "exporter")
 

@@ -30,6 +30,9 @@ OFFLINE: dict[str, str | bool | int | float | list[str]] = {
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
 }
+DESCRIBE_SCHEMA = pa.schema([(name, pa.string()) for name in ("view", "column", "type", "meaning")])
+#: the views an ad-hoc query (``read_only_query``) sees
+VIEWS = ("flows", "rules", "hosts", "scope")
 
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",
@@ -154,6 +157,32 @@ class Engine:
             return self.con.sql(text).to_arrow_table()
         except duckdb.Error as e:
             raise UsageError(f"query failed: {e}") from e
+
+    def describe(self, view: str) -> list[tuple[str, str]]:
+        """(column, DuckDB type) of one of the query views, in order."""
+        if view not in VIEWS:
+            raise ValueError(f"not a query view: {view}")
+        # the name is one of VIEWS, never the user's text
+        rows = self.con.sql(f"DESCRIBE {view}").fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def describe_views(self, matrix: Matrix) -> pa.Table:
+        """(view, column, type, meaning) of every query view, as a store shows them: the
+        flow columns with their store partition ``date``, and the matrix relations."""
+        from flowaudit.matrix.compile import RELATIONS as MATRIX_RELATIONS
+        from flowaudit.schema import FLOW_DESCRIPTIONS, PARTITION_FIELD
+
+        flows = empty_flows()
+        self.register_flows(flows.append_column(PARTITION_FIELD, pa.nulls(0, PARTITION_FIELD.type)))
+        self.register_matrix(matrix)
+        meanings = {"flows": FLOW_DESCRIPTIONS}
+        meanings.update({name: d for name, (_, d) in MATRIX_RELATIONS.items()})
+        rows = [
+            (view, col, typ, meanings[view].get(col, ""))
+            for view in VIEWS
+            for col, typ in self.describe(view)
+        ]
+        return self.table_from_rows(DESCRIBE_SCHEMA, rows)
 
     def _run(self, name: str, params: dict[str, Any]) -> Any:
         sql = load_sql(name)

@@ -56,6 +56,48 @@ SCOPE_SCHEMA = pa.schema(
 )
 
 
+#: one line of meaning per column of each relation (``flowaudit query --describe``); address
+#: columns are 16 sortable bytes like the flows' ``src_addr``/``dst_addr`` (inclusive lo..hi)
+RULES_DESCRIPTIONS: dict[str, str] = {
+    "rule_id": "the rule's id in the matrix YAML",
+    "protocol": "IANA protocol number the rule approves (6 tcp, 17 udp, 1 icmp)",
+    "src_group": "host group allowed to initiate (the rule's from)",
+    "src_lo": "lowest initiator address of the range (16 bytes); null: group unconfigured",
+    "src_hi": "highest initiator address of the range (16 bytes); null: group unconfigured",
+    "dst_group": "host group that responds (the rule's to)",
+    "dst_lo": "lowest responder address of the range (16 bytes); null: group unconfigured",
+    "dst_hi": "highest responder address of the range (16 bytes); null: group unconfigured",
+    "port_lo": "lowest approved responder port",
+    "port_hi": "highest approved responder port",
+    "bidirectional": "either side may initiate",
+    "condition": "the seed's condition (if used / if enabled); null when unconditional",
+    "origin": "which seed table the rule came from: component or firewall",
+    "provenance": "the seed table and row the rule came from",
+    "purpose": "what the flow is for",
+}
+
+HOSTS_DESCRIPTIONS: dict[str, str] = {
+    "group": "host group name",
+    "lo": "lowest address of the range (16 bytes)",
+    "hi": "highest address of the range (16 bytes)",
+    "cidr": "the address or subnet as canonical text",
+}
+
+SCOPE_DESCRIPTIONS: dict[str, str] = {
+    "vlan": "a scope VLAN id (null on subnet rows)",
+    "lo": "lowest address of a scope subnet (16 bytes; null on VLAN rows)",
+    "hi": "highest address of a scope subnet (16 bytes; null on VLAN rows)",
+    "cidr": "the scope subnet as text (null on VLAN rows)",
+}
+
+#: each relation's schema and column meanings
+RELATIONS: dict[str, tuple[pa.Schema, dict[str, str]]] = {
+    "rules": (RULES_SCHEMA, RULES_DESCRIPTIONS),
+    "hosts": (HOSTS_SCHEMA, HOSTS_DESCRIPTIONS),
+    "scope": (SCOPE_SCHEMA, SCOPE_DESCRIPTIONS),
+}
+
+
 def _group_ranges(m: Matrix, name: str) -> list[tuple[bytes | None, bytes | None]]:
     g = m.groups[name]
     if not g.addresses:

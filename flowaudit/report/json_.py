@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from flowaudit._util.arrow import pylist
 from flowaudit._util.time import iso
+from flowaudit.report.values import dumps
 from flowaudit.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -99,4 +99,5 @@ def result_to_dict(result: AuditResult) -> dict[str, Any]:
 
 
 def render_json(result: AuditResult) -> str:
-    return json.dumps(result_to_dict(result), indent=2, sort_keys=False) + "\n"
+    """The JSON report as strict JSON text (``report.values``: no NaN, no Decimal)."""
+    return dumps(result_to_dict(result), indent=2) + "\n"
