@@ -281,6 +281,11 @@ def _ingest_one(
         warnings = list(stats.warnings)
         if stats.records == 0:
             warnings.append(f"{p}: contains no flow records ({fmt}); nothing to audit from it")
+        bad_times = stats.counters.get("records_time_out_of_range", 0)
+        if bad_times:
+            warnings.append(
+                f"{p}: {bad_times} record(s) with a time outside 1970-01-01..2261-12-31 skipped"
+            )
         if stats.suppressed_warnings:
             warnings.append(f"{p}: {stats.suppressed_warnings} more warnings not shown")
         record = CaptureRecord(

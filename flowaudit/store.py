@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flowaudit._util.time import iso_us
+from flowaudit._util.time import TIME_MAX_US, TIME_MIN_US, iso_us
 from flowaudit._util.version import __version__
 from flowaudit.errors import StoreError
 
@@ -209,6 +209,11 @@ class StoreWriter:
             table = table.set_column(i, table.schema.field(i), stamp)
         first, last = (_int64(table.column(name)) for name in ("first_seen", "last_seen"))
         lo, hi = int(first.min()), int(last.max())
+        if lo < TIME_MIN_US or hi >= TIME_MAX_US:  # a reader let one through: refuse it all
+            raise StoreError(
+                f"flow times outside 1970-01-01..2261-12-31 (µs {lo}..{hi}): not stored",
+                hint="a reader must skip such records; please report the input",
+            )
         self.first_us = lo if self.first_us is None else min(self.first_us, lo)
         self.last_us = hi if self.last_us is None else max(self.last_us, hi)
         days = first // 86_400_000_000  # the date partition of each flow: its first_seen's
@@ -235,21 +240,27 @@ class StoreWriter:
             with lock:
                 if (store.manifest_dir / f"{record.sha256}.json").exists():
                     return False
-                files = []
-                for tmp, day in self._written:
-                    part = store.root / "flows" / f"date={day}"
-                    part.mkdir(parents=True, exist_ok=True)
-                    name = f"{record.sha256[:16]}-{self.run}-{tmp.stem}.parquet"
-                    os.replace(tmp, part / name)
-                    files.append(f"flows/date={day}/{name}")
-                record.files = files
+                # everything that can fail on the data is done before a file moves
+                moves = [
+                    (tmp, f"flows/date={day}/{record.sha256[:16]}-{self.run}-{tmp.stem}.parquet")
+                    for tmp, day in self._written
+                ]
+                record.files = [dest for _, dest in moves]
                 record.flows = self.rows
                 record.first_seen = iso_us(self.first_us)
                 record.last_seen = iso_us(self.last_us)
-                atomic_write_text(
-                    store.manifest_dir / f"{record.sha256}.json",
-                    json.dumps(asdict(record), indent=2, sort_keys=True) + "\n",
-                )
+                manifest = json.dumps(asdict(record), indent=2, sort_keys=True) + "\n"
+                moved: list[Path] = []
+                try:
+                    for tmp, dest in moves:
+                        (store.root / dest).parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(tmp, store.root / dest)
+                        moved.append(store.root / dest)
+                    atomic_write_text(store.manifest_dir / f"{record.sha256}.json", manifest)
+                except BaseException:
+                    for done in moved:  # no flow file without its manifest
+                        done.unlink(missing_ok=True)
+                    raise
                 return True
         finally:
             self.abort()

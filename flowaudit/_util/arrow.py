@@ -197,17 +197,23 @@ def bools(mask: npt.NDArray[np.bool_]) -> pa.Array:
 
 def int_values(col: pa.Array | pa.ChunkedArray, fill: int = 0) -> npt.NDArray[np.int64]:
     """An integer or timestamp column as int64 numpy values, nulls → ``fill`` (instead of
-    ``fill_null(...).to_numpy()``, whose Python scalar imports pandas)."""
+    ``fill_null(...).to_numpy()``, whose Python scalar imports pandas). uint64 values
+    beyond int64 (a corrupt or wrapped counter) saturate at the int64 maximum."""
     if len(col) == 0:
         return np.zeros(0, np.int64)
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    if not pa.types.is_int64(arr.type):
+    wide = pa.types.is_uint64(arr.type)
+    if not pa.types.is_int64(arr.type) and not wide:
         arr = arr.cast(pa.int64())
     n, off = len(arr), arr.offset
     if n == 0:
         return np.zeros(0, np.int64)
     validity, data = arr.buffers()[:2]
-    out = np.frombuffer(data, dtype=np.int64, count=off + n)[off:].copy()
+    if wide:
+        raw = np.frombuffer(data, dtype=np.uint64, count=off + n)[off:]
+        out = np.minimum(raw, np.uint64(np.iinfo(np.int64).max)).astype(np.int64)
+    else:
+        out = np.frombuffer(data, dtype=np.int64, count=off + n)[off:].copy()
     if arr.null_count:
         bits = np.frombuffer(validity, dtype=np.uint8)
         valid = np.unpackbits(bits, count=off + n, bitorder="little")[off:].astype(np.bool_)

@@ -5,6 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+#: the times a flow may have, as µs since the epoch: 1970-01-01 up to (not including)
+#: 2262-01-01, so every stored time converts to Python, Parquet and pandas (ns) alike; a
+#: record outside is skipped by its reader and counted, never stored
+TIME_MIN_US = 0
+TIME_MAX_US = 9_214_646_400_000_000
 _US = dt.timedelta(microseconds=1)
 
 
@@ -38,4 +43,4 @@ def iso_us(us: int | None) -> str | None:
     return iso(EPOCH + dt.timedelta(microseconds=us))
 
 
-__all__ = ["EPOCH", "as_utc", "iso", "iso_us", "to_us"]
+__all__ = ["EPOCH", "TIME_MAX_US", "TIME_MIN_US", "as_utc", "iso", "iso_us", "to_us"]

@@ -41,6 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowaudit._util import arrow as _arrow
+from flowaudit._util.time import TIME_MAX_US, TIME_MIN_US
 from flowaudit.flows.community_id import community_ids
 from flowaudit.kernels.icmp import ICMP4_PAIR_TABLE, ICMP6_PAIR_TABLE, PORT_PROTOCOLS
 from flowaudit.schema import FLOW_SCHEMA, TS, validate_flows
@@ -175,15 +176,6 @@ def _np(v: Any, n: int, dtype: Any, default: Any = 0) -> npt.NDArray[Any]:
     return a.astype(dtype)
 
 
-def _ts(v: Any, n: int) -> pa.Array:
-    """Timestamps: Arrow timestamp arrays pass through; numbers are µs since the epoch."""
-    if isinstance(v, pa.ChunkedArray):
-        v = v.combine_chunks()
-    if isinstance(v, pa.Array) and pa.types.is_timestamp(v.type):
-        return v.cast(TS)
-    return _arrow.ints(TS, _np(v, n, np.int64))
-
-
 def _strings(v: Any, n: int, default: str | None) -> pa.Array:
     if v is None and default is None:
         return pa.nulls(n, pa.string())
@@ -253,7 +245,13 @@ def add_flow_ids(table: pa.Table) -> pa.Table:
     return table
 
 
-def flow_table(cols: Mapping[str, Any], *, source_kind: str, flow_ids: bool = True) -> pa.Table:
+def flow_table(
+    cols: Mapping[str, Any],
+    *,
+    source_kind: str,
+    flow_ids: bool = True,
+    stats: RecordStats | None = None,
+) -> pa.Table:
     """Columns → a FLOW_SCHEMA table (validated with ``validate_flows``).
 
     Addresses: either ``src_ip``/``dst_ip`` text (parsed; rows with unparsable addresses
@@ -267,7 +265,10 @@ def flow_table(cols: Mapping[str, Any], *, source_kind: str, flow_ids: bool = Tr
     by ``state_from_flags``, ``direction`` is required (a string or per-row values).
     ``flow_ids=False`` leaves ``flow_id``, ``src_ip`` and ``dst_ip`` empty, for readers
     that pair records first and then call ``add_flow_ids`` on fewer rows (SHA-1 and
-    address text are the costliest columns).
+    address text are the costliest columns). With ``stats``, rows whose times fall outside
+    ``_util.time.TIME_MIN_US``..``TIME_MAX_US`` (a corrupt export time, an uptime that
+    wrapped) are dropped, and counted as ``records_time_out_of_range`` in ``stats``:
+    nothing unstorable reaches the store.
     """
     if "src_hi" in cols:
         n = len(cols["src_hi"])
@@ -298,6 +299,9 @@ def flow_table(cols: Mapping[str, Any], *, source_kind: str, flow_ids: bool = Tr
     fl_s = _np(cols.get("tcp_flags_src"), n, np.uint8)
     fl_d = _np(cols.get("tcp_flags_dst"), n, np.uint8)
     state = cols.get("state")
+    first_us, first_ok = _us(cols["first_seen"], n)
+    last_us, last_ok = _us(cols["last_seen"], n)
+    storable = first_ok & last_ok
     out: dict[str, Any] = {
         "flow_id": (
             community_ids(ipv, shi, slo, dhi, dlo, proto, sp_u, dp_u)
@@ -315,8 +319,8 @@ def flow_table(cols: Mapping[str, Any], *, source_kind: str, flow_ids: bool = Tr
         "protocol": _arrow.ints(pa.uint8(), proto),
         "src_port": _arrow.ints(pa.uint16(), sp_u, null=port_null),
         "dst_port": _arrow.ints(pa.uint16(), dp_u, null=port_null),
-        "first_seen": _ts(cols["first_seen"], n),
-        "last_seen": _ts(cols["last_seen"], n),
+        "first_seen": _arrow.ints(TS, np.where(storable, first_us, 0)),
+        "last_seen": _arrow.ints(TS, np.where(storable, last_us, 0)),
         "src_packets": _arrow.ints(pa.uint64(), pk_s),
         "src_bytes": _arrow.ints(pa.uint64(), _np(cols.get("src_bytes"), n, np.uint64)),
         "dst_packets": _arrow.ints(pa.uint64(), pk_d),
@@ -338,7 +342,32 @@ def flow_table(cols: Mapping[str, Any], *, source_kind: str, flow_ids: bool = Tr
     if cols.get("observation_domain") is not None:
         out["observation_domain"] = _nullable_int(cols["observation_domain"], n, pa.uint32())
     arrays = [out[f.name] if f.name in out else pa.nulls(n, f.type) for f in FLOW_SCHEMA]
-    return validate_flows(pa.Table.from_arrays(arrays, schema=FLOW_SCHEMA))
+    table = validate_flows(pa.Table.from_arrays(arrays, schema=FLOW_SCHEMA))
+    bad = n - int(storable.sum())
+    if not bad:
+        return table
+    if stats is not None:
+        stats.skipped += bad
+        stats.count("records_time_out_of_range", bad)
+    return table.filter(_arrow.bools(storable))
+
+
+def _us(v: Any, n: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """Times (Arrow timestamps, or numbers of µs since the epoch of any integer type) as
+    int64 µs, and whether each is storable (``TIME_MIN_US`` <= t < ``TIME_MAX_US``)."""
+    if isinstance(v, pa.ChunkedArray):
+        v = v.combine_chunks()
+    if isinstance(v, pa.Array) and pa.types.is_timestamp(v.type):
+        us = _arrow.int_values(v.cast(TS), TIME_MIN_US - 1)
+        return us, (us >= TIME_MIN_US) & (us < TIME_MAX_US)
+    a = np.asarray(v) if not isinstance(v, pa.Array) else _np(v, n, np.int64)
+    if a.ndim == 0 or a.dtype == object:
+        a = _np(v, n, np.int64)
+    if a.dtype.kind == "u":  # an unsigned value beyond int64 wraps negative: keep it out
+        ok = a < np.uint64(TIME_MAX_US)
+        return np.where(ok, a, 0).astype(np.int64), ok & (a >= TIME_MIN_US)
+    us = a.astype(np.int64)
+    return us, (us >= TIME_MIN_US) & (us < TIME_MAX_US)
 
 
 __all__ = [

@@ -379,7 +379,7 @@ def _to_flows(
         "exporter": pa.array(exporter, pa.string()),
         "observation_domain": domain,
     }
-    return flow_table(cols, source_kind="nfcapd")
+    return flow_table(cols, source_kind="nfcapd", stats=stats)
 
 
 def _code(parts: pa.Array) -> Any:

@@ -23,6 +23,10 @@ from flowaudit.packets.detect import PCAP_MAGICS, PCAPNG_MAGIC, open_stream
 from flowaudit.packets.linklayer import ip_offset
 
 IPV6_EXT = (0, 43, 60)  # hop-by-hop, routing, destination options
+#: libpcap's rule: a pcap record longer than max(snaplen, 262144) bytes is corrupt
+MAX_SNAPLEN = 262144
+#: a pcapng block longer than this is corrupt (libpcap's largest block, 16 MiB)
+MAX_BLOCK = 16 << 20
 
 
 def _bump(counts: dict[str, int], key: str) -> None:
@@ -89,7 +93,9 @@ def _pcap(
     if len(hdr) < 24:
         raise CaptureError(f"{path}: pcap header cut short at byte {len(hdr)}")
     e = ">" if big else "<"
-    link = struct.unpack(e + "I", hdr[20:24])[0] & 0x0FFFFFFF
+    snaplen, link = struct.unpack(e + "II", hdr[16:24])
+    link &= 0x0FFFFFFF
+    max_incl = max(snaplen, MAX_SNAPLEN)
     rec = struct.Struct(e + "IIII")
     off = 24
     while True:
@@ -100,6 +106,9 @@ def _pcap(
             counts["cut_short_at"] = off
             return
         _, _, incl, _orig = rec.unpack(rh)
+        if incl > max_incl:  # checked before anything is allocated for it
+            counts["corrupt_at"] = off
+            return
         frame = _read(f, incl, path, off + 16)
         if len(frame) < incl:
             counts["cut_short_at"] = off
@@ -125,14 +134,19 @@ def _pcapng(f: IO[bytes], path: Path, counts: dict[str, int]) -> Iterator[tuple[
             bom = _read(f, 4, path, off + 8)
             e = "<" if bom == b"\x4d\x3c\x2b\x1a" else ">"
             btype, blen = struct.unpack(e + "II", bh)
+            if blen < 28 or blen % 4 or blen > MAX_BLOCK:
+                raise CaptureError(
+                    f"{path}: pcapng section header length {blen} invalid at byte {off}"
+                )
             body = bom + _read(f, blen - 12, path, off + 12)
             links = []
         else:
             if first:
                 raise CaptureError(f"{path}: pcapng without a section header at byte 0")
             btype, blen = struct.unpack(e + "II", bh)
-            if blen < 12 or blen % 4:
-                raise CaptureError(f"{path}: pcapng block length {blen} invalid at byte {off}")
+            if blen < 12 or blen % 4 or blen > MAX_BLOCK:
+                counts["corrupt_at"] = off  # checked before anything is allocated for it
+                return
             body = _read(f, blen - 8, path, off + 8)
         first = False
         if len(body) < blen - 8:

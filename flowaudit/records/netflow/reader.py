@@ -38,6 +38,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from flowaudit._util.arrow import pick
+from flowaudit._util.time import TIME_MAX_US
 from flowaudit.errors import CaptureError
 from flowaudit.packets.detect import open_stream, sniff_format
 from flowaudit.records.common import (
@@ -73,6 +74,14 @@ def _uptime_to_us(secs: I64, nsecs: I64, uptime: I64, t: U64) -> I64:
     return secs * 1_000_000 + nsecs // 1000 - back * 1000
 
 
+def _scaled_us(v: Any, factor: int) -> I64:
+    """Unsigned ms/s counts → µs; a value whose µs would not fit (a corrupt or wrapped
+    field) becomes ``TIME_MAX_US``, which ``flow_table`` drops and counts."""
+    u = np.asarray(v).astype(np.uint64)
+    fits = u <= np.uint64(TIME_MAX_US // factor)
+    return np.where(fits, u.astype(np.int64) * factor, TIME_MAX_US)
+
+
 def _ntp_us(v: U64) -> I64:
     secs = (v >> np.uint64(32)).astype(np.int64) - NTP_UNIX
     frac = (v & np.uint64(0xFFFFFFFF)).astype(np.float64)
@@ -93,9 +102,9 @@ def _times(d: Decoder, b: Batch, c: dict[tuple[int, int], Any], ctx: I64) -> tup
     for ids in ((152, 150, 154, 156, 158, 22), (153, 151, 155, 157, 159, 21)):
         ms, s, us, ns, delta, up = (c.get((0, i)) for i in ids)
         if ms is not None:
-            out.append(ms.astype(np.int64) * 1000)
+            out.append(_scaled_us(ms, 1000))
         elif s is not None:
-            out.append(s.astype(np.int64) * 1_000_000)
+            out.append(_scaled_us(s, 1_000_000))
         elif us is not None or ns is not None:
             out.append(_ntp_us(np.asarray(us if us is not None else ns, np.uint64)))
         elif delta is not None:
@@ -103,13 +112,17 @@ def _times(d: Decoder, b: Batch, c: dict[tuple[int, int], Any], ctx: I64) -> tup
         elif up is not None and b.version == 9:
             out.append(_uptime_to_us(secs, nsecs, uptime, up))
         elif up is not None:
-            init = c.get((0, 160))
+            init = c.get((0, 160))  # systemInitTimeMilliseconds, in the record or announced
             if init is None:
                 keys = zip(ctx[:, 3].tolist(), ctx[:, 4].tolist(), strict=True)
-                known = [d.init_ms.get(k, -1) for k in keys]
-                init = np.asarray(known, dtype=np.int64)
-            init = init.astype(np.int64)
-            out.append(np.where(init >= 0, (init + up.astype(np.int64)) * 1000, export))
+                announced = np.asarray([d.init_ms.get(k, -1) for k in keys], dtype=np.int64)
+                known = announced >= 0
+                init = np.where(known, announced, 0)
+            else:
+                known = np.ones(len(init), dtype=np.bool_)
+            # capped first, so the sum cannot wrap back into the storable range
+            base = np.minimum(np.asarray(init).astype(np.uint64), np.uint64(TIME_MAX_US // 1000))
+            out.append(np.where(known, _scaled_us(base + up.astype(np.uint64), 1000), export))
         else:
             out.append(export)
     return out[0], out[1]
@@ -152,6 +165,10 @@ def _columns(d: Decoder, b: Batch) -> pa.Table | None:
     else:
         c = decode(b.template, buf, n)
         v4s, v4d, v6s, v6d = c.get((0, 8)), c.get((0, 12)), c.get((0, 27)), c.get((0, 28))
+        # a template may declare an address element with the wrong length: such an
+        # address is not one (4 bytes decode to one column, 16 bytes to two halves)
+        v4s, v4d = (a if a is not None and a.ndim == 1 else None for a in (v4s, v4d))
+        v6s, v6d = (a if a is not None and a.ndim == 2 else None for a in (v6s, v6d))
         if v4s is not None and v4d is not None:
             ipv = np.full(n, 4, np.int8)
             shi, slo = ipv4_to_halves(v4s)
@@ -213,7 +230,7 @@ def _columns(d: Decoder, b: Batch) -> pa.Table | None:
     )  # fmt: skip
     d.stats.records += n
     d.stats.count(f"records_{KIND[b.version]}", n)
-    return flow_table(cols, source_kind=KIND[b.version], flow_ids=False)
+    return flow_table(cols, source_kind=KIND[b.version], flow_ids=False, stats=d.stats)
 
 
 def _raw_datagrams(path: Path, stats: RecordStats) -> Iterator[tuple[str, bytes, int]]:
@@ -304,6 +321,8 @@ def iter_netflow_tables(
     for k, v in counts.items():
         if k == "cut_short_at":
             stats.warn(f"{p}: byte {v}: capture cut short; the rest is missing")
+        elif k == "corrupt_at":
+            stats.warn(f"{p}: byte {v}: corrupt record length; the rest of the capture is skipped")
         else:
             stats.count(k, v)
 
