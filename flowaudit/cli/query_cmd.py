@@ -29,7 +29,10 @@ def query(
     from flowaudit.report.tables import format_table
 
     with handle_errors():
-        table = api.query(sql, store=store_dir, rules=rules_path, groups=groups)
+        store = api.open_store(store_dir)
+        table = api.query(sql, store=store, rules=rules_path, groups=groups)
+        for w in store.warnings:
+            click.echo(f"flowaudit: warning: {w}", err=True)
         click.echo(format_table(table, fmt), nl=False)
 
 
