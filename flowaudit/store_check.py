@@ -195,6 +195,8 @@ def _named_anyway(root: Path, p: Path) -> Iterable[Path]:
     """The files an invalid manifest seems to name (so a repair never removes them)."""
     try:
         files = json.loads(p.read_text(encoding="utf-8")).get("files", [])
+        if not isinstance(files, list):
+            return []
         return [(root / f).resolve() for f in files if isinstance(f, str)]
     except (OSError, ValueError, AttributeError, TypeError):
         return []
