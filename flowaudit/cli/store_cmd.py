@@ -58,6 +58,12 @@ def check(store_dir: str, repair: bool, verify_digests: bool) -> None:
         fixable = sum(p.fix is not None for p in left)
         hint = f" ({fixable} removable with --repair)" if fixable else ""
         click.echo(summary + f"{len(left)} problem(s){hint}")
+        if any(p.fix is None for p in left):
+            click.echo(
+                "hint: --repair never edits a manifest nor removes a file one names; move a bad "
+                "manifest/<sha256>.json away and ingest its capture again to rebuild it",
+                err=True,
+            )
         sys.exit(1)
 
 

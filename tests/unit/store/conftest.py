@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 from testpaths import APPROVED, MIXED
 
 from flowaudit import api
-from flowaudit._util.files import sha256_file
 
 
 @pytest.fixture(scope="session")
@@ -27,18 +24,3 @@ def store(pristine: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "s"
     shutil.copytree(pristine, dst)
     return dst
-
-
-def manifest(store: Path, capture: Path) -> Path:
-    return store / "manifest" / f"{sha256_file(capture)}.json"
-
-
-def load(store: Path, capture: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(manifest(store, capture).read_text())
-    return data
-
-
-def save(store: Path, capture: Path, data: dict[str, Any]) -> Path:
-    p = manifest(store, capture)
-    p.write_text(json.dumps(data, indent=2))
-    return p

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from testpaths import APPROVED, MIXED, REPO
+from storetools import killed_ingest
+from testpaths import APPROVED, MIXED
 
 import flowaudit.store_check as sc
 from flowaudit import api
@@ -22,37 +22,6 @@ from flowaudit.errors import StoreError
 from flowaudit.store import FlowStore
 
 COUNT = "SELECT count(*) AS n FROM flows"
-
-KILLED = """
-import os, signal, sys
-import flowaudit.store as store
-from flowaudit import api
-
-def die(*args, **kwargs):
-    os.kill(os.getpid(), signal.SIGKILL)
-
-class Die:  # the writer's lock: reached once every flow file is written under .tmp/<run>
-    def __init__(self, path):
-        pass
-
-    __enter__ = __exit__ = die
-
-
-if sys.argv[3] == "before-commit":
-    store.Lock = Die
-else:  # inside the commit: flow files renamed into flows/, manifest not yet written
-    store.atomic_write_text = die
-api.ingest(sys.argv[1], sys.argv[2])
-"""
-
-
-def killed_ingest(capture: Path, store: Path, where: str) -> int:
-    """Ingest in a child process that is SIGKILLed at ``where``; returns its pid."""
-    path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
-    env = {**os.environ, "PYTHONPATH": path}
-    p = subprocess.Popen([sys.executable, "-c", KILLED, str(capture), str(store), where], env=env)
-    assert p.wait(timeout=120) == -signal.SIGKILL
-    return p.pid
 
 
 def lock_of(store: Path, capture: Path) -> Path:

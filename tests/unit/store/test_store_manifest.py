@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from conftest import load, manifest, save
+from storetools import load, manifest, save
 from testpaths import ADMIN, ADMIN_OPT, APPROVED, MIXED
 
 from flowaudit import api
