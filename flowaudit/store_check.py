@@ -118,7 +118,7 @@ def parse_manifest(path: Path) -> dict[str, Any]:
             )
     if data["sha256"] != path.stem:
         raise StoreError(
-            f"{path}: manifest of sha256 {data['sha256']} under another name", CHECK_HINT
+            f"{path}: manifest of sha256 {data['sha256']}, named for another", CHECK_HINT
         )
     return data
 
@@ -259,12 +259,21 @@ def _start_wall(ticks: int) -> float | None:
 
 def dead_owner(path: Path, now: float | None = None) -> str | None:
     """Why the owner recorded in ``path`` is dead (None: alive, or too young to judge)."""
+    return judge_owner(path, now)[0]
+
+
+def judge_owner(path: Path, now: float | None = None) -> tuple[str | None, tuple[int, int]]:
+    """(why the owner recorded in ``path`` is dead or None, (inode, mtime) of the file judged:
+    ``take_stale`` removes exactly that file, never a fresh one that replaced it)."""
     try:
-        text, mtime = path.read_text(encoding="utf-8", errors="replace"), path.stat().st_mtime
-    except FileNotFoundError:
-        return None  # released meanwhile
-    except OSError as e:
-        return f"unreadable ({e.strerror})"
+        st = path.stat()
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None, (0, 0)  # released meanwhile, or not ours to judge
+    return _verdict(text, st.st_mtime, now), (st.st_ino, st.st_mtime_ns)
+
+
+def _verdict(text: str, mtime: float, now: float | None) -> str | None:
     info: Any = None
     try:
         info = json.loads(text)
@@ -301,17 +310,17 @@ def dead_owner(path: Path, now: float | None = None) -> str | None:
     return None
 
 
-def take_stale(path: Path, reason: str) -> bool:
-    """Remove the dead owner's file at ``path``; False when another process got there first
-    (it is renamed aside and checked, so a fresh file that replaced it is put back)."""
+def take_stale(path: Path, judged: tuple[int, int]) -> bool:
+    """Remove the dead owner's file at ``path``, the very file judged (inode, mtime); False
+    when another process got there first (the file is renamed aside and compared, and a
+    fresh one that had replaced it is put back)."""
+    aside = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.stale")
     try:
-        before = path.stat()
-        aside = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.stale")
         os.rename(path, aside)
     except FileNotFoundError:
         return False
     after = aside.stat()
-    if (after.st_ino, after.st_mtime_ns) != (before.st_ino, before.st_mtime_ns):
+    if (after.st_ino, after.st_mtime_ns) != judged:
         try:  # not the file judged dead: a fresh owner's; give it back
             os.link(aside, path)
         except OSError:
@@ -336,9 +345,9 @@ class Lock:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                reason = dead_owner(self.path)
+                reason, judged = judge_owner(self.path)
                 if reason is not None:
-                    if take_stale(self.path, reason):
+                    if take_stale(self.path, judged):
                         self.warnings.append(f"{self.path}: took over a stale lock ({reason})")
                     continue
                 if time.monotonic() > deadline:
@@ -412,13 +421,13 @@ def check_store(root: Path, *, repair: bool = False, verify_digests: bool = Fals
     live: set[str] = set()
     locks = root / ".locks"
     for lock in sorted(locks.glob("*.lock")) if locks.is_dir() else []:
-        reason = dead_owner(lock)
+        reason, judged = judge_owner(lock)
         if reason is None:
             live.add(lock.stem[:16])
             res.notes.append(f"{rel(str(lock))}: held by a running ingest")
         else:
             res.problems.append(
-                Problem(f"{rel(str(lock))}: stale lock ({reason})", _unlink_stale(lock, reason))
+                Problem(f"{rel(str(lock))}: stale lock ({reason})", _unlink_stale(lock, judged))
             )
     tmp = root / ".tmp"
     for run in sorted(tmp.iterdir()) if tmp.is_dir() else []:
@@ -470,6 +479,8 @@ def check_store(root: Path, *, repair: bool = False, verify_digests: bool = Fals
             res.problems.append(
                 Problem(f"{where}: no readable manifest names it (kept: {bad} cannot be read)")
             )
+        elif f.suffix != ".parquet":
+            res.problems.append(Problem(f"{where}: not a flow file (no manifest names it)"))
         else:
             res.problems.append(
                 Problem(
@@ -531,8 +542,8 @@ def _dead_run(run: Path) -> str | None:
     return f"no owner recorded, untouched for {age:.0f} s" if age > STALE_UNOWNED_S else None
 
 
-def _unlink_stale(lock: Path, reason: str) -> Any:
-    return lambda: take_stale(lock, reason)
+def _unlink_stale(lock: Path, judged: tuple[int, int]) -> Any:
+    return lambda: take_stale(lock, judged)
 
 
 def _remover(path: Path, prune: Path | None = None) -> Any:

@@ -201,6 +201,16 @@ def test_verify_digests(store: Path, tmp_path: Path) -> None:
     assert note in r.stdout
 
 
+def test_a_stray_file_is_reported_not_removed(store: Path) -> None:
+    stray = store / "flows" / "date=2026-11-20" / "notes.txt"
+    stray.write_text("mine")
+    r = check(store, "--repair")
+    assert r.exit_code == 1 and stray.exists()
+    assert problems(r.stdout) == [
+        "flows/date=2026-11-20/notes.txt: not a flow file (no manifest names it)"
+    ]
+
+
 def test_an_unreadable_manifest_protects_its_files(store: Path) -> None:
     p = manifest(store, APPROVED)
     (own,) = load(store, APPROVED)["files"]

@@ -81,6 +81,11 @@ def test_missing_key_and_bad_json(store: Path) -> None:
     p.write_text("[1, 2]")
     r = run("audit", "--store", str(store), *ADMIN_OPT)
     assert r.exit_code == 2 and f"{p}: manifest is a list ([1, 2]), not an object" in r.stderr
+    data["flows"] = 85
+    data["sha256"] = "0" * 64
+    p.write_text(json.dumps(data))
+    r = run("audit", "--store", str(store), *ADMIN_OPT)
+    assert r.exit_code == 2 and f"{p}: manifest of sha256 {'0' * 64}, named for another" in r.stderr
     p.write_text('{"sha256": ')
     r = run("audit", "--store", str(store), *ADMIN_OPT)
     assert r.exit_code == 2 and f"{p}: manifest is not valid JSON" in r.stderr
