@@ -287,6 +287,8 @@ def _verdict(text: str, mtime: float, now: float | None) -> str | None:
         what = "empty" if not text.strip() else "unreadable"
         return f"{what}, {age:.0f} s old" if age > STALE_UNOWNED_S else None
     assert isinstance(info, dict)
+    if isinstance(info.get("host"), str) and info["host"] != os.uname()[1]:
+        return None  # a store shared between machines: another host's pids are not ours to judge
     here = boot_id()
     if isinstance(info.get("boot_id"), str) and here and info["boot_id"] != here:
         return f"written by pid {pid} before the machine restarted (boot id {info['boot_id']})"
@@ -337,6 +339,7 @@ class Lock:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.warnings: list[str] = []
+        self._ino = -1
 
     def __enter__(self) -> Lock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -361,10 +364,16 @@ class Lock:
                 continue
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(json.dumps(owner_identity()))
+                f.flush()
+                self._ino = os.fstat(f.fileno()).st_ino
             return self
 
     def __exit__(self, *exc: object) -> None:
-        self.path.unlink(missing_ok=True)
+        try:  # ours still (never another process's lock that replaced it)
+            if self.path.stat().st_ino == self._ino:
+                self.path.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def _holder(path: Path) -> str:
@@ -372,8 +381,12 @@ def _holder(path: Path) -> str:
         info = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return "a process that has not written its pid yet"
-    pid = info.get("pid") if isinstance(info, dict) else info
-    return f"pid {pid} (alive)"
+    if not isinstance(info, dict):
+        return f"pid {info} (alive)"
+    host = info.get("host")
+    if isinstance(host, str) and host != os.uname()[1]:
+        return f"pid {info.get('pid')} on host {host} (not judged from this host)"
+    return f"pid {info.get('pid')} (alive)"
 
 
 # ------------------------------------------------------------------ the full check

@@ -122,7 +122,7 @@ def test_dead_pid_lock_is_taken_over(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("content", ["live", ""])
+@pytest.mark.parametrize("content", ["live", "", "other host"])
 def test_a_held_lock_names_its_holder_and_how_to_clear_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str
 ) -> None:
@@ -130,8 +130,15 @@ def test_a_held_lock_names_its_holder_and_how_to_clear_it(
     store = tmp_path / "s"
     lock = lock_of(store, APPROVED)
     lock.parent.mkdir(parents=True)
-    lock.write_text(json.dumps(sc.owner_identity()) if content else "")
-    holder = f"pid {os.getpid()} (alive)" if content else "a process that has not written its pid"
+    me = sc.owner_identity()
+    if content == "other host":  # a store shared between machines: its pids are not ours
+        me |= {"host": "elsewhere", "boot_id": "another", "pid": 999_999_999}
+    lock.write_text(json.dumps(me) if content else "")
+    holder = {
+        "live": f"pid {os.getpid()} (alive)",
+        "": "a process that has not written its pid",
+        "other host": "pid 999999999 on host elsewhere (not judged from this host)",
+    }[content]
     with pytest.raises(StoreError) as e:
         api.ingest(APPROVED, store)
     assert str(e.value).startswith(f"{lock}: held for more than 0 s by {holder}")
