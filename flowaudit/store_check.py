@@ -154,7 +154,7 @@ def read_manifests(root: Path) -> Manifests:
     for p, data in out.entries:
         seen: set[Path] = set()
         for f in data.get("files", []):
-            real = (root / f).resolve()
+            real = _real(root, f)
             out.named.add(real)
             if real in seen:
                 out.warnings.append(f"{p}: lists {f} twice (read once); {CHECK_HINT}")
@@ -183,12 +183,20 @@ def read_manifests(root: Path) -> Manifests:
         files: list[str] = []
         pending = keep[p]
         for f in data.get("files", []):
-            real = (root / f).resolve()
+            real = _real(root, f)
             if real in pending:  # each kept file once, in the manifest's order
                 files.append(f)
                 pending.discard(real)
         data["files"] = files
     return out
+
+
+def _real(root: Path, name: str) -> Path:
+    """Where a manifest entry points (a path that cannot be resolved points nowhere)."""
+    try:
+        return (root / name).resolve()
+    except (OSError, ValueError, RuntimeError):  # NUL byte, symlink loop
+        return Path("/(unresolvable)") / name.replace("\0", "\\0").lstrip("/")
 
 
 def _named_anyway(root: Path, p: Path) -> Iterable[Path]:
@@ -197,7 +205,7 @@ def _named_anyway(root: Path, p: Path) -> Iterable[Path]:
         files = json.loads(p.read_text(encoding="utf-8")).get("files", [])
         if not isinstance(files, list):
             return []
-        return [(root / f).resolve() for f in files if isinstance(f, str)]
+        return [_real(root, f) for f in files if isinstance(f, str)]
     except (OSError, ValueError, AttributeError, TypeError):
         return []
 

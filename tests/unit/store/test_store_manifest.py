@@ -111,7 +111,9 @@ def _warned(stderr: str, p: Path, what: str) -> bool:
     )
 
 
-@pytest.mark.parametrize("kind", ["twice", "directory", "other capture's file", "outside"])
+@pytest.mark.parametrize(
+    "kind", ["twice", "directory", "other capture's file", "outside", "unresolvable"]
+)
 def test_a_flow_file_is_never_counted_twice(store: Path, kind: str) -> None:
     mine = load(store, APPROVED)
     (own,) = mine["files"]
@@ -121,6 +123,7 @@ def test_a_flow_file_is_never_counted_twice(store: Path, kind: str) -> None:
         "directory": (str(Path(own).parent), f"names {Path(own).parent}, not a flow file"),
         "other capture's file": (other, f"names {other}, a file of {manifest(store, MIXED).name}"),
         "outside": ("../x.parquet", "names ../x.parquet, outside the store's flows/"),
+        "unresolvable": ("flows/a\0b", "names flows/a\0b, outside the store's flows/"),
     }[kind]  # fmt: skip
     if kind == "outside":
         (store.parent / "x.parquet").write_bytes((store / own).read_bytes())
