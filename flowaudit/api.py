@@ -17,6 +17,7 @@ from flowaudit.errors import UsageError
 from flowaudit.evidence.write import write_evidence as evidence
 from flowaudit.ingest import IngestResult, Progress
 from flowaudit.store import DEFAULT_STORE, FlowStore
+from flowaudit.store_check import StoreCheck
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -177,13 +178,32 @@ def describe(
         eng.close()
 
 
+def check_store(
+    store: str | os.PathLike[str] | FlowStore = DEFAULT_STORE,
+    *,
+    repair: bool = False,
+    verify_digests: bool = False,
+) -> StoreCheck:
+    """Check the store: manifests valid, the files they name present, inside the store,
+    listed once and of the flow schema (``verify_digests``: the captures still at their
+    recorded paths hash to their manifest keys); orphan flow files, dead ``.tmp`` runs
+    and stale locks. ``repair`` removes those three (never a file a manifest names)."""
+    from flowaudit.store_check import check_store as _check
+
+    st = _as_store(store)
+    st.check_readable()
+    return _check(st.root, repair=repair, verify_digests=verify_digests)
+
+
 def _as_store(store: str | os.PathLike[str] | FlowStore) -> FlowStore:
     return store if isinstance(store, FlowStore) else FlowStore(store)
 
 
 __all__ = [
     "IngestResult",
+    "StoreCheck",
     "audit",
+    "check_store",
     "describe",
     "evidence",
     "query",

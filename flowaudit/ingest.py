@@ -212,6 +212,7 @@ def _ingest(
         )
         result.flows = writer.rows
         result.already_ingested = not writer.commit(record)
+        result.warnings.extend(writer.warnings)
     except BaseException:
         writer.abort()
         raise
@@ -308,7 +309,7 @@ def _ingest_one(
     result.packets = stats.records
     result.flows = writer.rows
     result.skipped = stats.skipped
-    result.warnings = warnings
+    result.warnings = [*warnings, *writer.warnings]
     result.seconds = time.perf_counter() - t0
     return result
 

@@ -7,6 +7,10 @@ Layout under the store directory (default ``./flowaudit-data``)::
     .tmp/<run>/                                              an ingest in progress
     .locks/<sha256>.lock                                     held while a capture is committed
 
+Manifests are checked when read (``store_check``): a wrong type, a missing or unknown key
+is a StoreError naming the manifest; a file listed twice, outside ``flows/`` or not a
+regular file is read at most once and named in ``FlowStore.warnings``.
+
 A capture is *in* the store when its manifest file exists; the manifest lists the
 flow files it owns, and readers read exactly those files, so a crashed or
 concurrent ingest can never make half a capture visible. Every file is written
@@ -31,6 +35,15 @@ from typing import Any
 from flowaudit._util.time import TIME_MAX_US, TIME_MIN_US, iso_us
 from flowaudit._util.version import __version__
 from flowaudit.errors import StoreError
+from flowaudit.store_check import (
+    CHECK_HINT,
+    OWNER_FILE,
+    Lock,
+    owner_identity,
+    parquet_problem,
+    parse_manifest,
+    read_manifests,
+)
 
 DEFAULT_STORE = "flowaudit-data"
 FLOW_ROWS_PER_FILE = 250_000  # one row group; a file per chunk keeps writes overlapped
@@ -67,7 +80,10 @@ class FlowStore:
     """A directory of Parquet flows plus a manifest of captures."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
+        if not os.fspath(root):  # Path("") is the current directory: never write there
+            raise StoreError("the flow store path is empty", hint="pass --store DIR")
         self.root = Path(root)
+        self.warnings: list[str] = []  # what the readers found wrong (each once)
 
     # ---------------------------------------------------------------- reading
     @property
@@ -94,39 +110,42 @@ class FlowStore:
             raise StoreError(f"{self.manifest_dir}: permission denied")
 
     def captures(self) -> list[CaptureRecord]:
-        """All committed captures, oldest ingest first."""
-        if not self.manifest_dir.is_dir():
-            return []
-        out = []
-        for p in sorted(self.manifest_dir.glob("*.json")):
-            try:
-                data = json.loads(p.read_text())
-                out.append(CaptureRecord(**data))
-            except (OSError, ValueError, TypeError) as e:
-                raise StoreError(f"{p}: unreadable manifest entry: {e}") from e
-        out.sort(key=lambda r: (r.ingested_at, r.sha256))
-        return out
+        """All committed captures, oldest ingest first; each flow file in one capture only.
+
+        StoreError when a manifest cannot be read honestly; what readers skip is added to
+        ``warnings``."""
+        found = read_manifests(self.root)
+        if found.errors:
+            raise found.errors[0]
+        self.warnings.extend(w for w in found.warnings if w not in self.warnings)
+        return [CaptureRecord(**data) for _, data in found.entries]
 
     def get(self, sha256: str) -> CaptureRecord | None:
         p = self.manifest_dir / f"{sha256}.json"
         if not p.exists():
             return None
-        return CaptureRecord(**json.loads(p.read_text()))
+        return CaptureRecord(**parse_manifest(p))
 
     def flow_files(self, capture_ids: Iterable[str] | None = None) -> list[Path]:
-        """The Parquet files of the given captures (default: all), as absolute paths."""
+        """The Parquet files of the given captures (default: all), as absolute paths;
+        StoreError when one is missing or not of the flow schema."""
         wanted = set(capture_ids) if capture_ids is not None else None
-        files: list[Path] = []
+        files: list[tuple[Path, str]] = []  # (file, its manifest's name)
         for rec in self.captures():
             if wanted is None or rec.sha256 in wanted:
-                files.extend(self.root / f for f in rec.files)
-        missing = [f for f in files if not f.exists()]
+                files.extend((self.root / f, f"{rec.sha256}.json") for f in rec.files)
+        missing = [f for f, _ in files if not f.exists()]
         if missing:
             raise StoreError(
                 f"{self.root}: {len(missing)} flow file(s) listed in the manifest are missing, "
-                f"e.g. {missing[0]}"
+                f"e.g. {missing[0]}",
+                hint=CHECK_HINT,
             )
-        return files
+        for f, manifest in files:
+            why, _ = parquet_problem(f)
+            if why is not None:
+                raise StoreError(f"{f}: {why} (named by manifest/{manifest})", hint=CHECK_HINT)
+        return [f for f, _ in files]
 
     # ---------------------------------------------------------------- writing
     def begin(self, capture_id: Callable[[], str] | None = None) -> StoreWriter:
@@ -153,6 +172,9 @@ class StoreWriter:
         self.run = uuid.uuid4().hex[:12]
         self.tmp = store.root / ".tmp" / self.run
         self.tmp.mkdir(parents=True)
+        # who owns this run: `flowaudit store check` removes the run once its owner is dead
+        (self.tmp / OWNER_FILE).write_text(json.dumps(owner_identity()), encoding="utf-8")
+        self.warnings: list[str] = []  # a stale lock taken over at commit
         self._pending: list[Any] = []  # pa.Table
         self._pending_rows = 0
         self._written: list[tuple[Path, str]] = []  # (temp file, date partition)
@@ -235,9 +257,10 @@ class StoreWriter:
         self._spill()
         self._drain()
         store = self.store
-        lock = _Lock(store.root / ".locks" / f"{record.sha256}.lock")
+        lock = Lock(store.root / ".locks" / f"{record.sha256}.lock")
         try:
             with lock:
+                self.warnings.extend(lock.warnings)
                 if (store.manifest_dir / f"{record.sha256}.json").exists():
                     return False
                 # everything that can fail on the data is done before a file moves
@@ -277,50 +300,6 @@ class StoreWriter:
             self.tmp.parent.rmdir()
         except OSError:
             pass
-
-
-class _Lock:
-    """An O_EXCL lock file holding the owner's pid; a dead owner's lock is broken."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> _Lock:
-        import time
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(600):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if not _owner_alive(self.path):
-                    self.path.unlink(missing_ok=True)
-                    continue
-                time.sleep(0.05)
-                continue
-            os.write(fd, str(os.getpid()).encode())
-            os.close(fd)
-            return self
-        raise StoreError(f"{self.path}: lock held for too long by another ingest")
-
-    def __exit__(self, *exc: object) -> None:
-        self.path.unlink(missing_ok=True)
-
-
-def _owner_alive(path: Path) -> bool:
-    try:
-        pid = int(path.read_text() or "0")
-    except (OSError, ValueError):
-        return True  # being written right now
-    if pid <= 0:
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _int64(col: Any) -> Any:

@@ -9,6 +9,7 @@ text of the nearest rule are computed here, on small data, from the matrix model
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import tempfile
@@ -88,7 +89,11 @@ def audit_source(
             }
             for r in records
         )
-        return run_audit(matrix, files, since=since, until=until, captures=inputs), records
+        result = run_audit(matrix, files, since=since, until=until, captures=inputs)
+        if st.warnings:  # what the store's readers skipped (each named, once)
+            warnings = [*result.stats.get("warnings", []), *st.warnings]
+            result = dataclasses.replace(result, stats={**result.stats, "warnings": warnings})
+        return result, records
 
 
 def run_audit(

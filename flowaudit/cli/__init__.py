@@ -36,7 +36,7 @@ def cli() -> None:
 
 def _register() -> None:
     # each sibling module exposes register(group)
-    for name in ("rules_cmd", "ingest_cmd", "audit_cmd", "query_cmd", "evidence_cmd"):
+    for name in ("rules_cmd", "ingest_cmd", "audit_cmd", "query_cmd", "evidence_cmd", "store_cmd"):
         mod = __import__(f"flowaudit.cli.{name}", fromlist=["register"])
         mod.register(cli)
 

@@ -110,14 +110,21 @@ def engine_option(f: F) -> F:
     )(f)
 
 
+def _store_dir(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not value.strip():  # "" would be the current directory
+        raise click.BadParameter("the flow store path is empty", param_hint="--store")
+    return value
+
+
 def store_option(f: F) -> F:
-    """``--store DIR``: the flow store (default ./flowaudit-data)."""
+    """``--store DIR``: the flow store (default ./flowaudit-data); never empty."""
     return click.option(
         "--store",
         "store_dir",
         default="flowaudit-data",
         show_default=True,
         type=click.Path(file_okay=False),
+        callback=_store_dir,
         help="Flow store directory (Hive-partitioned Parquet + manifest).",
     )(f)
 

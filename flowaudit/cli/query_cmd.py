@@ -65,7 +65,10 @@ def query(
             table = api.describe(rules=rules_path, groups=groups)
         else:
             assert sql is not None
-            table = api.query(sql, store=store_dir, rules=rules_path, groups=groups)
+            store = api.open_store(store_dir)
+            table = api.query(sql, store=store, rules=rules_path, groups=groups)
+            for w in store.warnings:
+                click.echo(f"flowaudit: warning: {w}", err=True)
         if output is None:
             click.echo(format_table(table, fmt), nl=False)
         else:

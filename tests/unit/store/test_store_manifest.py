@@ -1,0 +1,197 @@
+"""Manifests are checked when read: a corrupt one is a clear StoreError (exit 2) or a
+warning naming it; a reader never counts a flow file twice or reads one of another schema."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from storetools import load, manifest, save
+from testpaths import ADMIN, ADMIN_OPT, APPROVED, MIXED
+
+from flowaudit import api
+from flowaudit.cli import cli
+from flowaudit.errors import StoreError
+from flowaudit.store import CaptureRecord, FlowStore
+from flowaudit.store_check import MANIFEST_FIELDS, REQUIRED
+
+COUNT = "SELECT count(*) AS n FROM flows"
+
+
+def run(*args: str) -> Any:
+    return CliRunner().invoke(cli, list(args))
+
+
+def readers(store: Path) -> list[list[str]]:
+    return [["audit", "--store", str(store), *ADMIN_OPT], ["query", COUNT, "--store", str(store)]]
+
+
+def test_schema_names_every_field_of_the_record() -> None:
+    fields = [f.name for f in dataclasses.fields(CaptureRecord)]
+    assert list(MANIFEST_FIELDS) == fields
+    no_default = dataclasses.MISSING
+    required = [
+        f.name
+        for f in dataclasses.fields(CaptureRecord)
+        if f.default is no_default and f.default_factory is no_default
+    ]
+    assert list(REQUIRED) == required
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("flows", "125", 'field flows is a string ("125"), expected an integer >= 0'),
+        ("size", True, "field size is a boolean (true), expected an integer >= 0"),
+        ("packets", -3, "field packets is an integer (-3), expected an integer >= 0"),
+        ("files", "flows/x.parquet", "field files is a string"),
+        ("files", [1], "field files is a list ([1]), expected a list of strings"),
+        ("stats", {"frames": "many"}, "field stats is an object"),
+        ("first_seen", 1700000000, "field first_seen is an integer"),
+        ("sha256", "abc", 'field sha256 is a string ("abc"), expected 64 lowercase hex'),
+    ],
+)
+def test_wrong_value_type_is_a_store_error(store: Path, key: str, value: Any, message: str) -> None:
+    data = load(store, APPROVED)
+    data[key] = value
+    p = save(store, APPROVED, data)
+    for args in readers(store):
+        r = run(*args)
+        assert r.exit_code == 2, r.output
+        assert f"{p}: manifest {message}" in r.stderr
+        assert "`flowaudit store check` explains it" in r.stderr
+        assert "internal error" not in r.stderr
+    with pytest.raises(StoreError, match="manifest field"):
+        FlowStore(store).captures()
+
+
+def test_missing_key_and_bad_json(store: Path) -> None:
+    data = load(store, APPROVED)
+    del data["flows"]
+    p = save(store, APPROVED, data)
+    r = run("audit", "--store", str(store), *ADMIN_OPT)
+    assert r.exit_code == 2 and f"{p}: manifest lacks flows" in r.stderr
+    p.write_text("[1, 2]")
+    r = run("audit", "--store", str(store), *ADMIN_OPT)
+    assert r.exit_code == 2 and f"{p}: manifest is a list ([1, 2]), not an object" in r.stderr
+    data["flows"] = 85
+    data["sha256"] = "0" * 64
+    p.write_text(json.dumps(data))
+    r = run("audit", "--store", str(store), *ADMIN_OPT)
+    assert r.exit_code == 2 and f"{p}: manifest of sha256 {'0' * 64}, named for another" in r.stderr
+    p.write_text('{"sha256": ')
+    r = run("audit", "--store", str(store), *ADMIN_OPT)
+    assert r.exit_code == 2 and f"{p}: manifest is not valid JSON" in r.stderr
+
+
+def test_unknown_key_from_a_newer_version_is_named(store: Path) -> None:
+    data = load(store, APPROVED)
+    data |= {"provenance": {"sensor": "tap-3"}, "flowaudit_version": "0.3.0"}
+    p = save(store, APPROVED, data)
+    want = f"{p}: written by flowaudit 0.3.0 (manifest key provenance unknown to 0.1.0)"
+    for args in (["audit", "--store", str(store)], ["ingest", "--store", str(store), str(MIXED)]):
+        r = run(*args)
+        assert r.exit_code == 2, r.output
+        assert want in r.stderr and "internal error" not in r.stderr
+
+
+def _warned(stderr: str, p: Path, what: str) -> bool:
+    return any(
+        line.startswith(f"flowaudit: warning: {p}: ")
+        and what in line
+        and line.endswith("`flowaudit store check` explains it")
+        for line in stderr.splitlines()
+    )
+
+
+@pytest.mark.parametrize(
+    "kind", ["twice", "directory", "other capture's file", "outside", "unresolvable"]
+)
+def test_a_flow_file_is_never_counted_twice(store: Path, kind: str) -> None:
+    mine = load(store, APPROVED)
+    (own,) = mine["files"]
+    (other,) = load(store, MIXED)["files"]
+    extra, what = {
+        "twice": (own, f"lists {own} twice (read once)"),
+        "directory": (str(Path(own).parent), f"names {Path(own).parent}, not a flow file"),
+        "other capture's file": (other, f"names {other}, a file of {manifest(store, MIXED).name}"),
+        "outside": ("../x.parquet", "names ../x.parquet, outside the store's flows/"),
+        "unresolvable": ("flows/a\0b", "names flows/a\0b, outside the store's flows/"),
+    }[kind]  # fmt: skip
+    if kind == "outside":
+        (store.parent / "x.parquet").write_bytes((store / own).read_bytes())
+    mine["files"].append(extra)
+    p = save(store, APPROVED, mine)
+    r = run("query", COUNT, "--store", str(store), "--format", "csv")
+    assert r.exit_code == 0 and r.stdout == "n\n210\n", r.output  # not 295
+    assert _warned(r.stderr, p, what), r.stderr
+    r = run("audit", "--store", str(store), *ADMIN_OPT, "--format", "json")
+    assert r.exit_code == 1 and json.loads(r.stdout)["window"]["flows"] == 210
+    assert _warned(r.stderr, p, what), r.stderr
+    result = api.audit(store=store, groups=ADMIN)
+    assert result.flows == 210 and len(result.stats["warnings"]) == 1
+    st = FlowStore(store)
+    files = {r.sha256: r.files for r in st.captures()}
+    assert files[mine["sha256"]] == [own] and len(st.flow_files()) == 2
+    assert st.warnings == [result.stats["warnings"][0]]
+
+
+def _rewrite(path: Path, table: pa.Table) -> None:
+    os.chmod(path, 0o644)
+    pq.write_table(table, path)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ("extra column", "columns differ from flow schema v1 (missing [], extra ['note'])"),
+        ("other table", "columns differ from flow schema v1 (missing ['flow_id', "),
+        ("other type", "column dst_port is int32, schema v1 has uint16"),
+    ],
+)
+def test_a_parquet_file_of_another_schema_is_a_store_error(
+    store: Path, change: str, message: str
+) -> None:
+    (own,) = load(store, APPROVED)["files"]
+    path = store / own
+    t = pq.read_table(path)
+    if change == "extra column":
+        t = t.append_column("note", pa.array(["x"] * t.num_rows))
+    elif change == "other table":
+        t = pa.table({"ts": pa.array(range(t.num_rows)), "note": pa.array(["x"] * t.num_rows)})
+    else:
+        i = t.schema.get_field_index("dst_port")
+        t = t.set_column(i, pa.field("dst_port", pa.int32()), t.column(i).cast(pa.int32()))
+    _rewrite(path, t)
+    for args in readers(store):
+        r = run(*args)
+        assert r.exit_code == 2, r.output
+        assert f"{path}: {message}" in r.stderr, r.stderr
+        assert f"(named by manifest/{manifest(store, APPROVED).name})" in r.stderr
+        assert "internal error" not in r.stderr
+
+
+def test_an_empty_store_path_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for args in (
+        ["ingest", "--store", "", str(MIXED)],
+        ["audit", "--store", "", str(MIXED)],
+        ["audit", "--store", ""],
+        ["query", COUNT, "--store", ""],
+        ["store", "check", "--store", ""],
+    ):
+        r = run(*args)
+        assert r.exit_code == 2, (args, r.output)
+        assert "the flow store path is empty" in r.stderr
+    with pytest.raises(StoreError, match="the flow store path is empty"):
+        api.ingest(MIXED, "")
+    with pytest.raises(StoreError, match="the flow store path is empty"):
+        FlowStore("")
+    assert list(tmp_path.iterdir()) == []
