@@ -44,6 +44,7 @@ class IngestResult:
     packets: int = 0
     flows: int = 0
     non_ip: int = 0
+    non_ip_detail: str = ""  # the non-IP frames by ethertype ("ARP 20, LLDP 10")
     skipped: int = 0
     seconds: float = 0.0
     already_ingested: bool = False
@@ -54,7 +55,8 @@ class IngestResult:
         name = Path(self.path).name
         if self.already_ingested:
             return f"{name}: already in the store (sha256 {self.sha256[:12]}…), nothing added"
-        non_ip = f"{self.non_ip:,} non-IP, " if self.unit == "packets" else ""
+        detail = f" ({self.non_ip_detail})" if self.non_ip_detail else ""
+        non_ip = f"{self.non_ip:,} non-IP{detail}, " if self.unit == "packets" else ""
         how = {"tshark": " (tshark engine)", "fast": ""}.get(self.reader, f" ({self.source_kind})")
         return (
             f"{name}: {self.packets:,} {self.unit}, {self.flows:,} flows, {non_ip}"
@@ -180,15 +182,32 @@ def _ingest(
             raise CaptureError("; ".join(stats.warnings))
         fb = builder.stats
         unattributed = int(getattr(fb, "fragments_unattributed", 0))
+        no_ports = int(fb.ip_without_ports)
         result.packets = stats.frames
         result.non_ip = stats.non_ip
-        result.skipped = stats.truncated + stats.unsupported + stats.malformed + unattributed
+        result.non_ip_detail = stats.non_ip_text()
+        # every frame is in a flow, non-IP, or skipped (and each skip is named below)
+        result.skipped = (
+            stats.truncated + stats.unsupported + stats.malformed + unattributed + no_ports
+        )
         result.warnings = list(stats.warnings)
         if unattributed:
             result.warnings.append(
                 f"{p}: {unattributed} IP fragment(s) whose first fragment was not captured "
                 "were counted but form no flow"
             )
+        if no_ports:
+            result.warnings.append(
+                f"{p}: {no_ports} TCP/UDP/SCTP/ICMP packet(s) without a readable transport "
+                "header (cut by the snap length) form no flow"
+            )
+        for what, n in (
+            ("truncated (shorter than the headers they announce)", stats.truncated),
+            ("of a link type or encapsulation not decoded", stats.unsupported),
+            ("malformed (inconsistent IP headers)", stats.malformed),
+        ):
+            if n:
+                result.warnings.append(f"{p}: {n} frame(s) {what} skipped")
         digest = result.sha256 = hasher.digest()
         record = CaptureRecord(
             sha256=digest,
@@ -204,10 +223,12 @@ def _ingest(
                 "frames": stats.frames,
                 "ip_packets": stats.ip_packets,
                 "non_ip": stats.non_ip,
+                **{f"non_ip_0x{k:04x}": v for k, v in sorted(stats.non_ip_ethertypes.items())},
                 "truncated": stats.truncated,
                 "unsupported": stats.unsupported,
                 "malformed": stats.malformed,
                 "fragments_unattributed": unattributed,
+                "ip_without_ports": no_ports,
             },
         )
         result.flows = writer.rows

@@ -18,8 +18,9 @@ Decisions (for reviewers and for ARCHITECTURE.md):
   (e.g. 8/0 for ping, 128/129 for ICMPv6 ping, 3/1 for host unreachable).
 * **Initiator** (``direction``): ``syn`` when a TCP SYN without ACK opens the flow (its
   sender) or a SYN-ACK is seen first (its receiver). Otherwise (mid-stream TCP, UDP,
-  SCTP) ``service_port`` when exactly one side's port is in the service-port mask (that
-  side is the responder; port 0 is never a service port), else ``first_packet``.
+  SCTP) ``service_port`` when one side's port has a higher service level than the other's
+  (``flows.ports``: likely server ports > well-known and matrix ports > the rest; that side
+  is the responder; port 0 is never a service port), else ``first_packet``.
   ICMP/ICMPv6: the sender of a request type (echo, timestamp, information, router or
   neighbour solicitation, ...) is the initiator, even when its reply was seen first;
   without a request, the first packet's sender. ICMP flows are labelled
@@ -83,7 +84,7 @@ class FlowConfig:
     other_idle_s: float = 60.0
     tcp_close_linger_s: float = 5.0
     fragment_timeout_s: float = 60.0
-    service_ports: npt.NDArray[np.bool_] | None = field(default=None, compare=False)
+    service_ports: npt.NDArray[np.uint8] | None = field(default=None, compare=False)
     initial_flows: int = 1 << 12
     sweep_interval_s: float = 5.0
 
@@ -93,12 +94,13 @@ class FlowConfig:
                 self.sweep_interval_s)  # fmt: skip
         return np.array([round(v * 1e9) for v in vals], dtype=np.int64)
 
-    def mask(self) -> npt.NDArray[np.bool_]:
+    def mask(self) -> npt.NDArray[np.uint8]:
+        """Port levels (``flows.ports.service_port_mask``); a bool mask is taken as level 1."""
         if self.service_ports is None:
             return service_port_mask(())
-        m = np.asarray(self.service_ports, dtype=np.bool_)
+        m = np.asarray(self.service_ports).astype(np.uint8)
         if m.shape != (65536,):
-            raise ValueError("service_ports must be a bool array of 65536 entries")
+            raise ValueError("service_ports must be an array of 65536 port levels")
         return m
 
 

@@ -87,7 +87,7 @@ KERNELS: dict[str, tuple[str, str]] = {
     "walk": (
         "flowaudit.kernels.flowtable",
         f"UniTuple(i8, 2)({_PKT}, u4{_A1}, b1, i8, i8{_A1}, i8{_A1}, i8{_A1}, i8{_A2}, "
-        f"i8{_A2}, u8{_A2}, i4{_A2}, i4{_A1}, i4{_A1}, i8{_A2}, u8{_A2}, b1{_A1})",
+        f"i8{_A2}, u8{_A2}, i4{_A2}, i4{_A1}, i4{_A1}, i8{_A2}, u8{_A2}, u1{_A1})",
     ),
     "sweep": (
         "flowaudit.kernels.flowtable",

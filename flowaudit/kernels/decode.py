@@ -1,9 +1,10 @@
 """Numba kernel of the fast reader: link, IP and L4 headers of each record → packet columns.
 
 Responsible for ``decode`` only: given the record offsets the walks in ``_kernels.py``
-found, read the link header (Ethernet with 802.1Q/802.1ad/QinQ tags, MPLS, PPPoE,
+found, read the link header (Ethernet with 802.1Q/802.1ad/QinQ tags, 802.1ah PBB, VNTag, Cisco
+FabricPath, MPLS, PPPoE,
 Linux cooked v1/v2, raw IP, BSD loopback), the IPv4/IPv6 header (IPv6 extension
-headers, fragments) and the TCP/UDP/ICMP ports and flags into the ``PacketBatch``
+headers, fragments) and the TCP/UDP/SCTP/ICMP ports and flags into the ``PacketBatch``
 columns (see ``packets.py``).
 """
 
@@ -37,86 +38,106 @@ V4_MAPPED = np.uint64(0xFFFF00000000)
 
 @njit
 def _l2(buf, p, end, link):  # type: ignore[no-untyped-def]
-    """Link header → (result, l3 offset, outer VLAN id or -1)."""
+    """Link header → (result, l3 offset, outer VLAN id or -1, last ethertype or -1)."""
     vid = -1
+    et = -1
     if link == 1:  # Ethernet
         if end - p < 14:
-            return _TRUNC, p, vid
+            return _TRUNC, p, vid, et
         et = _u16(buf, p + 12, True)
         q = p + 14
+        if et == 0x8903:  # Cisco FabricPath: a 16-byte outer header, then the frame
+            if end - p < 30:
+                return _TRUNC, p, vid, et
+            et = _u16(buf, p + 28, True)
+            q = p + 30
     elif link == 113:  # Linux cooked v1
         if end - p < 16:
-            return _TRUNC, p, vid
+            return _TRUNC, p, vid, et
         et = _u16(buf, p + 14, True)
         q = p + 16
     elif link == 276:  # Linux cooked v2
         if end - p < 20:
-            return _TRUNC, p, vid
+            return _TRUNC, p, vid, et
         et = _u16(buf, p, True)
         q = p + 20
     elif link == 0 or link == 108:  # BSD loopback: AF_ value, host / network order
         if end - p < 4:
-            return _TRUNC, p, vid
+            return _TRUNC, p, vid, et
         if link == 108 or (buf[p] == 0 and buf[p + 1] == 0):
             fam = _u32(buf, p, True)
         else:
             fam = _u32(buf, p, False)
         q = p + 4
         if fam == 2:
-            return _V4, q, vid
+            return _V4, q, vid, et
         if fam == 10 or fam == 23 or fam == 24 or fam == 28 or fam == 30:
-            return _V6, q, vid
-        return _NONIP, q, vid
+            return _V6, q, vid, et
+        return _NONIP, q, vid, et
     elif link == 101 or link == 228 or link == 229 or link == 12 or link == 14:
         if end - p < 1:
-            return _TRUNC, p, vid
+            return _TRUNC, p, vid, et
         v = buf[p] >> 4
         if v == 4:
-            return _V4, p, vid
+            return _V4, p, vid, et
         if v == 6:
-            return _V6, p, vid
-        return _MALF, p, vid
+            return _V6, p, vid, et
+        return _MALF, p, vid, et
     else:
-        return _UNSUP, p, vid
-    # 802.1Q / 802.1ad / legacy QinQ tags, outermost id kept
-    while et == 0x8100 or et == 0x88A8 or et == 0x9100 or et == 0x9200:
-        if end - q < 4:
-            return _TRUNC, q, vid
-        if vid < 0:
-            vid = _u16(buf, q, True) & 0xFFF
-        et = _u16(buf, q + 2, True)
-        q += 4
+        return _UNSUP, p, vid, et
+    # 802.1Q / 802.1ad / legacy QinQ tags (outermost id kept), 802.1ah PBB (I-TAG, then
+    # the customer's MAC addresses and ethertype) and Cisco VNTag, in any nesting
+    while True:
+        if et == 0x8100 or et == 0x88A8 or et == 0x9100 or et == 0x9200:
+            if end - q < 4:
+                return _TRUNC, q, vid, et
+            if vid < 0:
+                vid = _u16(buf, q, True) & 0xFFF
+            et = _u16(buf, q + 2, True)
+            q += 4
+        elif et == 0x88E7:  # PBB: I-TAG (4) + C-DA (6) + C-SA (6) + ethertype (2)
+            if end - q < 18:
+                return _TRUNC, q, vid, et
+            et = _u16(buf, q + 16, True)
+            q += 18
+        elif et == 0x8926:  # VNTag: tag (4) + ethertype (2)
+            if end - q < 6:
+                return _TRUNC, q, vid, et
+            et = _u16(buf, q + 4, True)
+            q += 6
+        else:
+            break
     if et == 0x8847 or et == 0x8848:  # MPLS: skip the label stack, IP by version nibble
         while True:
             if end - q < 4:
-                return _TRUNC, q, vid
+                return _TRUNC, q, vid, et
             bos = buf[q + 2] & 1
             q += 4
             if bos:
                 break
         if end - q < 1:
-            return _TRUNC, q, vid
+            return _TRUNC, q, vid, et
         v = buf[q] >> 4
         if v == 4:
-            return _V4, q, vid
+            return _V4, q, vid, et
         if v == 6:
-            return _V6, q, vid
-        return _NONIP, q, vid
+            return _V6, q, vid, et
+        return _NONIP, q, vid, et
     if et == 0x8864:  # PPPoE session: 6-byte header + PPP protocol
         if end - q < 8:
-            return _TRUNC, q, vid
+            return _TRUNC, q, vid, et
         ppp = _u16(buf, q + 6, True)
         q += 8
         if ppp == 0x21:
-            return _V4, q, vid
+            return _V4, q, vid, et
         if ppp == 0x57:
-            return _V6, q, vid
-        return _NONIP, q, vid
+            return _V6, q, vid, et
+        return _NONIP, q, vid, et
     if et == 0x0800:
-        return _V4, q, vid
+        return _V4, q, vid, et
     if et == 0x86DD:
-        return _V6, q, vid
-    return _NONIP, q, vid
+        return _V6, q, vid, et
+    return _NONIP, q, vid, et
 
 
 @njit
@@ -159,7 +180,7 @@ def decode(  # type: ignore[no-untyped-def]
         ip_len[i] = 0
         frag[i] = 0
         frag_id[i] = 0
-        res, q, vid = _l2(buf, p, end, rec_link[i])
+        res, q, vid, et = _l2(buf, p, end, rec_link[i])
         vlan[i] = vid
         if res == _TRUNC:
             kind[i] = KIND_TRUNCATED
@@ -169,6 +190,7 @@ def decode(  # type: ignore[no-untyped-def]
             continue
         if res == _NONIP:
             kind[i] = KIND_NON_IP
+            sport[i] = et if et >= 0 else 0  # the ethertype, for the ingest summary
             continue
         if res == _MALF:
             kind[i] = KIND_MALFORMED
@@ -269,6 +291,8 @@ def decode(  # type: ignore[no-untyped-def]
             need = 20
         elif pr == 17 or pr == 1 or pr == 58:
             need = 8
+        elif pr == 132:  # SCTP common header: ports, verification tag, checksum
+            need = 12
         else:
             continue
         if end - l4 < need:
@@ -280,7 +304,7 @@ def decode(  # type: ignore[no-untyped-def]
             if fr == 0:
                 kind[i] = KIND_MALFORMED
             continue
-        if pr == 6 or pr == 17:
+        if pr == 6 or pr == 17 or pr == 132:
             sport[i] = _u16(buf, l4, True)
             dport[i] = _u16(buf, l4 + 2, True)
             if pr == 6:

@@ -336,12 +336,12 @@ def walk(ts: Any, wire: Any, vlan: Any, kind: Any, ipv: Any, shi_a: Any, slo_a: 
                 if _ICMP4_REQ[icmp_t] if pr == 1 else _ICMP6_REQ[icmp_t]:
                     pi[p, C_RCAND] = 1  # for ICMP: the initiator was decided by a request
             elif pr == 6 or pr == 17 or pr == 132:
-                svc_s = service[ps]
+                svc_s = service[ps]  # port levels (flows/ports.py): higher = server
                 svc_d = service[pd]
-                if svc_s and not svc_d:
+                if svc_s > svc_d:
                     orig = 1 - side
                     direction = D_SERVICE
-                elif svc_d and not svc_s:
+                elif svc_d > svc_s:
                     direction = D_SERVICE
             pi[p, C_ORIG] = orig
             pi[p, C_DIR] = direction

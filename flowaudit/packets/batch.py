@@ -17,7 +17,8 @@ ip_version     uint8     4 or 6 for IP frames, else 0
 src_hi/src_lo  uint64    source address as IPv4-mapped IPv6, big-endian halves
 dst_hi/dst_lo  uint64    destination address, same form
 protocol       uint8     IANA protocol (for IPv6: after extension headers)
-sport/dport    uint16    TCP/UDP ports; ICMP/ICMPv6: sport = type, dport = code
+sport/dport    uint16    TCP/UDP/SCTP ports; ICMP/ICMPv6: sport = type, dport = code;
+                         non-IP frames: sport = the ethertype (0 when unknown)
 tcp_flags      uint8     TCP flags byte (FIN=1 SYN=2 RST=4 PSH=8 ACK=16 ...)
 ip_len         uint32    IP-layer length (IPv4 total length / IPv6 40 + payload length)
 frag           uint8     FRAG_* bits below
@@ -86,6 +87,16 @@ class PacketBatch:
                 raise ValueError(f"packet batch field {k!r}: expected {v}[{n}]")
 
 
+#: names of the ethertypes a LAN carries besides IP (for the ingest summary)
+ETHERTYPE_NAMES = {
+    0: "802.3/LLC (STP, CDP ...)", 0x0806: "ARP", 0x8035: "RARP", 0x88CC: "LLDP",
+    0x888E: "EAPOL", 0x8809: "LACP/slow protocols", 0x8863: "PPPoE discovery",
+    0x8864: "PPPoE session (not IP)", 0x8847: "MPLS (not IP)", 0x88F7: "PTP",
+    0x8902: "CFM", 0x9000: "loopback", 0x22F3: "TRILL", 0x893A: "IEEE 1905",
+    0x88E1: "HomePlug", 0x8100: "802.1Q (cut)", 0x22EA: "SRP", 0x0842: "Wake-on-LAN",
+}  # fmt: skip
+
+
 @dataclass
 class ReadStats:
     """What a reader saw, for the ingest summary and the manifest."""
@@ -99,3 +110,19 @@ class ReadStats:
     bytes_read: int = 0
     warnings: list[str] = field(default_factory=list)
     link_types: set[int] = field(default_factory=set)
+    #: non-IP frames by ethertype (0: none or unknown, e.g. an 802.3/LLC frame)
+    non_ip_ethertypes: dict[int, int] = field(default_factory=dict)
+
+    def count_non_ip(self, kind: npt.NDArray[np.generic], sport: npt.NDArray[np.generic]) -> None:
+        """Count the non-IP frames of a batch by the ethertype the decoder left in ``sport``."""
+        et = sport[kind == 1]  # KIND_NON_IP
+        if len(et):
+            values, counts = np.unique(et, return_counts=True)
+            for v, c in zip(values.tolist(), counts.tolist(), strict=True):
+                v = v if v >= 0x0600 else 0  # an 802.3 length field, not an ethertype
+                self.non_ip_ethertypes[v] = self.non_ip_ethertypes.get(v, 0) + c
+
+    def non_ip_text(self) -> str:
+        """``ARP 20, LLDP 10, 0x88cc 3``: the non-IP frames by ethertype, most first."""
+        items = sorted(self.non_ip_ethertypes.items(), key=lambda kv: (-kv[1], kv[0]))
+        return ", ".join(f"{ETHERTYPE_NAMES.get(k, f'0x{k:04x}')} {n:,}" for k, n in items)

@@ -142,6 +142,8 @@ class _Walker:
         st.frames += n
         st.ip_packets += int(counts[0])
         st.non_ip += int(counts[1])
+        if counts[1]:
+            st.count_non_ip(out["kind"], out["sport"])
         st.truncated += int(counts[2])
         st.unsupported += int(counts[3])
         st.malformed += int(counts[4])

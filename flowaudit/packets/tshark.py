@@ -82,13 +82,15 @@ FIELDS: tuple[str, ...] = tuple(
     ipv6.fraghdr.nxt ah.next_header ipv6.fraghdr.offset ipv6.fraghdr.more ipv6.fraghdr.ident
     tcp.srcport tcp.dstport tcp.flags udp.srcport udp.dstport
     icmp.type icmp.code icmpv6.type icmpv6.code _ws.short _ws.malformed
+    sctp.srcport sctp.dstport eth.type vlan.etype sll.etype ieee8021ah.etype vntag.etype
     """.split()
 )
 (
     F_TS, F_LEN, F_PROTOS, F_VLAN, F_STAG, F_IP_SRC, F_IP_DST, F_IP_PROTO, F_IP_LEN, F_IP_ID,
     F_IP_MF, F_IP_OFF, F_6_SRC, F_6_DST, F_6_NXT, F_6_PLEN, F_HBH, F_RT, F_DST, F_FRAG_NXT,
     F_AH, F_6_OFF, F_6_MORE, F_6_ID, F_TCP_S, F_TCP_D, F_TCP_FL, F_UDP_S, F_UDP_D,
-    F_ICMP_T, F_ICMP_C, F_ICMP6_T, F_ICMP6_C, F_SHORT, F_MALFORMED,
+    F_ICMP_T, F_ICMP_C, F_ICMP6_T, F_ICMP6_C, F_SHORT, F_MALFORMED, F_SCTP_S, F_SCTP_D,
+    F_ETH_TYPE, F_VLAN_ETYPE, F_SLL_ETYPE, F_PBB_ETYPE, F_VNTAG_ETYPE,
 ) = range(len(FIELDS))  # fmt: skip
 
 # preferences: no reassembly (outer headers, every packet seen as captured), and the TCP
@@ -109,7 +111,7 @@ _EXT_TOKENS: dict[str, tuple[int, int]] = {
     "ipv6.fraghdr": (44, F_FRAG_NXT),
     "ah": (51, F_AH),
 }
-_L4_TOKEN = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6"}
+_L4_TOKEN = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 132: "sctp"}
 _V4_PREFIX = 0xFFFF << 32  # ::ffff:a.b.c.d lower half
 _ADDR_CACHE_MAX = 65_536
 
@@ -230,6 +232,26 @@ def _no_ip_kind(tokens: list[str], f: list[str]) -> int:
     return KIND_NON_IP
 
 
+# the layers that end in an ethertype, and the field that holds it
+_ETYPE_FIELDS = {
+    "eth": F_ETH_TYPE, "vlan": F_VLAN_ETYPE, "sll": F_SLL_ETYPE,
+    "ieee8021ah": F_PBB_ETYPE, "vntag": F_VNTAG_ETYPE,
+}  # fmt: skip
+
+
+def _ethertype(tokens: list[str], f: list[str]) -> int:
+    """The innermost ethertype of a non-IP frame (after tags, PBB, VNTag), 0 when none: the
+    last layer in ``frame.protocols`` that ends in one, read from its field."""
+    for token in reversed(tokens):
+        field = _ETYPE_FIELDS.get(token)
+        if field is not None:
+            try:
+                return int(f[field].split(",")[-1], 0) if f[field] else 0
+            except ValueError:
+                return 0
+    return 0
+
+
 def parse_line(line: str, addr: _Addr) -> Row:
     """One tshark output line → one packet row in PACKET_FIELDS order."""
     f = line.rstrip("\r\n").split("\t")
@@ -242,7 +264,9 @@ def parse_line(line: str, addr: _Addr) -> Row:
     vlan = _outer_vlan(tokens, outer if outer >= 0 else len(tokens), f)
     bad = KIND_TRUNCATED if f[F_SHORT] else KIND_MALFORMED
     if outer < 0:
-        return (ts, wire, vlan, _no_ip_kind(tokens, f), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        kind = _no_ip_kind(tokens, f)
+        et = _ethertype(tokens, f) if kind == KIND_NON_IP else 0  # as the fast reader does
+        return (ts, wire, vlan, kind, 0, 0, 0, 0, 0, 0, et, 0, 0, 0, 0, 0)
     v6 = tokens[outer] == "ipv6"
     src_t, dst_t = (_first(f[F_6_SRC]), _first(f[F_6_DST])) if v6 else (
         _first(f[F_IP_SRC]),
@@ -291,6 +315,8 @@ def parse_line(line: str, addr: _Addr) -> Row:
             a, b, c = f[F_TCP_S], f[F_TCP_D], f[F_TCP_FL]
         elif proto == 17:
             a, b, c = f[F_UDP_S], f[F_UDP_D], "0"
+        elif proto == 132:
+            a, b, c = f[F_SCTP_S], f[F_SCTP_D], "0"
         elif proto == 1:
             a, b, c = f[F_ICMP_T], f[F_ICMP_C], "0"
         else:

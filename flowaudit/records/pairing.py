@@ -20,7 +20,8 @@ Rules (for ARCHITECTURE.md):
   that finds no partner stays a unidirectional flow as the exporter oriented it.
 * **Initiator**: an ICMP request type's sender; else the record that starts first;
   on a tie the record *from* a service port (port < 1024 or an approved-matrix port,
-  ``flows.ports.service_port_mask``) is the responder's, else the one from the lower port.
+  ``flows.ports.service_port_mask``: the higher level) is the responder's, else the one
+  from the lower port.
 * **Output row**: tuple, flags, exporter and extensions from the initiator's record;
   ``dst_*`` counters, ``tcp_flags_dst`` and ``dst_ip_bytes`` from the reverse record;
   ``first_seen``/``last_seen`` span both; ``sampling`` the larger of the two;
@@ -63,7 +64,7 @@ def _us(col: pa.ChunkedArray) -> I64:
 
 
 def _match(
-    table: pa.Table, max_gap_s: float, svc: npt.NDArray[np.bool_]
+    table: pa.Table, max_gap_s: float, svc: npt.NDArray[np.uint8]
 ) -> tuple[I64, I64, npt.NDArray[np.bool_]]:
     """(initiator rows, reverse rows, candidate mask) of the pairs found in ``table``."""
     empty = np.zeros(0, np.int64)
@@ -115,7 +116,7 @@ def _match(
     tie = first[a] == first[b]
     has_ports = (proto[a] == 6) | (proto[a] == 17) | (proto[a] == 132)
     a_svc, b_svc = svc[sp[a]], svc[sp[b]]
-    tie_a = np.where(a_svc != b_svc, b_svc, sp[a] >= sp[b]) & has_ports
+    tie_a = np.where(a_svc != b_svc, b_svc > a_svc, sp[a] >= sp[b]) & has_ports
     a_init = np.where(is_req[a] != is_req[b], is_req[a], a_first | (tie & tie_a))
     init = np.where(a_init, a, b)
     rev = np.where(a_init, b, a)
@@ -147,7 +148,7 @@ def _merge(table: pa.Table, init: I64, rev: I64) -> pa.Table:
 
 
 def _pair(
-    table: pa.Table, max_gap_s: float, svc: npt.NDArray[np.bool_]
+    table: pa.Table, max_gap_s: float, svc: npt.NDArray[np.uint8]
 ) -> tuple[pa.Table, pa.Table]:
     """(rows final now: pairs and bidirectional records, unpaired candidates)."""
     table = validate_flows(table)

@@ -238,15 +238,38 @@ def test_caller_service_port_mask() -> None:
 
 def test_shipped_matrix_service_ports() -> None:
     m = service_port_mask(load_matrix().service_ports)
-    probe = (0, 1, 22, 1023, 1024, 2380, 8118, 9001, 9022, 9023)
-    assert "".join("x" if m[p] else "." for p in probe) == ".xxx.x.xx."
-    assert bool(m[49152]) and bool(m[49215]) and not bool(m[49216])
-    assert int(m.sum()) == 1023 + 15 + 22 + 64
+    probe = (0, 1, 22, 68, 1023, 1024, 2380, 5353, 8118, 9001, 9022, 9023)
+    # 2 = Zeek's likely server ports (22, 5353), 1 = well-known and the matrix's, 0 = none
+    assert "".join(str(m[p]) for p in probe) == "012110120110"
+    assert m[49152] == m[49215] == 1 and m[49216] == 0
+    matrix = {p for lo, hi in load_matrix().service_ports for p in range(lo, hi + 1)}
+    assert matrix == set(range(2379, 2381)) | set(range(9001, 9023)) | set(range(49152, 49216)) | {
+        22, 443, 4240, 4244, 4245, 5080, 6443, 7946, 8472, 10250, 10257, 10259, 16509, 30003,
+        51871,
+    }  # fmt: skip
+    assert {int(p) for p in np.flatnonzero(m)} == set(range(1, 1024)) | matrix | {
+        1080, 1434, 1812, 1883, 2811, 3128, 3306, 3389, 4011, 5060, 5222, 5223, 5269, 5353,
+        5355, 6379, 6666, 6667, 6668, 6669, 8000, 8080, 8888, 20000,
+    }  # fmt: skip
 
 
-def test_without_a_matrix_only_well_known_ports_orient() -> None:
+def test_a_dhcp_reply_seen_alone_is_oriented_client_to_server() -> None:
+    """Both 67 and 68 are well known; 67 is a likely server port (Zeek's), so the reply's
+    receiver (the client) is the initiator, as Zeek writes it."""
+    reply = pkt(0.0, ("10.25.233.1", 67), ("10.25.233.4", 68), proto=17, data=300)
+    (flow,) = run([reply])
+    assert (flow["src_ip"], flow["src_port"], flow["dst_ip"], flow["dst_port"]) == (
+        "10.25.233.4", 68, "10.25.233.1", 67,
+    )  # fmt: skip
+    assert (flow["direction"], flow["state"], flow["src_packets"], flow["dst_packets"]) == (
+        "service_port", "SHR", 0, 1,
+    )  # fmt: skip
+
+
+def test_without_a_matrix_only_well_known_and_likely_server_ports_orient() -> None:
     m = service_port_mask(())
-    assert int(m.sum()) == 1023 and not m[0] and m[1] and m[1023] and not m[2380]
+    assert int((m == 1).sum()) == 1023 - 34 and int((m == 2).sum()) == 34 + 24
+    assert not m[0] and m[1] and m[1023] and not m[2380]
     node1, node2 = ("10.25.233.4", 2380), ("10.25.233.5", 41000)
     rows = tcp([("A", "PA", 100), ("B", "A", 0)], a=node1, b=node2)
     (flow,) = run(rows, config=FlowConfig())
@@ -324,8 +347,8 @@ def test_one_way_icmp_types_keep_type_and_code() -> None:
 
 # --- fragments ------------------------------------------------------------------------
 
-C4, S4 = ("10.1.1.1", 5353), ("10.1.1.2", 53)
-C6, S6 = ("2001:db8::1", 5353), ("2001:db8::53", 53)
+C4, S4 = ("10.1.1.1", 35353), ("10.1.1.2", 53)
+C6, S6 = ("2001:db8::1", 35353), ("2001:db8::53", 53)
 
 
 @pytest.mark.parametrize(("client", "server"), [(C4, S4), (C6, S6)], ids=["ipv4", "ipv6"])

@@ -56,6 +56,13 @@ TSHARK_ARGS = [
 ]  # fmt: skip
 for _f in TSHARK_FIELDS:
     TSHARK_ARGS += ["-e", _f]
+# the ethertype of a non-IP frame is the innermost one: these fields are taken from a
+# second run with the LAST occurrence of each (QinQ has two vlan.etype) and pasted beside
+ETYPE_FIELDS = {"eth": "eth.type", "vlan": "vlan.etype", "sll": "sll.etype",
+                "ieee8021ah": "ieee8021ah.etype", "vntag": "vntag.etype"}  # fmt: skip
+ETYPE_ARGS = ["-n", "-T", "fields", "-E", "header=y", "-E", "occurrence=l", "-E", "separator=/t"]
+for _f in ETYPE_FIELDS.values():
+    ETYPE_ARGS += ["-e", f"{_f}"]
 
 # captures compared packet by packet with tshark (all fields of the PacketBatch)
 TSHARK_COMPARED = [
@@ -164,13 +171,16 @@ CAPINFOS_COUNTS = {
 
 
 def run_tshark(path: Path) -> str:
-    out = subprocess.run(
-        ["tshark", "-r", str(path), *TSHARK_ARGS],
-        capture_output=True,
-        check=True,
-        text=True,
-    )
-    return out.stdout
+    def run(args: list[str]) -> list[str]:
+        out = subprocess.run(
+            ["tshark", "-r", str(path), *args], capture_output=True, check=True, text=True
+        )
+        return out.stdout.rstrip("\n").split("\n")
+
+    main, etypes = run(TSHARK_ARGS), run(ETYPE_ARGS)
+    etypes = [line.replace("eth.type", "last.eth.type", 1) if i == 0 else line
+              for i, line in enumerate(etypes)]  # fmt: skip
+    return "".join(f"{a}\t{b}\n" for a, b in zip(main, etypes, strict=True))
 
 
 def _addr(text: str) -> tuple[int, int]:
@@ -205,6 +215,10 @@ def expected_from_tshark(tsv: str) -> dict[str, np.ndarray]:
         )
         l3 = next((p for p in protos if p in ("ip", "ipv6")), None)
         row["kind"] = KIND_IP if l3 else KIND_NON_IP
+        if not l3:  # a non-IP frame carries its innermost ethertype in sport (0: LLC)
+            layer = next((p for p in reversed(protos) if p in ETYPE_FIELDS), None)
+            column = "last.eth.type" if layer == "eth" else ETYPE_FIELDS.get(layer or "", "")
+            row["sport"] = _int(r.get(column, "").split(",")[-1])
         frag = 0
         if l3 == "ip":
             row["ip_version"] = 4

@@ -147,8 +147,9 @@ CASES: dict[str, tuple[int, dict[int, int], dict[int, tuple[object, ...]]]] = {
     }),
     # 802.1ad S-tag 200 (0x88a8) outside 802.1Q 2001, ARP: the OUTER tag is kept
     "tcpdump-802.1ad_QinQ.pcap": (2, {NON_IP: 2}, {
-        0: (1575842394599412000, 64, 200, NON_IP, 0, "", "", 0, 0, 0, 0, 0, 0, 0),
-        1: (1575842394599680000, 64, 200, NON_IP, 0, "", "", 0, 0, 0, 0, 0, 0, 0),
+        # non-IP frames carry their innermost ethertype in sport: ARP 0x0806 inside QinQ
+        0: (1575842394599412000, 64, 200, NON_IP, 0, "", "", 0, 0x0806, 0, 0, 0, 0, 0),
+        1: (1575842394599680000, 64, 200, NON_IP, 0, "", "", 0, 0x0806, 0, 0, 0, 0, 0),
     }),
     # three stacked tags 30/20/10
     "zeek-vlan-qinqinq.pcap": (14, {IP: 14}, {
@@ -207,7 +208,7 @@ CASES: dict[str, tuple[int, dict[int, int], dict[int, tuple[object, ...]]]] = {
         0: (1660534249872259000, 104, -1, IP, 4, "192.0.2.1", "192.0.2.1", 1, 8, 0, 0, 84, L4,
             44940),
         3: (1660534264088594000, 124, -1, IP, 6, SLL2_6, SLL2_6, 58, 129, 0, 0, 104, L4, 0),
-        4: (1660535793578961000, 48, -1, NON_IP, 0, "", "", 0, 0, 0, 0, 0, 0, 0),
+        4: (1660535793578961000, 48, -1, NON_IP, 0, "", "", 0, 0x0806, 0, 0, 0, 0, 0),  # ARP
     }),
     # VSOCK (271): decoded by tshark, not IP
     "tcpdump-vsock-1.pcapng": (10, {NON_IP: 10}, {
