@@ -9,6 +9,7 @@ import pytest
 from testpaths import DATA, REPO
 
 from flowaudit.errors import RulesError
+from flowaudit.limits import MATRIX_MAX_BYTES, MATRIX_MAX_DEPTH
 from flowaudit.matrix import load_matrix, shipped_rules_dir
 from flowaudit.matrix.model import parse_address, parse_port_range, parse_protocol
 
@@ -198,3 +199,56 @@ def test_sha256_ignores_comments_but_not_content(tmp_path: Path) -> None:
     b = load_matrix(_write(tmp_path, "b.yaml", text)).sha256
     c = load_matrix(_write(tmp_path, "c.yaml", text.replace("2379-2380", "2379-2381"))).sha256
     assert a == b != c
+
+
+# --- input limits (flowaudit.limits; issue 12) -------------------------------------------
+def test_yaml_alias_is_refused_naming_file_and_line(tmp_path: Path) -> None:
+    text = (RULES / "valid_mini.yaml").read_text()
+    text = text.replace("  nodes:\n", "  nodes: &n\n").replace("rules:\n", "  copy: *n\nrules:\n")
+    p = _write(tmp_path, "alias.yaml", text)
+    with pytest.raises(RulesError) as exc:
+        load_matrix(p)
+    assert exc.value.message == f"{p}:6:10: YAML anchors (&name) are not allowed"
+    assert exc.value.usage
+    # an alias without an anchor before it is refused as an alias (not a syntax error)
+    p = _write(tmp_path, "alias2.yaml", text.replace("  nodes: &n\n", "  nodes:\n"))
+    with pytest.raises(RulesError) as exc:
+        load_matrix(p)
+    assert exc.value.message == f"{p}:8:9: YAML aliases (*name) are not allowed"
+
+
+def test_merge_key_alias_is_refused(tmp_path: Path) -> None:
+    text = "name: m\nbase: &b {x: 1}\nscope:\n  <<: *b\n"
+    with pytest.raises(RulesError, match=r":2:7: YAML anchors"):
+        load_matrix(_write(tmp_path, "merge.yaml", text))
+
+
+def test_nesting_is_limited_while_composing(tmp_path: Path) -> None:
+    # the document's mapping is level 1; a value nested MATRIX_MAX_DEPTH - 1 deeper parses
+    ok = "name: m\ndescription: " + "[" * (MATRIX_MAX_DEPTH - 1) + "]" * (MATRIX_MAX_DEPTH - 1)
+    with pytest.raises(RulesError) as exc:
+        load_matrix(_write(tmp_path, "ok.yaml", ok + "\n"))
+    assert "nesting deeper" not in exc.value.message  # it loads; validation fails later
+    deep = "name: m\ndescription: " + "[" * MATRIX_MAX_DEPTH + "]" * MATRIX_MAX_DEPTH
+    p = _write(tmp_path, "deep.yaml", deep + "\n")
+    with pytest.raises(RulesError) as exc:
+        load_matrix(p)
+    col = len("description: ") + MATRIX_MAX_DEPTH
+    assert exc.value.message == f"{p}:2:{col}: nesting deeper than {MATRIX_MAX_DEPTH} levels"
+    # far deeper than the interpreter's recursion limit: still a RulesError
+    p = _write(tmp_path, "deeper.yaml", "a:\n" + "  - " * 1 + "[" * 20_000 + "\n")
+    with pytest.raises(RulesError, match=r"deeper.yaml:2:\d+: nesting deeper than"):
+        load_matrix(p)
+
+
+def test_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
+    text = (RULES / "valid_mini.yaml").read_text()
+    pad = MATRIX_MAX_BYTES - len(text.encode())
+    p = _write(tmp_path, "big.yaml", text + "#" * (pad - 1) + "\n")
+    assert p.stat().st_size == MATRIX_MAX_BYTES
+    assert load_matrix(p).name == "mini"  # exactly at the limit: read
+    p = _write(tmp_path, "big.yaml", text + "#" * pad + "\n")
+    with pytest.raises(RulesError) as exc:
+        load_matrix(p)
+    assert exc.value.message == f"{p}: larger than {MATRIX_MAX_BYTES:,} bytes: not read"
+    assert exc.value.usage
