@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flowaudit._util.arrow import pylist
@@ -127,12 +128,17 @@ def change_rows(result: AuditResult) -> list[tuple[str, ...]]:
     return rows
 
 
-def changes_line(result: AuditResult) -> str | None:
+def _same(s: str) -> str:
+    return s
+
+
+def changes_line(result: AuditResult, esc: Callable[[str], str] = _same) -> str | None:
+    """The baseline comparison in one line; ``esc`` escapes the baseline's file name."""
     c = result.changes
     if c is None:
         return None
     line = (
-        f"Since {c.baseline_file} (sha256 {c.baseline_sha256[:12]}): {len(c.new)} new, "
+        f"Since {esc(c.baseline_file)} (sha256 {c.baseline_sha256[:12]}): {len(c.new)} new, "
         f"{len(c.persisting)} persisting, {len(c.resolved)} resolved"
     )
     if c.baseline_matrix_sha256 and c.baseline_matrix_sha256 != result.rules_digest:
@@ -205,13 +211,14 @@ def unused_rows(result: AuditResult) -> list[tuple[str, ...]]:
     return rows
 
 
-def summary_line(result: AuditResult) -> str:
+def summary_line(result: AuditResult, esc: Callable[[str], str] = _same) -> str:
+    """The one-line summary; ``esc`` escapes the matrix name (the rest is our own text)."""
     by = result.stats.get("by_reason", {})
     reasons = ", ".join(f"{k} {n}" for k, n in by.items())
     sampled = " (counts are sampled estimates)" if result.sampled else ""
     new = " new" if result.stats.get("only_new") else ""
     return (
-        f"{result.flows:,} flows audited against {result.matrix_name} "
+        f"{result.flows:,} flows audited against {esc(result.matrix_name)} "
         f"(sha256 {result.rules_digest[:12]}): {result.violations.num_rows}{new} violations"
         + (f" [{reasons}]" if reasons else "")
         + f", {result.stats.get('unused', 0)}{new} unused rules, "
