@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from testpaths import DATA
+from testpaths import DATA, MIXED
 
 from flowaudit.cli import cli
 from flowaudit.limits import MATRIX_MAX_BYTES
@@ -39,6 +39,8 @@ CASES: dict[str, tuple[tuple[str, ...], int, str]] = {
     "hubble-port-negative.json": (("ingest", "--format", "hubble"), 0, "source_port -5 outside"),
     "hubble-icmp-type-264.json": (("ingest", "--format", "hubble"), 0, "type 264 outside 0-255"),
     "hubble-deep-50000.json.gz": (("ingest", "--format", "hubble"), 0, ": line 2: JSON nested"),
+    "hubble-deep-first-line.json.gz": (("ingest",), 2, "not a pcap/pcapng capture, nfcapd"),
+    "baseline-deep-5000.json": (("audit", str(MIXED), "--baseline"), 2, "nested too deeply"),
 }
 
 
