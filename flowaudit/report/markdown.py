@@ -7,8 +7,9 @@ Every value that comes from outside (capture and baseline file names, the matrix
 conditions, addresses, enrichment text) is escaped for Markdown renderers that pass HTML
 through (the daily report is mailed): backslashes, backticks, ``*`` and a ``]`` that would
 close a link text are backslash-escaped, ``<``, ``>`` and ``&`` become entities, line
-breaks become spaces, and table cells escape ``|``. The inputs are code spans fenced with
-more backticks than any run in the text, so a name cannot close its span.
+breaks become spaces, other control characters read ``\\xNN``, and table cells escape
+``|``. The inputs are code spans fenced with more backticks than any run in the text, so a
+name cannot close its span.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from flowaudit.report.rows import (
     summary_line,
     unused_table,
     violation_table,
+    visible,
 )
 
 if TYPE_CHECKING:
@@ -55,8 +57,6 @@ _ESCAPES = str.maketrans(
         "<": "&lt;",
         ">": "&gt;",
         "&": "&amp;",
-        "\n": " ",
-        "\r": " ",
     }
 )
 _LINK = re.compile(r"\](?=[(\[])")  # "](url)" / "][ref]": the ']' that makes a link
@@ -66,13 +66,14 @@ def md_text(s: str) -> str:
     """``s`` as literal Markdown text: no markup, no links, no HTML, one line. Brackets
     stay as they are unless they would close a link text (our own "scope [111]" reads
     plainly)."""
+    s = visible(s.replace("\r", " ").replace("\n", " "))
     return _LINK.sub(r"\\]", s.translate(_ESCAPES))
 
 
 def md_code(s: str) -> str:
     """``s`` as a code span: fenced with one backtick more than its longest backtick run
     (padded with a space when it starts or ends with a backtick), on one line."""
-    s = s.replace("\r", " ").replace("\n", " ")
+    s = visible(s.replace("\r", " ").replace("\n", " "))
     fence = "`" * (max((len(m) for m in re.findall("`+", s)), default=0) + 1)
     pad = " " if s.startswith("`") or s.endswith("`") else ""
     return f"{fence}{pad}{s}{pad}{fence}"

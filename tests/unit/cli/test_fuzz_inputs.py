@@ -41,6 +41,12 @@ CASES: dict[str, tuple[tuple[str, ...], int, str]] = {
     "hubble-deep-50000.json.gz": (("ingest", "--format", "hubble"), 0, ": line 2: JSON nested"),
     "hubble-deep-first-line.json.gz": (("ingest",), 2, "not a pcap/pcapng capture, nfcapd"),
     "baseline-deep-5000.json": (("audit", str(MIXED), "--baseline"), 2, "nested too deeply"),
+    # exit 1: findings; the text report shows the hostile finding as text
+    "baseline-rich-markup.json": (
+        ("audit", str(MIXED), "--baseline"),
+        1,
+        "port-not-approved: [/oops] [link=https://evil]x[/link] \\x1b[2J → 10.25.233.5",
+    ),
 }
 
 
@@ -52,10 +58,10 @@ def test_every_fuzz_file_has_a_case_and_a_readme_line() -> None:
         assert f"| {name} |" in readme, name
 
 
-def _run(args: list[str]) -> tuple[int, str]:
+def _run(args: list[str]) -> tuple[int, str, str]:
     r = CliRunner().invoke(cli, args)
     assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
-    return r.exit_code, r.stderr
+    return r.exit_code, r.stdout, r.stderr
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -65,14 +71,17 @@ def test_fuzz_input_is_refused_or_warned_never_a_crash(name: str, tmp_path: Path
     args = [*before, str(path)]
     if before[0] == "ingest":
         args += ["--store", str(tmp_path / "store")]
-    exit_code, err = _run(args)
+    exit_code, out, err = _run(args)
     assert "internal error" not in err and "Traceback" not in err
     assert exit_code == code, err
-    assert says in err, err
-    if code == 2:
+    if code == 1:  # findings: the report on stdout shows the hostile text as text
+        assert says in out and "\x1b" not in out, out
+    elif code == 2:
+        assert says in err, err
         (line,) = [x for x in err.splitlines() if x.startswith("flowaudit: error:")]
         assert str(path) in line
     else:
+        assert says in err, err
         assert f"flowaudit: warning: {path}: line " in err
         assert ", 1 skipped," in err  # counted, and the good record kept
         assert "1 records, 0 flows" in err or "2 records, 1 flows" in err
@@ -81,7 +90,7 @@ def test_fuzz_input_is_refused_or_warned_never_a_crash(name: str, tmp_path: Path
 def test_oversized_matrix_is_refused_by_rules_check(tmp_path: Path) -> None:
     big = tmp_path / "big.yaml"
     big.write_text("name: big\n" + "#" * MATRIX_MAX_BYTES + "\n")
-    code, err = _run(["rules", "check", str(big)])
+    code, _, err = _run(["rules", "check", str(big)])
     assert code == 2
     assert err.startswith(f"flowaudit: error: {big}: larger than {MATRIX_MAX_BYTES:,} bytes")
 

@@ -5,7 +5,8 @@ audited against the shipped matrix with a hostile name and condition, compared w
 baseline whose file name and one (resolved) finding are hostile. Then each renderer's
 output is checked: Markdown (code spans that cannot be closed, no raw HTML, escaped
 pipes), CSV (no cell a spreadsheet would evaluate), HTML (no element or attribute from
-the data), JSON (the strings survive exactly, as data).
+the data), JSON (the strings survive exactly, as data), text (no rich markup, no terminal
+escape sequences).
 """
 
 from __future__ import annotations
@@ -25,12 +26,15 @@ from flowaudit import api
 from flowaudit.report import render
 from flowaudit.report.csv_ import csv_cell
 from flowaudit.report.markdown import md_code, md_text
+from flowaudit.report.rows import visible
 
 CAPTURE = "x`<img src=x onerror=alert(1)>`|=cmd.pcap"
 NAME = "m`<script>alert(1)</script>`|[a](javascript:alert(1))"
 CONDITION = '=HYPERLINK("http://evil","x")|<b onmouseover=alert(1)>if used</b>'
 BASELINE = "b``<svg onload=alert(1)>|@SUM(1+1).json"
 RESOLVED_SRC = "-2+3+cmd|' /C calc'!A0<img src=y onerror=alert(2)>"
+# rich markup (a lone closing tag used to be a MarkupError), a hyperlink, terminal escapes
+TERMINAL = "[/oops] [link=https://evil]x[/link] :skull: \x1b[2J\x1b]8;;https://evil\x1b\\y"
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +51,8 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> Any:
     rules.write_text(text)
     previous = api.audit([MIXED], groups=ADMIN).to_dict()
     fake = dict(previous["violations"][0], finding_id="f" * 16, src_ip=RESOLVED_SRC)
+    previous["violations"].append(fake)
+    fake = dict(previous["violations"][0], finding_id="e" * 16, src_ip=TERMINAL)
     previous["violations"].append(fake)
     base = tmp / BASELINE
     base.write_text(json.dumps(previous))
@@ -140,3 +146,21 @@ def test_json_keeps_the_strings_as_data(result: Any) -> None:
     doc = json.loads(render(result, "json"))
     assert doc["matrix"]["name"] == NAME
     assert CAPTURE in [c["name"] for c in doc["captures"]]
+
+
+def test_text_report_shows_markup_and_escapes_as_text(result: Any) -> None:
+    shown = visible(TERMINAL)
+    assert shown.startswith("[/oops] [link=https://evil]x[/link] :skull: \\x1b[2J")
+    plain = render(result, "text", width=400)
+    assert "\x1b" not in plain
+    assert shown in plain and NAME in plain and "💀" not in plain
+    colored = render(result, "text", color=True, width=400)
+    assert shown in re.sub("\x1b\\[[0-9;]*m", "", colored)  # only SGR styles are ours
+    assert "\x1b[2J" not in colored and "\x1b]8" not in colored
+
+
+def test_markdown_shows_control_characters(result: Any) -> None:
+    md = render(result, "markdown")
+    assert "\x1b" not in md
+    assert md_text(TERMINAL) in md
+    assert md_text("a\x1bb") == "a\\\\x1bb" and md_code("a\x07") == "`a\\x07`"
