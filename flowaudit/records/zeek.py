@@ -374,7 +374,14 @@ def _records(
         if line.startswith("#"):
             if line.startswith("#separator"):
                 value = line[len("#separator") :].strip()
-                sep = codecs.decode(value, "unicode_escape") if value else "\t"
+                try:
+                    sep = codecs.decode(value, "unicode_escape") if value else "\t"
+                except UnicodeDecodeError:
+                    sep = ""
+                if not sep:
+                    raise CaptureError(
+                        f"{path}: line {lineno}: #separator {value[:20]!r} is not a separator"
+                    )
                 continue
             key, _, value = line.rstrip("\r\n")[1:].partition(sep)
             if key == "fields":

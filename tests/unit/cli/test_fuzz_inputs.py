@@ -32,6 +32,11 @@ CASES: dict[str, tuple[tuple[str, ...], int, str]] = {
     "zeek-counter-2-64.log": (("ingest", "--format", "zeek"), 0, "orig_ip_bytes '1844"),
     "zeek-duration-30-digits.log": (("ingest", "--format", "zeek"), 0, "duration '999"),
     "zeek-ts-20-digits.log": (("ingest", "--format", "zeek"), 2, ": line 4: unparseable ts"),
+    "zeek-separator-bad-escape.log": (
+        ("ingest", "--format", "zeek"),
+        2,
+        ": line 1: #separator '\\\\x' is not a separator",
+    ),
     "zeek-json-deep-5000.log": (("ingest", "--format", "zeek"), 0, ": line 2: JSON nested"),
     "zeek-json-port-float.log": (("ingest", "--format", "zeek"), 0, "id.resp_p 443.0 is not"),
     "hubble-port-65979.json": (("ingest", "--format", "hubble"), 0, "destination_port 65979 "),
