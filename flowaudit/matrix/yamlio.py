@@ -28,6 +28,10 @@ class LineDict(dict[str, Any]):
     line: int = 0
     key_lines: dict[str, int]
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.key_lines = {}  # an empty one made by validation (a group given as null)
+
     def line_of(self, key: str) -> int:
         return self.key_lines.get(key, self.line)
 
@@ -37,6 +41,10 @@ class LineList(list[Any]):
 
     line: int = 0
     item_lines: list[int]
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.item_lines = []
 
     def line_of(self, index: int) -> int:
         return self.item_lines[index] if index < len(self.item_lines) else self.line
