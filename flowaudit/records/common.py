@@ -101,7 +101,9 @@ def _short(value: Any) -> str:
 def int_field(name: str, value: Any, hi: int, lo: int = 0) -> int:
     """``value`` (an int, or decimal text) as an int in ``lo..hi``; else FieldError naming
     the field. Bools, floats and other types are not integers."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, str) and len(value) <= 20 and value.isascii() and value.isdigit():
+        v = int(value)  # the common case, fast
+    elif isinstance(value, int) and not isinstance(value, bool):
         v = value
     elif isinstance(value, str) and _INT_TEXT.fullmatch(value):
         digits = value.strip().lstrip("+-").lstrip("0")  # int() refuses > 4300 digits
