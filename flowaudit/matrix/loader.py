@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from flowaudit.errors import RulesError
+from flowaudit.limits import MATRIX_MAX_RULES
 from flowaudit.matrix import validate as v
 from flowaudit.matrix.model import (
     HostGroup,
@@ -103,6 +104,13 @@ def _matrix_doc(
     raw = doc.get("rules", [])
     if not isinstance(raw, list):
         p.add(path, doc.line_of("rules"), "'rules' must be a list")
+        raw = []
+    if len(raw) > MATRIX_MAX_RULES:
+        p.add(
+            path,
+            doc.line_of("rules"),
+            f"{len(raw):,} rules: more than {MATRIX_MAX_RULES:,} (see rules/README.md, limits)",
+        )
         raw = []
     seen: dict[str, str] = {}
     for i, item in enumerate(raw):

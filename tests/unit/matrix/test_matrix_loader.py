@@ -9,7 +9,7 @@ import pytest
 from testpaths import DATA, REPO
 
 from flowaudit.errors import RulesError
-from flowaudit.limits import MATRIX_MAX_BYTES, MATRIX_MAX_DEPTH
+from flowaudit.limits import MATRIX_MAX_BYTES, MATRIX_MAX_DEPTH, MATRIX_MAX_RULES
 from flowaudit.matrix import load_matrix, shipped_rules_dir
 from flowaudit.matrix.model import parse_address, parse_port_range, parse_protocol
 
@@ -252,3 +252,17 @@ def test_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
         load_matrix(p)
     assert exc.value.message == f"{p}: larger than {MATRIX_MAX_BYTES:,} bytes: not read"
     assert exc.value.usage
+
+
+def test_rule_count_is_limited(tmp_path: Path) -> None:
+    head, _, rule = (RULES / "valid_mini.yaml").read_text().partition("rules:\n")
+    rules = "".join(rule.replace("id: etcd", f"id: r{i}") for i in range(MATRIX_MAX_RULES))
+    p = _write(tmp_path, "many.yaml", head + "rules:\n" + rules)
+    assert len(load_matrix(p).rules) == MATRIX_MAX_RULES
+    p = _write(tmp_path, "many.yaml", head + "rules:\n" + rules + rule)
+    with pytest.raises(RulesError) as exc:
+        load_matrix(p)
+    assert exc.value.message == (
+        f"{p}:8: {MATRIX_MAX_RULES + 1:,} rules: more than {MATRIX_MAX_RULES:,} "
+        "(see rules/README.md, limits)"
+    )
