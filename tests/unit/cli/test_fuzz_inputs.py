@@ -25,6 +25,11 @@ CASES: dict[str, tuple[tuple[str, ...], int, str]] = {
     "matrix-billion-laughs.yaml": (("rules", "check"), 2, ":2:14: YAML anchors (&name)"),
     "matrix-deep-5000.yaml": (("rules", "check"), 2, ":2:45: nesting deeper than 32 levels"),
     "matrix-group-null.yaml": (("rules", "check"), 2, ":4: group 'nodes' has no addresses"),
+    "matrix-group-product.yaml": (
+        ("rules", "check"),
+        2,
+        ":125: rule 'r': compiles to 14,400 rule rows",
+    ),
     "zeek-port-65979.log": (("ingest", "--format", "zeek"), 0, "id.resp_p '65979' outside"),
     "zeek-port-20-digits.log": (("ingest", "--format", "zeek"), 0, "id.resp_p '9999"),
     "zeek-port-negative.log": (("ingest", "--format", "zeek"), 0, "id.orig_p '-5' outside"),

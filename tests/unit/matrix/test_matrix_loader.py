@@ -9,7 +9,12 @@ import pytest
 from testpaths import DATA, REPO
 
 from flowaudit.errors import RulesError
-from flowaudit.limits import MATRIX_MAX_BYTES, MATRIX_MAX_DEPTH, MATRIX_MAX_RULES
+from flowaudit.limits import (
+    MATRIX_MAX_BYTES,
+    MATRIX_MAX_DEPTH,
+    MATRIX_MAX_RULE_ROWS,
+    MATRIX_MAX_RULES,
+)
 from flowaudit.matrix import load_matrix, shipped_rules_dir
 from flowaudit.matrix.model import parse_address, parse_port_range, parse_protocol
 
@@ -266,3 +271,37 @@ def test_rule_count_is_limited(tmp_path: Path) -> None:
         f"{p}:8: {MATRIX_MAX_RULES + 1:,} rules: more than {MATRIX_MAX_RULES:,} "
         "(see rules/README.md, limits)"
     )
+
+
+def _wide(n: int, needs_configuration: bool = False) -> str:
+    addrs = ", ".join(f"10.0.{i}.1" for i in range(n))  # n ranges: none contiguous
+    group = "{needs_configuration: true}" if needs_configuration else f"{{addresses: [{addrs}]}}"
+    return (
+        "name: wide\nscope: {vlans: [111], subnets: [10.0.0.0/16]}\n"
+        f"groups:\n  a: {group}\n"
+        "rules:\n  - id: r\n    from: a\n    to: a\n    protocol: tcp\n    ports: 1\n"
+        "    purpose: x\n    provenance: {table: T, row: '1', origin: component}\n"
+    )
+
+
+def test_compiled_rule_rows_are_limited(tmp_path: Path) -> None:
+    from flowaudit.matrix.compile import rules_rows
+
+    n = int(MATRIX_MAX_RULE_ROWS**0.5)
+    assert n * n == MATRIX_MAX_RULE_ROWS
+    m = load_matrix(_write(tmp_path, "ok.yaml", _wide(n)))
+    assert len(rules_rows(m)) == MATRIX_MAX_RULE_ROWS  # the count is what compile builds
+    p = _write(tmp_path, "wide.yaml", _wide(n + 1))
+    with pytest.raises(RulesError) as exc:
+        load_matrix(p)
+    rows = (n + 1) ** 2
+    assert exc.value.message == (
+        f"{p}:6: rule 'r': compiles to {rows:,} rule rows (protocols × from-address ranges × "
+        f"to-address ranges × port ranges); the matrix compiles to {rows:,} in all, more than "
+        f"{MATRIX_MAX_RULE_ROWS:,}"
+    )
+    # addresses given by --group (or an overlay) count too
+    p = _write(tmp_path, "unconfigured.yaml", _wide(0, needs_configuration=True))
+    assert load_matrix(p).name == "wide"
+    with pytest.raises(RulesError, match=r"unconfigured.yaml:6: rule 'r': compiles to 10,201"):
+        load_matrix(p, {"a": [f"10.0.{i}.1" for i in range(n + 1)]})
