@@ -45,6 +45,11 @@ def load_baseline(path: str | os.PathLike[str]) -> dict[str, Any]:
         ) from None
     except UnicodeDecodeError as e:
         raise UsageError(f"{p}: byte {e.start}: the baseline is not UTF-8 text") from None
+    except RecursionError:
+        raise UsageError(
+            f"{p}: the baseline is nested too deeply to be a flowaudit report",
+            hint="pass a report written by `flowaudit audit --format json`",
+        ) from None
     if not isinstance(doc, dict) or "schema_version" not in doc:
         raise UsageError(
             f"{p}: not a flowaudit JSON report (no schema_version)",

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from flowaudit.errors import RulesError
+from flowaudit.limits import MATRIX_MAX_RULE_ROWS, MATRIX_MAX_RULES
 from flowaudit.matrix import validate as v
 from flowaudit.matrix.model import (
     HostGroup,
@@ -104,6 +105,13 @@ def _matrix_doc(
     if not isinstance(raw, list):
         p.add(path, doc.line_of("rules"), "'rules' must be a list")
         raw = []
+    if len(raw) > MATRIX_MAX_RULES:
+        p.add(
+            path,
+            doc.line_of("rules"),
+            f"{len(raw):,} rules: more than {MATRIX_MAX_RULES:,} (see rules/README.md, limits)",
+        )
+        raw = []
     seen: dict[str, str] = {}
     for i, item in enumerate(raw):
         line = raw.item_lines[i] if hasattr(raw, "item_lines") else doc.line_of("rules")
@@ -170,6 +178,29 @@ def canonical(
     }
 
 
+def _check_rule_rows(groups: Mapping[str, HostGroup], rules: Sequence[Rule]) -> None:
+    """Refuse a matrix that compiles to more than MATRIX_MAX_RULE_ROWS rule rows (the
+    product ``matrix.compile.rules_rows`` builds), naming its largest rule."""
+
+    def ranges(names: tuple[str, ...]) -> int:
+        return sum(max(len(groups[g].ranges), 1) for g in names)
+
+    sizes = [
+        len(r.protocols) * ranges(r.from_groups) * ranges(r.to_groups) * len(r.ports) for r in rules
+    ]
+    total = sum(sizes)
+    if total <= MATRIX_MAX_RULE_ROWS:
+        return
+    big = max(range(len(rules)), key=sizes.__getitem__)
+    raise RulesError(
+        f"{rules[big].source}: rule {rules[big].id!r}: compiles to {sizes[big]:,} rule rows "
+        f"(protocols × from-address ranges × to-address ranges × port ranges); the matrix "
+        f"compiles to {total:,} in all, more than {MATRIX_MAX_RULE_ROWS:,}",
+        hint="name fewer groups per rule, or give groups CIDRs or address ranges instead of "
+        "lists of single addresses; see rules/README.md (limits)",
+    )
+
+
 def load_matrix(
     path: str | Path | None = None, groups: Mapping[str, Sequence[str]] | None = None
 ) -> Matrix:
@@ -199,6 +230,7 @@ def load_matrix(
             continue
         _apply(gmap, gname, addrs, where, p)
     p.raise_if_any()
+    _check_rule_rows(gmap, rules)
     content = canonical(name, desc, scope, gmap, rules)
     blob = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return Matrix(

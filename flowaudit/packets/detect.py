@@ -120,6 +120,8 @@ def _json_kind(line: str) -> str | None:
         obj = json.loads(line)
     except ValueError:
         return None  # a first line cut by SNIFF_BYTES or not JSON at all
+    except RecursionError:
+        return None  # nested past the interpreter's limit: no Zeek or Hubble line is
     if not isinstance(obj, dict):
         return None
     if isinstance(obj.get("flow"), dict):

@@ -31,6 +31,7 @@ non-TCP: responder packets                                SF
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,7 @@ from flowaudit._util import arrow as _arrow
 from flowaudit._util.time import TIME_MAX_US, TIME_MIN_US
 from flowaudit.flows.community_id import community_ids
 from flowaudit.kernels.icmp import ICMP4_PAIR_TABLE, ICMP6_PAIR_TABLE, PORT_PROTOCOLS
+from flowaudit.limits import JSON_MAX_DEPTH
 from flowaudit.schema import FLOW_SCHEMA, TS, validate_flows
 
 FIN, SYN, RST = 0x01, 0x02, 0x04
@@ -73,6 +75,64 @@ class RecordStats:
             self.warnings.append(message)
         else:
             self.suppressed_warnings += 1
+
+    def skip(self, message: str, counter: str | None = None) -> None:
+        """One input record skipped: counted (``skipped``, and ``counter`` if given) and
+        warned about (``message`` names file and line)."""
+        self.skipped += 1
+        if counter:
+            self.count(counter)
+        self.warn(message)
+
+
+# --- untrusted fields --------------------------------------------------------------------
+class FieldError(ValueError):
+    """A record field that is not an integer, or outside its type's range. The reader
+    skips the record with a warning; the value is never wrapped, clipped or nulled."""
+
+
+_INT_TEXT = re.compile(r"\s*[+-]?[0-9]+\s*")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def int_field(name: str, value: Any, hi: int, lo: int = 0) -> int:
+    """``value`` (an int, or decimal text) as an int in ``lo..hi``; else FieldError naming
+    the field. Bools, floats and other types are not integers."""
+    if isinstance(value, str) and len(value) <= 20 and value.isascii() and value.isdigit():
+        v = int(value)  # the common case, fast
+    elif isinstance(value, int) and not isinstance(value, bool):
+        v = value
+    elif isinstance(value, str) and _INT_TEXT.fullmatch(value):
+        digits = value.strip().lstrip("+-").lstrip("0")  # int() refuses > 4300 digits
+        v = int(digits or "0") if len(digits) <= 40 else hi + 1
+        v = -v if "-" in value else v
+    else:
+        raise FieldError(f"{name} {_short(value)} is not an integer")
+    if not lo <= v <= hi:
+        raise FieldError(f"{name} {_short(value)} outside {lo}-{hi}")
+    return v
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_OPEN = np.zeros(256, np.int8)
+_OPEN[[ord("["), ord("{")]] = 1
+_OPEN[[ord("]"), ord("}")]] = -1
+
+
+def json_depth(line: str) -> int:
+    """The deepest bracket nesting of one JSON text (brackets inside strings ignored), or
+    a lower bound above ``JSON_MAX_DEPTH`` when it is deeper. Cheap: a count for ordinary
+    lines, a vectorised scan only for lines with many brackets."""
+    opens = line.count("[") + line.count("{")
+    if opens <= JSON_MAX_DEPTH:
+        return opens
+    bare = _JSON_STRING.sub("", line).encode("utf-8", "replace")
+    steps = _OPEN[np.frombuffer(bare, np.uint8)].astype(np.int64)
+    return int(np.cumsum(steps).max(initial=0))
 
 
 # --- addresses ---------------------------------------------------------------------------
@@ -372,13 +432,16 @@ def _us(v: Any, n: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
 
 __all__ = [
     "MAX_WARNINGS",
+    "FieldError",
     "RecordStats",
     "add_flow_ids",
     "addr16",
     "flow_table",
     "halves",
     "ip_text",
+    "int_field",
     "ipv4_to_halves",
+    "json_depth",
     "parse_addresses",
     "state_from_flags",
 ]

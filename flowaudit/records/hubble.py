@@ -25,7 +25,10 @@ Mapping (decisions for ARCHITECTURE.md):
   ``traffic_direction``, endpoint identities, labels and L7 details are not kept (no
   schema column). ``vlan_id`` null, ``sampling`` 1, ``exporter`` null.
 * Lines without an ``IP`` object (non-IP events) are skipped and counted
-  (``counters["no_ip"]``); malformed lines are skipped with a warning naming the line.
+  (``counters["no_ip"]``); malformed lines are skipped with a warning naming the line, and
+  so are lines whose ports or ICMP type/code are not integers in range
+  (``counters["bad_field"]``; never wrapped) and lines nested deeper than
+  ``limits.JSON_MAX_DEPTH`` (``counters["too_deep"]``, checked before parsing).
 """
 
 from __future__ import annotations
@@ -50,8 +53,16 @@ from flowaudit.kernels.icmp import (
     ICMP6_PAIRS,
     ICMP6_REQUESTS,
 )
+from flowaudit.limits import JSON_MAX_DEPTH, MAX_ICMP, MAX_PORT
 from flowaudit.packets.detect import open_stream
-from flowaudit.records.common import RecordStats, flow_table, state_from_flags
+from flowaudit.records.common import (
+    FieldError,
+    RecordStats,
+    flow_table,
+    int_field,
+    json_depth,
+    state_from_flags,
+)
 
 CHUNK_ROWS = 65_536
 _TCP_FLAGS = {"FIN": 0x01, "SYN": 0x02, "RST": 0x04, "PSH": 0x08, "ACK": 0x10, "URG": 0x20,
@@ -112,15 +123,17 @@ def _l4(l4: dict[str, Any]) -> tuple[int, int, int, int, bool] | None:
                     flags |= _TCP_FLAGS.get(k, 0)
             return (
                 proto,
-                int(o.get("source_port", 0)),
-                int(o.get("destination_port", 0)),
+                int_field(f"l4.{name}.source_port", o.get("source_port", 0), MAX_PORT),
+                int_field(f"l4.{name}.destination_port", o.get("destination_port", 0), MAX_PORT),
                 flags,
                 False,
             )
     for name, proto in (("ICMPv4", 1), ("ICMPv6", 58)):
         if name in l4:
             o = l4[name] or {}
-            return proto, int(o.get("type", 0)), int(o.get("code", 0)), 0, True
+            icmp_type = int_field(f"l4.{name}.type", o.get("type", 0), MAX_ICMP)
+            icmp_code = int_field(f"l4.{name}.code", o.get("code", 0), MAX_ICMP)
+            return proto, icmp_type, icmp_code, 0, True
     return None
 
 
@@ -163,7 +176,7 @@ def _add(rows: _Rows, flow: dict[str, Any]) -> bool:
     return True
 
 
-def _table(rows: _Rows) -> pa.Table:
+def _table(rows: _Rows, stats: RecordStats | None = None) -> pa.Table:
     reply = np.asarray(rows.reply, bool)
     proto = np.asarray(rows.proto, np.int64)
     flags = np.asarray(rows.flags, np.int64)
@@ -192,7 +205,7 @@ def _table(rows: _Rows) -> pa.Table:
         "verdict": pa.array(rows.verdict, pa.string()),
         "drop_reason": pa.array(rows.drop, pa.string()),
     }
-    return flow_table(cols, source_kind="hubble")
+    return flow_table(cols, source_kind="hubble", stats=stats)
 
 
 def iter_hubble_tables(
@@ -211,6 +224,12 @@ def iter_hubble_tables(
                 if not line.strip():
                     continue
                 stats.records += 1
+                if json_depth(line) > JSON_MAX_DEPTH:
+                    stats.skip(
+                        f"{p}: line {lineno}: JSON nested deeper than {JSON_MAX_DEPTH}: skipped",
+                        "too_deep",
+                    )
+                    continue
                 try:
                     obj = json.loads(line)
                     flow = obj.get("flow") if isinstance(obj, dict) else None
@@ -220,6 +239,9 @@ def iter_hubble_tables(
                         stats.skipped += 1
                         stats.count("no_ip")
                         continue
+                except FieldError as e:
+                    stats.skip(f"{p}: line {lineno}: {e}: skipped", "bad_field")
+                    continue
                 except (ValueError, TypeError, KeyError, AttributeError) as e:
                     stats.skipped += 1
                     stats.warn(f"{p}: line {lineno}: malformed Hubble flow ({e}): skipped")
@@ -235,7 +257,7 @@ def iter_hubble_tables(
 
 def _finish(rows: _Rows, stats: RecordStats, path: Path) -> pa.Table:
     try:
-        table = _table(rows)
+        table = _table(rows, stats)
     except ValueError as e:  # an address that is not an IP address
         raise CaptureError(f"{path}: {e}") from e
     stats.flows += table.num_rows

@@ -28,8 +28,12 @@ Mapping (decisions for ARCHITECTURE.md):
 Errors: a data line before any ``#fields`` header, or a ``#fields`` header without the
 tuple columns, raises CaptureError with the line number; an unparseable ``ts`` too,
 unless the caller passes ``default_ts`` (Zeek's test baselines mask ``ts`` as
-``XXXXXXXXXX.XXXXXX``); malformed lines (wrong column count, bad JSON, bad address)
-are skipped with a warning naming the line.
+``XXXXXXXXXX.XXXXXX``; a ``ts`` before 1970 or after 9999 counts as unparseable);
+malformed lines (wrong column count, bad JSON, bad address) are skipped with a warning
+naming the line. So are lines whose integer fields are not integers within their type's
+range (ports 0-65535, ``ip_proto`` 0-255, counters 0-2^64-1, ``vlan`` 0-4095, ``duration``
+within the timestamp range: ``counters["bad_field"]``; never wrapped, clipped or nulled)
+and JSON lines nested deeper than ``limits.JSON_MAX_DEPTH`` (``counters["too_deep"]``).
 """
 
 from __future__ import annotations
@@ -48,8 +52,23 @@ import pyarrow as pa
 
 from flowaudit._util.time import to_us
 from flowaudit.errors import CaptureError
+from flowaudit.limits import (
+    JSON_MAX_DEPTH,
+    MAX_COUNTER,
+    MAX_PORT,
+    MAX_PROTOCOL,
+    MAX_TIME_US,
+    MAX_VLAN,
+)
 from flowaudit.packets.detect import open_stream
-from flowaudit.records.common import RecordStats, flow_table, parse_addresses
+from flowaudit.records.common import (
+    FieldError,
+    RecordStats,
+    flow_table,
+    int_field,
+    json_depth,
+    parse_addresses,
+)
 
 CHUNK_ROWS = 65_536
 REQUIRED = ("ts", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto")
@@ -77,6 +96,8 @@ def _ts_us(text: str) -> int | None:
     whole, _, frac = text.strip().partition(".")
     if not whole.lstrip("-").isdigit() or (frac and not frac.isdigit()):
         return None
+    if len(whole) > 20:  # far beyond any time (and int() refuses > 4300 digits)
+        whole = "-" + "9" * 20 if whole.startswith("-") else "9" * 20
     us = int(frac[:6].ljust(6, "0")) if frac else 0
     sign = -1 if whole.startswith("-") else 1
     return int(whole) * 1_000_000 + sign * us
@@ -99,13 +120,25 @@ def _json_ts_us(value: Any) -> int | None:
     return None
 
 
-def _count(v: Any) -> int:
-    if v is None:
+def _int(get: Any, name: str, hi: int, default: int) -> int:
+    """An integer field: ``default`` when unset or empty, else ``int_field`` (FieldError
+    when it is not an integer 0..hi)."""
+    v = get(name)
+    if v is None or v == "":
+        return default
+    return int_field(name, v, hi)
+
+
+def _duration_us(value: Any) -> int:
+    """``duration`` → µs (unset or unreadable → 0, as before); FieldError beyond the range
+    of a timestamp (it would overflow ``last_seen``)."""
+    if value is None or isinstance(value, bool):
         return 0
-    if isinstance(v, int):
-        return max(v, 0)
-    s = str(v)
-    return int(s) if s.isdigit() else 0
+    text = repr(value) if isinstance(value, float) else str(value)
+    d = _ts_us(text)
+    if d is not None and d > MAX_TIME_US:
+        raise FieldError(f"duration {text[:40]!r} out of range")
+    return max(d or 0, 0)
 
 
 class _Rows:
@@ -143,40 +176,53 @@ class _Reader:
 
     def ts(self, lineno: int, value: Any, parse: Any) -> int:
         us = None if value is None else parse(value)
+        if us is not None and not 0 <= us <= MAX_TIME_US:
+            us = None  # before 1970 or after 9999: no capture's time
         if us is None:
             if self.default_us is None:
-                raise CaptureError(f"{self.path}: line {lineno}: unparseable ts {value!r}")
+                raise CaptureError(
+                    f"{self.path}: line {lineno}: unparseable ts {str(value)[:40]!r}"
+                )
             self.stats.count("default_ts")
             return self.default_us
         return int(us)
 
     def add(self, rows: _Rows, lineno: int, get: Any, ts_parse: Any) -> None:
-        """Append one record; ``get(name)`` returns the value or None when unset."""
+        """Append one record; ``get(name)`` returns the value or None when unset. A record
+        with an integer field that is not one or is outside its range is skipped."""
+        ts = self.ts(lineno, get("ts"), ts_parse)
+        try:
+            dur = _duration_us(get("duration"))
+            if ts + dur > MAX_TIME_US:
+                raise FieldError(f"duration {str(get('duration'))[:40]!r} out of range")
+            orig_p = _int(get, "id.orig_p", MAX_PORT, 0)
+            resp_p = _int(get, "id.resp_p", MAX_PORT, 0)
+            ip_proto = _int(get, "ip_proto", MAX_PROTOCOL, -1)
+            counts = [
+                _int(get, k, MAX_COUNTER, 0)
+                for k in ("orig_pkts", "orig_ip_bytes", "resp_pkts", "resp_ip_bytes")
+            ]
+            vlan_key = "vlan" if get("vlan") is not None else "id.ctx.vlan"
+            vlan = _int(get, vlan_key, MAX_VLAN, -1)
+        except FieldError as e:
+            self.stats.skip(f"{self.path}: line {lineno}: {e}: skipped", "bad_field")
+            return
         rows.line.append(lineno)
-        rows.ts.append(self.ts(lineno, get("ts"), ts_parse))
-        dur = get("duration")
-        d_us = 0
-        if dur is not None:
-            d = _ts_us(repr(float(dur)) if isinstance(dur, float | int) else str(dur))
-            d_us = max(d or 0, 0)
-        rows.dur.append(d_us)
+        rows.ts.append(ts)
+        rows.dur.append(dur)
         rows.orig_h.append(str(get("id.orig_h") or ""))
         rows.resp_h.append(str(get("id.resp_h") or ""))
-        rows.orig_p.append(_count(get("id.orig_p")))
-        rows.resp_p.append(_count(get("id.resp_p")))
+        rows.orig_p.append(orig_p)
+        rows.resp_p.append(resp_p)
         rows.proto.append(str(get("proto") or ""))
-        ipp = get("ip_proto")
-        rows.ip_proto.append(_count(ipp) if ipp is not None else -1)
+        rows.ip_proto.append(ip_proto)
         rows.state.append(str(get("conn_state") or "OTH"))
         rows.history.append(str(get("history") or ""))
-        rows.opk.append(_count(get("orig_pkts")))
-        rows.oib.append(_count(get("orig_ip_bytes")))
-        rows.rpk.append(_count(get("resp_pkts")))
-        rows.rib.append(_count(get("resp_ip_bytes")))
-        vlan = get("vlan")
-        if vlan is None:
-            vlan = get("id.ctx.vlan")
-        rows.vlan.append(_count(vlan) if vlan is not None else -1)
+        rows.opk.append(counts[0])
+        rows.oib.append(counts[1])
+        rows.rpk.append(counts[2])
+        rows.rib.append(counts[3])
+        rows.vlan.append(vlan)
 
     def table(self, rows: _Rows) -> pa.Table | None:
         """The chunk as a FLOW_SCHEMA table (bad rows skipped with a warning)."""
@@ -228,7 +274,7 @@ class _Reader:
             ),
             "vlan_id": np.asarray(rows.vlan, np.int64)[idx],
         }
-        table = flow_table(cols, source_kind="zeek")
+        table = flow_table(cols, source_kind="zeek", stats=self.stats)
         self.stats.flows += table.num_rows
         return table
 
@@ -255,6 +301,13 @@ def iter_zeek_tables(
             for lineno, line, fmt, fields, sep, unset, empty in _records(p, lines):
                 stats.records += 1
                 if fmt == "json":
+                    if json_depth(line) > JSON_MAX_DEPTH:
+                        stats.skip(
+                            f"{p}: line {lineno}: JSON nested deeper than {JSON_MAX_DEPTH}: "
+                            "skipped",
+                            "too_deep",
+                        )
+                        continue
                     try:
                         obj = json.loads(line)
                         if not isinstance(obj, dict):
@@ -321,7 +374,14 @@ def _records(
         if line.startswith("#"):
             if line.startswith("#separator"):
                 value = line[len("#separator") :].strip()
-                sep = codecs.decode(value, "unicode_escape") if value else "\t"
+                try:
+                    sep = codecs.decode(value, "unicode_escape") if value else "\t"
+                except UnicodeDecodeError:
+                    sep = ""
+                if not sep:
+                    raise CaptureError(
+                        f"{path}: line {lineno}: #separator {value[:20]!r} is not a separator"
+                    )
                 continue
             key, _, value = line.rstrip("\r\n")[1:].partition(sep)
             if key == "fields":

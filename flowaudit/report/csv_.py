@@ -2,12 +2,18 @@
 
 With a baseline a `change` column (new/persisting) comes first and a third section lists
 the new and resolved findings; with enrichment a `what it is` column comes last.
+
+Formula injection (OWASP "CSV injection"): a cell that starts with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return gets a leading ``'``, so a spreadsheet shows it as text
+and never evaluates it. Our own ``-`` (no value) and plain numbers are left as they are.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from flowaudit.report.rows import (
@@ -21,9 +27,28 @@ if TYPE_CHECKING:
     from flowaudit.audit.result import AuditResult
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"-?[0-9][0-9,]*(\.[0-9]+)?")
+
+
+def csv_cell(s: str) -> str:
+    """``s`` safe to open in a spreadsheet: a leading ``'`` when it could start a formula."""
+    if s.startswith(FORMULA_START) and s != "-" and not _NUMBER.fullmatch(s):
+        return "'" + s
+    return s
+
+
+class _Writer:
+    def __init__(self, buf: io.StringIO) -> None:
+        self._w = csv.writer(buf, lineterminator="\n")
+
+    def writerow(self, row: Iterable[str]) -> None:
+        self._w.writerow([csv_cell(c) for c in row])
+
+
 def render_csv(result: AuditResult) -> str:
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = _Writer(buf)
     vh, vrows = violation_table(result)
     w.writerow(("kind", *vh))
     for r in vrows:

@@ -2,10 +2,19 @@
 
 Summary, changes since the baseline, the coverage grid (services down, source groups
 across, one symbol per cell), the findings, unused rules, and the inputs.
+
+Every value that comes from outside (capture and baseline file names, the matrix's name and
+conditions, addresses, enrichment text) is escaped for Markdown renderers that pass HTML
+through (the daily report is mailed): backslashes, backticks, ``*`` and a ``]`` that would
+close a link text are backslash-escaped, ``<``, ``>`` and ``&`` become entities, line
+breaks become spaces, other control characters read ``\\xNN``, and table cells escape
+``|``. The inputs are code spans fenced with more backticks than any run in the text, so a
+name cannot close its span.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -18,6 +27,7 @@ from flowaudit.report.rows import (
     summary_line,
     unused_table,
     violation_table,
+    visible,
 )
 
 if TYPE_CHECKING:
@@ -39,14 +49,44 @@ KEY = (
 )
 
 
+_ESCAPES = str.maketrans(
+    {
+        "\\": "\\\\",
+        "`": "\\`",
+        "*": "\\*",
+        "<": "&lt;",
+        ">": "&gt;",
+        "&": "&amp;",
+    }
+)
+_LINK = re.compile(r"\](?=[(\[])")  # "](url)" / "][ref]": the ']' that makes a link
+
+
+def md_text(s: str) -> str:
+    """``s`` as literal Markdown text: no markup, no links, no HTML, one line. Brackets
+    stay as they are unless they would close a link text (our own "scope [111]" reads
+    plainly)."""
+    s = visible(s.replace("\r", " ").replace("\n", " "))
+    return _LINK.sub(r"\\]", s.translate(_ESCAPES))
+
+
+def md_code(s: str) -> str:
+    """``s`` as a code span: fenced with one backtick more than its longest backtick run
+    (padded with a space when it starts or ends with a backtick), on one line."""
+    s = visible(s.replace("\r", " ").replace("\n", " "))
+    fence = "`" * (max((len(m) for m in re.findall("`+", s)), default=0) + 1)
+    pad = " " if s.startswith("`") or s.endswith("`") else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
+
+
 def _cell(s: str) -> str:
-    return s.replace("|", "\\|").replace("\n", " ")
+    return md_text(s).replace("|", "\\|")
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     if not rows:
         return ["None."]
-    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    out = ["| " + " | ".join(_cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
     out += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
     return out
 
@@ -74,11 +114,11 @@ def coverage_markdown(result: AuditResult) -> list[str]:
 
 def render_markdown(result: AuditResult) -> str:
     lines = [
-        f"# flowaudit report: {result.matrix_name}",
+        f"# flowaudit report: {md_text(result.matrix_name)}",
         "",
-        f"**Summary:** {summary_line(result)}",
+        f"**Summary:** {summary_line(result, md_text)}",
     ]
-    line = changes_line(result)
+    line = changes_line(result, md_text)
     if line is not None:
         lines += [
             "",
@@ -95,5 +135,5 @@ def render_markdown(result: AuditResult) -> str:
     lines += _table(vh, vrows)
     lines += ["", f"## Approved rules without traffic ({result.unused_rules.num_rows})", ""]
     lines += _table(uh, urows)
-    lines += ["", "## Inputs", ""] + [f"- `{x}`" for x in input_lines(result)]
+    lines += ["", "## Inputs", ""] + [f"- {md_code(x)}" for x in input_lines(result)]
     return "\n".join(lines) + "\n"

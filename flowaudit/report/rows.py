@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flowaudit._util.arrow import pylist
@@ -127,12 +129,26 @@ def change_rows(result: AuditResult) -> list[tuple[str, ...]]:
     return rows
 
 
-def changes_line(result: AuditResult) -> str | None:
+def _same(s: str) -> str:
+    return s
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def visible(s: str) -> str:
+    """``s`` with every control character (C0, DEL, C1) shown as ``\\xNN``: an escape
+    sequence in a name must not drive the terminal that shows a report."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", s)
+
+
+def changes_line(result: AuditResult, esc: Callable[[str], str] = _same) -> str | None:
+    """The baseline comparison in one line; ``esc`` escapes the baseline's file name."""
     c = result.changes
     if c is None:
         return None
     line = (
-        f"Since {c.baseline_file} (sha256 {c.baseline_sha256[:12]}): {len(c.new)} new, "
+        f"Since {esc(c.baseline_file)} (sha256 {c.baseline_sha256[:12]}): {len(c.new)} new, "
         f"{len(c.persisting)} persisting, {len(c.resolved)} resolved"
     )
     if c.baseline_matrix_sha256 and c.baseline_matrix_sha256 != result.rules_digest:
@@ -205,13 +221,14 @@ def unused_rows(result: AuditResult) -> list[tuple[str, ...]]:
     return rows
 
 
-def summary_line(result: AuditResult) -> str:
+def summary_line(result: AuditResult, esc: Callable[[str], str] = _same) -> str:
+    """The one-line summary; ``esc`` escapes the matrix name (the rest is our own text)."""
     by = result.stats.get("by_reason", {})
     reasons = ", ".join(f"{k} {n}" for k, n in by.items())
     sampled = " (counts are sampled estimates)" if result.sampled else ""
     new = " new" if result.stats.get("only_new") else ""
     return (
-        f"{result.flows:,} flows audited against {result.matrix_name} "
+        f"{result.flows:,} flows audited against {esc(result.matrix_name)} "
         f"(sha256 {result.rules_digest[:12]}): {result.violations.num_rows}{new} violations"
         + (f" [{reasons}]" if reasons else "")
         + f", {result.stats.get('unused', 0)}{new} unused rules, "

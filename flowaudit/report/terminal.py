@@ -1,9 +1,15 @@
-"""The terminal report: rich tables, new findings first, a summary line."""
+"""The terminal report: rich tables, new findings first, a summary line.
+
+Text from outside (names, baseline findings, enrichment) is never rich markup or emoji
+codes (cells are ``rich.text.Text``: "[/x]" would be a markup error, "[link=…]" a
+hyperlink), and control characters are shown as ``\\xNN`` (an escape sequence in a name
+must not drive the terminal).
+"""
 
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flowaudit.report.rows import (
     CHANGE_HEADERS,
@@ -12,6 +18,7 @@ from flowaudit.report.rows import (
     summary_line,
     unused_table,
     violation_table,
+    visible,
 )
 
 if TYPE_CHECKING:
@@ -38,6 +45,12 @@ FOLDING = {"reason", "states", "what differs", "what it is", "ports", "unused po
 MIN_WIDTH = {"what differs": 28, "what it is": 22, "states": 14}
 
 
+def _plain(s: str) -> Any:
+    from rich.text import Text
+
+    return Text(visible(s))
+
+
 def render_terminal(result: AuditResult, *, color: bool = False, width: int = 140) -> str:
     from rich.console import Console
     from rich.table import Table
@@ -56,16 +69,16 @@ def render_terminal(result: AuditResult, *, color: bool = False, width: int = 14
         highlight=False,
         markup=False,
     )
-    line = changes_line(result)
+    line = changes_line(result, visible)
     if line is not None:
-        console.print(line, highlight=False, markup=False)
+        console.print(line, highlight=False, markup=False, emoji=False)
         changed = change_rows(result)
         if changed:
             t = Table(title="New and resolved findings", title_justify="left")
             for h in CHANGE_HEADERS:
                 t.add_column(h, overflow="fold", no_wrap=h != "what")
             for c in changed:
-                t.add_row(*c)
+                t.add_row(*(_plain(x) for x in c))
             console.print(t)
     sections = (
         ("Traffic outside the approved matrix", violation_table(result), TERMINAL_VIOLATION_COLS),
@@ -84,7 +97,7 @@ def render_terminal(result: AuditResult, *, color: bool = False, width: int = 14
                 min_width=MIN_WIDTH.get(headers[i]),
             )
         for row in rows:
-            t.add_row(*(row[i] for i in idx))
+            t.add_row(*(_plain(row[i]) for i in idx))
         console.print(t)
-    console.print(summary_line(result), highlight=False, markup=False)
+    console.print(summary_line(result, visible), highlight=False, markup=False, emoji=False)
     return console.export_text(styles=color)

@@ -9,6 +9,12 @@ import pytest
 from testpaths import DATA, REPO
 
 from flowaudit.errors import RulesError
+from flowaudit.limits import (
+    MATRIX_MAX_BYTES,
+    MATRIX_MAX_DEPTH,
+    MATRIX_MAX_RULE_ROWS,
+    MATRIX_MAX_RULES,
+)
 from flowaudit.matrix import load_matrix, shipped_rules_dir
 from flowaudit.matrix.model import parse_address, parse_port_range, parse_protocol
 
@@ -198,3 +204,104 @@ def test_sha256_ignores_comments_but_not_content(tmp_path: Path) -> None:
     b = load_matrix(_write(tmp_path, "b.yaml", text)).sha256
     c = load_matrix(_write(tmp_path, "c.yaml", text.replace("2379-2380", "2379-2381"))).sha256
     assert a == b != c
+
+
+# --- input limits (flowaudit.limits; issue 12) -------------------------------------------
+def test_yaml_alias_is_refused_naming_file_and_line(tmp_path: Path) -> None:
+    text = (RULES / "valid_mini.yaml").read_text()
+    text = text.replace("  nodes:\n", "  nodes: &n\n").replace("rules:\n", "  copy: *n\nrules:\n")
+    p = _write(tmp_path, "alias.yaml", text)
+    with pytest.raises(RulesError) as exc:
+        load_matrix(p)
+    assert exc.value.message == f"{p}:6:10: YAML anchors (&name) are not allowed"
+    assert exc.value.usage
+    # an alias without an anchor before it is refused as an alias (not a syntax error)
+    p = _write(tmp_path, "alias2.yaml", text.replace("  nodes: &n\n", "  nodes:\n"))
+    with pytest.raises(RulesError) as exc:
+        load_matrix(p)
+    assert exc.value.message == f"{p}:8:9: YAML aliases (*name) are not allowed"
+
+
+def test_merge_key_alias_is_refused(tmp_path: Path) -> None:
+    text = "name: m\nbase: &b {x: 1}\nscope:\n  <<: *b\n"
+    with pytest.raises(RulesError, match=r":2:7: YAML anchors"):
+        load_matrix(_write(tmp_path, "merge.yaml", text))
+
+
+def test_nesting_is_limited_while_composing(tmp_path: Path) -> None:
+    # the document's mapping is level 1; a value nested MATRIX_MAX_DEPTH - 1 deeper parses
+    ok = "name: m\ndescription: " + "[" * (MATRIX_MAX_DEPTH - 1) + "]" * (MATRIX_MAX_DEPTH - 1)
+    with pytest.raises(RulesError) as exc:
+        load_matrix(_write(tmp_path, "ok.yaml", ok + "\n"))
+    assert "nesting deeper" not in exc.value.message  # it loads; validation fails later
+    deep = "name: m\ndescription: " + "[" * MATRIX_MAX_DEPTH + "]" * MATRIX_MAX_DEPTH
+    p = _write(tmp_path, "deep.yaml", deep + "\n")
+    with pytest.raises(RulesError) as exc:
+        load_matrix(p)
+    col = len("description: ") + MATRIX_MAX_DEPTH
+    assert exc.value.message == f"{p}:2:{col}: nesting deeper than {MATRIX_MAX_DEPTH} levels"
+    # far deeper than the interpreter's recursion limit: still a RulesError
+    p = _write(tmp_path, "deeper.yaml", "a:\n" + "  - " * 1 + "[" * 20_000 + "\n")
+    with pytest.raises(RulesError, match=r"deeper.yaml:2:\d+: nesting deeper than"):
+        load_matrix(p)
+
+
+def test_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
+    text = (RULES / "valid_mini.yaml").read_text()
+    pad = MATRIX_MAX_BYTES - len(text.encode())
+    p = _write(tmp_path, "big.yaml", text + "#" * (pad - 1) + "\n")
+    assert p.stat().st_size == MATRIX_MAX_BYTES
+    assert load_matrix(p).name == "mini"  # exactly at the limit: read
+    p = _write(tmp_path, "big.yaml", text + "#" * pad + "\n")
+    with pytest.raises(RulesError) as exc:
+        load_matrix(p)
+    assert exc.value.message == f"{p}: larger than {MATRIX_MAX_BYTES:,} bytes: not read"
+    assert exc.value.usage
+
+
+def test_rule_count_is_limited(tmp_path: Path) -> None:
+    head, _, rule = (RULES / "valid_mini.yaml").read_text().partition("rules:\n")
+    rules = "".join(rule.replace("id: etcd", f"id: r{i}") for i in range(MATRIX_MAX_RULES))
+    p = _write(tmp_path, "many.yaml", head + "rules:\n" + rules)
+    assert len(load_matrix(p).rules) == MATRIX_MAX_RULES
+    p = _write(tmp_path, "many.yaml", head + "rules:\n" + rules + rule)
+    with pytest.raises(RulesError) as exc:
+        load_matrix(p)
+    assert exc.value.message == (
+        f"{p}:8: {MATRIX_MAX_RULES + 1:,} rules: more than {MATRIX_MAX_RULES:,} "
+        "(see rules/README.md, limits)"
+    )
+
+
+def _wide(n: int, needs_configuration: bool = False) -> str:
+    addrs = ", ".join(f"10.0.{i}.1" for i in range(n))  # n ranges: none contiguous
+    group = "{needs_configuration: true}" if needs_configuration else f"{{addresses: [{addrs}]}}"
+    return (
+        "name: wide\nscope: {vlans: [111], subnets: [10.0.0.0/16]}\n"
+        f"groups:\n  a: {group}\n"
+        "rules:\n  - id: r\n    from: a\n    to: a\n    protocol: tcp\n    ports: 1\n"
+        "    purpose: x\n    provenance: {table: T, row: '1', origin: component}\n"
+    )
+
+
+def test_compiled_rule_rows_are_limited(tmp_path: Path) -> None:
+    from flowaudit.matrix.compile import rules_rows
+
+    n = int(MATRIX_MAX_RULE_ROWS**0.5)
+    assert n * n == MATRIX_MAX_RULE_ROWS
+    m = load_matrix(_write(tmp_path, "ok.yaml", _wide(n)))
+    assert len(rules_rows(m)) == MATRIX_MAX_RULE_ROWS  # the count is what compile builds
+    p = _write(tmp_path, "wide.yaml", _wide(n + 1))
+    with pytest.raises(RulesError) as exc:
+        load_matrix(p)
+    rows = (n + 1) ** 2
+    assert exc.value.message == (
+        f"{p}:6: rule 'r': compiles to {rows:,} rule rows (protocols × from-address ranges × "
+        f"to-address ranges × port ranges); the matrix compiles to {rows:,} in all, more than "
+        f"{MATRIX_MAX_RULE_ROWS:,}"
+    )
+    # addresses given by --group (or an overlay) count too
+    p = _write(tmp_path, "unconfigured.yaml", _wide(0, needs_configuration=True))
+    assert load_matrix(p).name == "wide"
+    with pytest.raises(RulesError, match=r"unconfigured.yaml:6: rule 'r': compiles to 10,201"):
+        load_matrix(p, {"a": [f"10.0.{i}.1" for i in range(n + 1)]})
