@@ -19,8 +19,10 @@ SELECT
     vlan_id IS NULL AND capture_tagged AS native_vlan,
     bool_or(direction NOT IN ('syn', 'exporter')) AS uncertain,
     count(*)::BIGINT AS flows,
-    sum(src_packets + dst_packets)::BIGINT AS packets,
-    sum(src_bytes + dst_bytes)::BIGINT AS bytes,
+    -- counters are UBIGINT: summed per side (each sum is a HUGEINT, never overflows), then
+    -- saturated at the BIGINT maximum (only a corrupt record counts that high)
+    least(sum(src_packets) + sum(dst_packets), 9223372036854775807)::BIGINT AS packets,
+    least(sum(src_bytes) + sum(dst_bytes), 9223372036854775807)::BIGINT AS bytes,
     min(first_seen) AS first_seen,
     max(last_seen) AS last_seen,
     count(*) FILTER (WHERE state IN ('S0', 'SH', 'RSTOS0')) AS attempted,

@@ -15,8 +15,9 @@ grouped AS (
         protocol, dst_port,
         bool_or(uncertain) AS direction_uncertain,
         bool_or(native_vlan) AS native_vlan,
-        sum(flows)::BIGINT AS flows, sum(packets)::BIGINT AS packets,
-        sum(bytes)::BIGINT AS bytes,
+        sum(flows)::BIGINT AS flows,
+        least(sum(packets), 9223372036854775807)::BIGINT AS packets,  -- saturated, as in
+        least(sum(bytes), 9223372036854775807)::BIGINT AS bytes,      -- conversations.sql
         min(first_seen) AS first_seen, max(last_seen) AS last_seen,
         sum(attempted)::BIGINT AS attempted, sum(rejected)::BIGINT AS rejected,
         sum(established)::BIGINT AS established, sum(midstream)::BIGINT AS midstream,

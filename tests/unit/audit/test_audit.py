@@ -221,3 +221,15 @@ def test_untagged_flows(matrix) -> None:
     (v,) = run_audit(matrix, make_flows(rows)).violations.to_pylist()
     assert (v["reason"], v["vlan_id"], v["dst_port"]) == ("off-vlan", None, 10250)
     assert v["differences"].startswith("untagged (native VLAN)")
+
+
+def test_counters_beyond_int64_saturate_instead_of_failing_the_audit() -> None:
+    """A corrupt record may carry a counter near 2**64 (NetFlow, Zeek): the sums are
+    HUGEINT and saturate at the BIGINT maximum; the audit still reports the flow."""
+    top = 2**64 - 1
+    matrix = load_matrix(groups=ADMIN)
+    flows = make_flows(
+        [flow(N5, N6, 2381, pk=(top, top), by=(top, 7)), flow(N5, N6, 2381, t=5.0, pk=(1, 1))]
+    )
+    (v,) = run_audit(matrix, flows).violations.to_pylist()
+    assert (v["flows"], v["packets"], v["bytes"]) == (2, 2**63 - 1, 2**63 - 1)
