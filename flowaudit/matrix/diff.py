@@ -151,6 +151,11 @@ def _akey(a: Atom) -> tuple[int, int, str]:
     return (1 if a[2] else 0, a[0], a[2])
 
 
+def _texts(addresses: Iterable[str]) -> list[str]:
+    """Canonical address texts, one host without its /32 or /128."""
+    return [a.removesuffix("/32").removesuffix("/128") for a in addresses]
+
+
 def _groups(old: Matrix, new: Matrix) -> list[dict[str, Any]]:
     rows = []
     for name in sorted(set(old.groups) | set(new.groups)):
@@ -163,8 +168,8 @@ def _groups(old: Matrix, new: Matrix) -> list[dict[str, Any]]:
                 {
                     "group": name,
                     "change": change,
-                    "old": [] if a is None else list(g.addresses),
-                    "new": [] if b is None else list(g.addresses),
+                    "old": [] if a is None else _texts(g.addresses),
+                    "new": [] if b is None else _texts(g.addresses),
                 }
             )
         elif sets.union(a.ranges) != sets.union(b.ranges):
@@ -172,8 +177,8 @@ def _groups(old: Matrix, new: Matrix) -> list[dict[str, Any]]:
                 {
                     "group": name,
                     "change": "changed",
-                    "old": list(a.addresses),
-                    "new": list(b.addresses),
+                    "old": _texts(a.addresses),
+                    "new": _texts(b.addresses),
                 }
             )
     return rows
