@@ -167,7 +167,7 @@ def diff_cmd(
     included), and with --store the observed findings that change verdict.
     Exit 0 no change, 1 changes, 2 invalid matrix."""
     from flowaudit import api
-    from flowaudit.report.rules_diff import render_diff
+    from flowaudit.matrix.diff_render import render_diff
 
     with handle_errors():
         d = api.diff_rules(old, new, store=store_dir, groups=groups)

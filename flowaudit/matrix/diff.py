@@ -45,6 +45,20 @@ class RulesDiff:
     def with_verdicts(self, rows: Iterable[dict[str, Any]]) -> RulesDiff:
         return replace(self, verdicts=tuple(rows))
 
+    def to_text(self) -> str:
+        from flowaudit.matrix.diff_render import render_text
+
+        return render_text(self)
+
+    def to_markdown(self) -> str:
+        """For a change-request ticket (what ``rules diff --format markdown`` prints)."""
+        from flowaudit.matrix.diff_render import render_markdown
+
+        return render_markdown(self)
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema_version": 1,

@@ -1,6 +1,8 @@
 """``rules diff`` output: a matrix change as text, JSON, or Markdown for a change request.
 
-Pure functions of a ``RulesDiff`` (``flowaudit.matrix.diff``). Sections, each shown only
+Pure functions of a ``RulesDiff`` (``flowaudit.matrix.diff``; its ``to_text``,
+``to_markdown`` and ``_repr_markdown_`` call them, so a notebook shows what the CLI
+writes). Sections, each shown only
 when it has rows: access allowed / revoked, groups whose addresses changed, rules
 added, removed, changed or with a new provenance, and (with a store) the observed
 findings whose verdict changes.
@@ -9,10 +11,12 @@ findings whose verdict changes.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flowaudit.matrix.diff import RulesDiff
 from flowaudit.matrix.model import ports_text, protocol_name
+
+if TYPE_CHECKING:
+    from flowaudit.matrix.diff import RulesDiff
 
 FORMATS = ("text", "json", "markdown")
 
