@@ -1,13 +1,15 @@
 """From findings to matrix rules: propose the rules that would approve observed traffic.
 
 ``propose(matrix, result, ...)`` takes an audit's violations (all of them, or the
-selected finding ids) and writes the smallest set of rules, in the matrix format, that
-approves exactly that traffic and nothing that was not observed:
+selected finding ids) and writes rules, in the matrix format, that approve exactly that
+traffic and nothing that was not observed:
 
 * each (initiator, responder, protocol) keeps its own responder ports, merged into a
   range only where every port in between was observed (``port_gap`` allows gaps);
-* rules are bicliques: responders that were reached by exactly the same initiators on
-  the same ports share a rule, so ``from`` × ``to`` × ports holds only observed tuples;
+* one rule per service (protocol and port range), like the seed's tables; within it,
+  rules are bicliques: responders reached by exactly the same initiators share a rule,
+  so ``from`` × ``to`` × ports holds only observed tuples (protocols seen between the
+  same hosts on the same range share one rule);
 * ``bidirectional`` only where both orientations were seen, each with a certain
   initiator (a SYN or an exporter);
 * a side resolves to the matrix's groups where they fit (whole groups inside the
@@ -271,12 +273,13 @@ def propose(
         edges[key].add(port)
         edge_rows[key] += seen[k]
 
-    # bicliques: per (protocol, direction, ports), responders with the same initiators
+    # bicliques: per (protocol, direction, port range), responders with the same initiators
     by_shape: dict[tuple[int, bool, tuple[tuple[int, int], ...]], dict[Unit, set[Unit]]] = (
         defaultdict(lambda: defaultdict(set))
     )
     for (s, d, proto, bidir), ports in edges.items():
-        by_shape[(proto, bidir, port_ranges(ports, port_gap))][d].add(s)
+        for rng in port_ranges(ports, port_gap):  # one rule per service (port range)
+            by_shape[(proto, bidir, (rng,))][d].add(s)
     shaped: dict[
         tuple[frozenset[Unit], frozenset[Unit], bool, tuple[tuple[int, int], ...]], set[int]
     ] = defaultdict(set)
@@ -300,12 +303,9 @@ def propose(
         covered = [
             r
             for (s, d, proto, b), rs in edge_rows.items()
-            if s in srcs
-            and d in dsts
-            and proto in protos
-            and b == bidir
-            and port_ranges(edges[(s, d, proto, b)], port_gap) == pr
+            if s in srcs and d in dsts and proto in protos and b == bidir
             for r in rs
+            if pr[0][0] <= r["dst_port"] <= pr[0][1]
         ]
         fids = tuple(sorted({r["finding_id"] for r in covered}))
         first = min(r["first_seen"] for r in covered)
@@ -339,7 +339,7 @@ def propose(
         for name in sorted(units.texts)
         if any(name in r.from_groups + r.to_groups for r in out)
     ]
-    new_groups = sorted([*groups.new.values(), *named], key=lambda g: g.name)
+    new_groups = sorted([*groups.new.values(), *named], key=lambda g: _natural(g.name))
     vlans = tuple(sorted({r["vlan_id"] for r in chosen if r["vlan_id"] is not None}))
     return Proposal(
         matrix_name=m.name,
@@ -350,6 +350,12 @@ def propose(
         skipped=tuple(skipped),
         vlans=vlans,
     )
+
+
+def _natural(name: str) -> tuple[str, int]:
+    """``observed_2`` before ``observed_10``."""
+    head, _, tail = name.rpartition("_")
+    return (head, int(tail)) if head and tail.isdigit() else (name, 0)
 
 
 def _pt(p: tuple[int, int]) -> str:

@@ -144,6 +144,9 @@ def test_bootstrap_from_the_approved_capture(tmp_path) -> None:
     m = load_matrix(out)
     assert m.name == "vlan111" and m.scope.vlans == (111,)
     assert all(r.origin == "observed" for r in m.rules)
+    # a strict subset of the seed's matrix (rules/README.md has the comparison table)
+    change = api.diff_rules(SHIPPED, out, groups=ADMIN)
+    assert change.access and {a["change"] for a in change.access} == {"revoked"}
 
 
 def test_port_ranges_only_over_observed_ports() -> None:
