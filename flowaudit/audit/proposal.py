@@ -46,11 +46,12 @@ class ProposedRule:
             "from": self.from_groups[0] if len(self.from_groups) == 1 else list(self.from_groups),
             "to": self.to_groups[0] if len(self.to_groups) == 1 else list(self.to_groups),
             "protocol": names[0] if len(names) == 1 else names,
-            "ports": int(ports[0]) if len(ports) == 1 and ports[0].isdigit() else ports,
+            # one port as a number, one range as "lo-hi", several as a list (like the seed)
+            "ports": (int(ports[0]) if ports[0].isdigit() else ports[0])
+            if len(ports) == 1
+            else ports,
             "purpose": self.purpose,
         }
-        if len(ports) == 1 and not ports[0].isdigit():
-            out["ports"] = ports[0]
         if self.bidirectional:
             out["bidirectional"] = True
         out["provenance"] = {

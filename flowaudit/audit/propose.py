@@ -300,11 +300,12 @@ def propose(
         ports = {p for lo, hi in pr for p in range(lo, hi + 1)}
         frm = groups.side(srcs, False, ports)
         to = groups.side(dsts, True, ports)
-        covered = [
+        covered = [  # every (s, d) of the biclique is an edge: look them up, never scan
             r
-            for (s, d, proto, b), rs in edge_rows.items()
-            if s in srcs and d in dsts and proto in protos and b == bidir
-            for r in rs
+            for s in srcs
+            for d in dsts
+            for proto in protos
+            for r in edge_rows.get((s, d, proto, bidir), ())
             if pr[0][0] <= r["dst_port"] <= pr[0][1]
         ]
         fids = tuple(sorted({r["finding_id"] for r in covered}))

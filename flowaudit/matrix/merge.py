@@ -98,6 +98,11 @@ def _insertion(
 def merge_text(base_path: Path, proposal_path: Path) -> tuple[str, MergeResult]:
     """The merged matrix text and what changed; nothing is written."""
     base = load_matrix(base_path)
+    if not base.files or Path(base.files[0]).resolve() != base_path.resolve():
+        raise RulesError(
+            f"{base_path}: BASE must be a matrix file, not an overlay or a directory",
+            hint=f"merge into the matrix file itself ({base.files[0] if base.files else '?'})",
+        )
     doc = read_yaml(proposal_path)
     if not isinstance(doc, LineDict) or "proposal" not in doc:
         raise RulesError(

@@ -171,3 +171,11 @@ def test_a_proposal_is_not_a_matrix(tmp_path) -> None:
     proposal.write_text(PROPOSAL)
     r = CliRunner().invoke(cli, ["rules", "check", str(proposal)])
     assert r.exit_code == 2 and "merge it first" in r.output
+
+
+def test_merge_base_must_be_the_matrix_file(tmp_path) -> None:
+    proposal = tmp_path / "p.yaml"
+    proposal.write_text(PROPOSAL)
+    overlay = shipped_rules_dir() / "site-overlay.example.yaml"
+    r = CliRunner().invoke(cli, ["rules", "merge", str(overlay), str(proposal), "-o", "x.yaml"])
+    assert r.exit_code == 2 and "BASE must be a matrix file" in r.output
