@@ -55,6 +55,28 @@ def _last_leaf(node: yaml.Node) -> yaml.Node:
     return node
 
 
+def _content_end(text: str, node: yaml.Node) -> int:
+    """Where ``node``'s text ends. A block scalar's end mark lies past the blank lines and
+    comments that follow it; its content is the lines indented like its first line."""
+    end = int(node.end_mark.index)
+    if not (isinstance(node, yaml.ScalarNode) and node.style in ("|", ">")):
+        return end
+    pos = last = _after_line(text, node.start_mark.index)
+    indent: int | None = None
+    while pos < end:
+        nl = text.find("\n", pos)
+        line_end = len(text) if nl < 0 else nl
+        line = text[pos:line_end]
+        if line.strip():
+            ind = len(line) - len(line.lstrip(" "))
+            indent = ind if indent is None else indent
+            if ind < indent:
+                break
+            last = line_end
+        pos = line_end + 1
+    return last
+
+
 def _after_line(text: str, index: int) -> int:
     nl = text.find("\n", index)
     return len(text) if nl < 0 else nl + 1
@@ -90,7 +112,7 @@ def _insertion(
         return (start, end, "\n" + body)
     # a list's items start at its first dash; a mapping's keys at its first key
     indent = node.start_mark.column if seq else node.value[0][0].start_mark.column
-    at = _after_line(text, _last_leaf(node).end_mark.index)
+    at = _after_line(text, _content_end(text, _last_leaf(node)))
     prefix = "" if text[at - 1 : at] == "\n" or at == 0 else "\n"
     return (at, at, prefix + "\n".join(" " * indent + ln for ln in lines) + "\n")
 

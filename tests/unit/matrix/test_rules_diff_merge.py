@@ -179,3 +179,52 @@ def test_merge_base_must_be_the_matrix_file(tmp_path) -> None:
     overlay = shipped_rules_dir() / "site-overlay.example.yaml"
     r = CliRunner().invoke(cli, ["rules", "merge", str(overlay), str(proposal), "-o", "x.yaml"])
     assert r.exit_code == 2 and "BASE must be a matrix file" in r.output
+
+
+BLOCKY = """\
+name: tmna-vlan111
+scope:
+  vlans: [111]
+groups:
+  pma_155:
+    addresses: [10.25.232.155]
+    description: >-
+      the appliance,
+      folded
+
+# ---- rules ----
+rules:
+- id: a
+  from: pma_155
+  to: pma_155
+  protocol: tcp
+  ports: 1
+  purpose: x
+  provenance:
+    table: t
+    row: |
+      literal row
+      two lines
+    origin: component
+# trailing comment
+"""
+
+
+def test_merge_after_block_scalars_and_an_indentless_list(tmp_path) -> None:
+    base = tmp_path / "base.yaml"
+    base.write_text(BLOCKY)
+    proposal = tmp_path / "p.yaml"
+    proposal.write_text(PROPOSAL)
+    out = tmp_path / "m.yaml"
+    api.merge_rules(base, proposal, out)
+    lines = out.read_text().splitlines()
+    # the new group follows the folded description, before the blank line and the comment
+    at = lines.index("      folded")
+    assert lines[at + 1 : at + 2] == ["  observed_1:"]
+    assert lines[lines.index("# ---- rules ----") + 1] == "rules:"
+    # the new rule follows the literal row, at the list's own (zero) indentation
+    at = lines.index("    origin: component")
+    assert lines[at + 1] == "- id: observed-tcp-22" and lines[-1] == "# trailing comment"
+    m = load_matrix(out)
+    assert m.rule("a").provenance.row == "literal row\ntwo lines"
+    assert [r.id for r in m.rules] == ["a", "observed-tcp-22"]
