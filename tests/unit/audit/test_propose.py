@@ -253,3 +253,54 @@ def test_proposal_approves_selected_and_nothing_unobserved(tmp_path, flows, agg,
     }
     for s, d, proto, p in _approved_tuples(merged.matrix, {r.id for r in proposal.rules}):
         assert (_unit(s, agg), _unit(d, agg), proto, p) in allowed, (s, d, proto, p)
+
+
+EXPECTED = """\
+# Proposed by `flowaudit rules propose` from observed traffic. Review every rule:
+# give it a purpose, and merge with `flowaudit rules merge BASE THIS -o NEW`.
+proposal: tmna-vlan111
+description: rules approving 3 findings (flowaudit rules propose)
+groups:
+  observed_1:
+    description: observed initiators (part of nodes); name its role
+    addresses: [10.25.233.4]
+  observed_2:
+    description: observed initiators; name its role
+    addresses: [10.25.233.77]
+  observed_3:
+    description: observed responders (part of nodes); name its role
+    addresses: [10.25.233.4, 10.25.233.6]
+rules:
+  - id: observed-tcp-22
+    from: observed_1
+    to: pma_155
+    protocol: tcp
+    ports: 22
+    purpose: "observed tcp 22: observed_1 → pma_155 (review: name the service)"
+    provenance:
+      origin: observed
+      findings: [fe11e0e7d5f0aedf]
+      window: 2026-11-20T08:00:08.582025Z .. 2026-11-20T08:00:08.585413Z
+      flows: 1
+      captures: [e48bee4361ac371c037ad45baa45162e2974f621b6af8538a3b92943b97d214b]
+  - id: observed-tcp-10250
+    from: observed_2
+    to: observed_3
+    protocol: tcp
+    ports: 10250
+    purpose: "observed tcp 10250: observed_2 → observed_3 (review: name the service)"
+    provenance:
+      origin: observed
+      findings: [2f8957eb21288451, 619688b64c254500]
+      window: 2026-11-20T08:00:20.725162Z .. 2026-11-20T08:00:23.051399Z
+      flows: 2
+      captures: [e48bee4361ac371c037ad45baa45162e2974f621b6af8538a3b92943b97d214b]
+"""
+
+
+def test_propose_cli_prints_the_proposal(mixed_store) -> None:
+    ids = "2f8957eb21288451,619688b64c254500,fe11e0e7d5f0aedf"
+    args = ["rules", "propose", "--store", str(mixed_store), *ADMIN_OPT, "--findings", ids]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    assert r.stdout == EXPECTED
