@@ -274,16 +274,17 @@ def _provenance(value: Any, data: LineDict, path: Path, p: Problems, rid: str) -
     allowed = PROVENANCE_KEYS | OBSERVED_KEYS if observed else PROVENANCE_KEYS
     check_keys(value, allowed, path, p, "provenance", rid)
     ok = True
-    if observed and table is None and row is None:
-        table, row = "", ""
-    elif not isinstance(table, str) or not table.strip():
+    # an observed rule may omit both table and row (it comes from traffic, not a table)
+    from_seed = not (observed and table is None and row is None)
+    if from_seed and (not isinstance(table, str) or not table.strip()):
         p.add(path, value.line_of("table"), "provenance.table must name the seed table", rid)
         ok = False
-    if table == "" and row == "":
-        pass
-    elif isinstance(row, bool) or not isinstance(row, str | int) or str(row).strip() == "":
+    bad_row = isinstance(row, bool) or not isinstance(row, str | int) or str(row).strip() == ""
+    if from_seed and bad_row:
         p.add(path, value.line_of("row"), "provenance.row must be the row text or number", rid)
         ok = False
+    if not from_seed:
+        table, row = "", ""
     if origin not in ORIGINS:
         p.add(path, value.line_of("origin"), f"provenance.origin must be one of {ORIGINS}", rid)
         ok = False

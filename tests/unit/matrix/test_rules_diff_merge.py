@@ -228,3 +228,36 @@ def test_merge_after_block_scalars_and_an_indentless_list(tmp_path) -> None:
     m = load_matrix(out)
     assert m.rule("a").provenance.row == "literal row\ntwo lines"
     assert [r.id for r in m.rules] == ["a", "observed-tcp-22"]
+
+
+@pytest.mark.parametrize(
+    ("provenance", "message"),
+    [
+        ("{origin: observed, flows: -1}", "provenance.flows must be a count"),
+        ("{origin: observed, findings: abc}", "provenance.findings must be a list of text"),
+        ("{origin: component, findings: [x], table: t, row: r}", "unknown key 'findings'"),
+        ("{origin: component}", "provenance.table must name the seed table"),
+        ("{origin: observed, table: t}", "provenance.row must be the row text or number"),
+    ],
+)
+def test_observed_provenance_is_validated(tmp_path, provenance, message) -> None:
+    m = tmp_path / "m.yaml"
+    m.write_text(
+        "name: t\nscope: {vlans: [1]}\ngroups: {g: {addresses: [10.0.0.1]}}\nrules:\n"
+        f"  - {{id: r, from: g, to: g, protocol: tcp, ports: 1, purpose: p,\n"
+        f"     provenance: {provenance}}}\n"
+    )
+    r = CliRunner().invoke(cli, ["rules", "check", str(m)])
+    assert r.exit_code == 2 and message in r.output, r.output
+
+
+def test_observed_provenance_without_table_loads(tmp_path) -> None:
+    m = tmp_path / "m.yaml"
+    m.write_text(
+        "name: t\nscope: {vlans: [1]}\ngroups: {g: {addresses: [10.0.0.1]}}\nrules:\n"
+        "  - {id: r, from: g, to: g, protocol: tcp, ports: 1, purpose: p,\n"
+        "     provenance: {origin: observed, findings: [ab], window: w, flows: 2, captures: []}}\n"
+    )
+    rule = load_matrix(m).rule("r")
+    assert rule.origin == "observed" and rule.provenance.findings == ("ab",)
+    assert str(rule.provenance) == "observed: 2 flows in w; findings ab"
