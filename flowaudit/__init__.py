@@ -19,10 +19,13 @@ from flowaudit._util.version import __version__
 __all__ = [
     "audit",
     "describe",
+    "diff_rules",
     "evidence",
     "ingest",
     "load_matrix",
+    "merge_rules",
     "open_store",
+    "propose_rules",
     "query",
     "__version__",
 ]

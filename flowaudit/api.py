@@ -22,7 +22,10 @@ from flowaudit.store_check import StoreCheck
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from flowaudit.audit.proposal import Proposal
     from flowaudit.matrix import Matrix
+    from flowaudit.matrix.diff import RulesDiff
+    from flowaudit.matrix.merge import MergeResult
     from flowaudit.report.result import AuditReport
 
 
@@ -195,6 +198,113 @@ def check_store(
     return _check(st.root, repair=repair, verify_digests=verify_digests)
 
 
+def propose_rules(
+    captures: Iterable[str | os.PathLike[str]] = (),
+    *,
+    store: str | os.PathLike[str] | FlowStore | None = None,
+    rules: str | os.PathLike[str] | None = None,
+    groups: dict[str, list[str]] | None = None,
+    no_rules: bool = False,
+    findings: Iterable[str] | None = None,
+    aggregate: int | None = None,
+    port_gap: int = 0,
+    name: str = "observed",
+    engine: str = "auto",
+) -> Proposal:
+    """Rules, in the matrix format, that would approve the selected findings.
+
+    Audits like ``audit`` (``captures``, else the whole ``store``), then proposes rules
+    for ``findings`` (finding ids; None: every finding a rule can approve). With
+    ``no_rules`` the audit runs against an empty matrix and the proposal is a whole
+    matrix named ``name`` that approves all observed traffic (a bootstrap).
+    ``groups``: addresses for the matrix's ``needs_configuration`` groups, and, under
+    any other name, a group the reviewer names (``NAME=CIDR``): observed addresses
+    inside it are proposed as that group. ``aggregate``: widen IPv4 addresses to their
+    /N; ``port_gap``: join ports with at most N unobserved ports between them.
+    ``Proposal.to_yaml()`` is the file ``rules merge`` takes.
+    """
+    from flowaudit.audit.propose import propose
+    from flowaudit.audit.run import audit_source
+    from flowaudit.matrix.loader import empty_matrix
+
+    groups = dict(groups or {})
+    if no_rules:
+        if rules is not None:
+            raise UsageError("--no-rules and --rules exclude each other")
+        matrix, naming = empty_matrix(name), groups
+    else:
+        matrix, naming = _configured(rules, groups)
+    result, _ = audit_source(
+        matrix,
+        [Path(p) for p in captures],
+        store=_as_store(store) if store is not None else None,
+        engine=engine,
+    )
+    wanted = list(findings) if findings is not None else None
+    return propose(
+        matrix,
+        result,
+        wanted,
+        naming=naming,
+        aggregate=aggregate,
+        port_gap=port_gap,
+        bootstrap=no_rules,
+    )
+
+
+def merge_rules(
+    base: str | os.PathLike[str],
+    proposal: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+) -> MergeResult:
+    """Write ``base`` with ``proposal`` (from ``propose_rules``) merged to ``output``:
+    the base's comments and order kept, the result checked before it is written
+    (atomically). A proposal for another matrix, a group name the base uses for other
+    addresses, or a rule id it already has is a RulesError."""
+    from flowaudit.matrix.merge import merge
+
+    return merge(Path(base), Path(proposal), Path(output))
+
+
+def diff_rules(
+    old: str | os.PathLike[str],
+    new: str | os.PathLike[str],
+    *,
+    store: str | os.PathLike[str] | FlowStore | None = None,
+    groups: dict[str, list[str]] | None = None,
+) -> RulesDiff:
+    """What changing the matrix from ``old`` to ``new`` allows and revokes, which groups'
+    addresses and which rules (or their provenance) change, and, with ``store``, which
+    observed findings become approved or violations. ``groups`` configure the
+    ``needs_configuration`` groups of both."""
+    from flowaudit.matrix.diff import diff_matrices
+
+    m_old, _ = _configured(old, groups or {})
+    m_new, _ = _configured(new, groups or {})
+    out = diff_matrices(m_old, m_new)
+    if store is not None:
+        from flowaudit.audit.run import audit_source
+        from flowaudit.audit.verdicts import verdict_changes
+
+        st = _as_store(store)
+        before, _ = audit_source(m_old, store=st)
+        after, _ = audit_source(m_new, store=st)
+        out = out.with_verdicts(verdict_changes(before, after))
+    return out
+
+
+def _configured(
+    path: str | os.PathLike[str] | None, groups: dict[str, list[str]]
+) -> tuple[Matrix, dict[str, list[str]]]:
+    """The matrix with the ``groups`` it leaves to configuration; the other groups."""
+    plain = load_matrix(path)
+    configure = {
+        n: a for n, a in groups.items() if n in plain.groups and plain.groups[n].needs_configuration
+    }
+    rest = {n: a for n, a in groups.items() if n not in configure}
+    return (load_matrix(path, configure) if configure else plain), rest
+
+
 def _as_store(store: str | os.PathLike[str] | FlowStore) -> FlowStore:
     return store if isinstance(store, FlowStore) else FlowStore(store)
 
@@ -205,9 +315,12 @@ __all__ = [
     "audit",
     "check_store",
     "describe",
+    "diff_rules",
+    "merge_rules",
     "evidence",
     "query",
     "ingest",
     "load_matrix",
     "open_store",
+    "propose_rules",
 ]

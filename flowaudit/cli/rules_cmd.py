@@ -1,5 +1,7 @@
 """``flowaudit rules check|show|lint``: validate, display and lint the approved matrix.
 
+(``propose``, ``diff`` and ``merge`` live in ``rules_change_cmd`` and join this group.)
+
 Thin commands: parse arguments, call ``flowaudit.matrix``, render with
 ``flowaudit.matrix.render``, map the outcome to an exit code (check 0/2; lint 0 clean,
 1 findings, 2 invalid). The library is imported inside each command so that
@@ -35,7 +37,7 @@ def _load(path: str | None, groups: dict[str, list[str]]) -> Any:
 
 @click.group("rules")
 def rules_group() -> None:
-    """Validate, show and lint the approved port matrix (rules/*.yaml).
+    """Validate, show, lint and change the approved port matrix (rules/*.yaml).
 
     PATH is a matrix file, a site overlay file (applied to the shipped matrix), or a
     directory holding one matrix plus overlays. Default: the shipped matrix.
@@ -100,4 +102,7 @@ def lint_cmd(path: str | None, groups: dict[str, list[str]], fmt: str) -> None:
 
 def register(group: click.Group) -> None:
     """Add the ``rules`` command group to the top-level CLI."""
+    from flowaudit.cli.rules_change_cmd import add_commands
+
+    add_commands(rules_group)
     group.add_command(rules_group)

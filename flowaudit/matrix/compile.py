@@ -71,7 +71,7 @@ RULES_DESCRIPTIONS: dict[str, str] = {
     "port_hi": "highest approved responder port",
     "bidirectional": "either side may initiate",
     "condition": "the seed's condition (if used / if enabled); null when unconditional",
-    "origin": "which seed table the rule came from: component or firewall",
+    "origin": "where the rule came from: component or firewall (seed tables), observed (proposed)",
     "provenance": "the seed table and row the rule came from",
     "purpose": "what the flow is for",
 }

@@ -60,6 +60,8 @@ def _split(folder: Path) -> tuple[tuple[Path, LineDict], list[tuple[Path, LineDi
     overlays: list[tuple[Path, LineDict]] = []
     for f in _yaml_files(folder):
         doc = _read_doc(f)
+        if "proposal" in doc:
+            continue  # a proposal is merged with `rules merge`, never loaded beside its base
         (overlays if "overlay" in doc else matrices).append((f, doc))
     if len(matrices) != 1:
         names = ", ".join(str(p) for p, _ in matrices) or "none"
@@ -79,6 +81,12 @@ def _resolve(path: Path | None) -> tuple[tuple[Path, LineDict], list[tuple[Path,
     if not path.exists():
         raise RulesError(f"{path}: no such file or directory")
     doc = _read_doc(path)
+    if "proposal" in doc:
+        raise RulesError(
+            f"{path}:{doc.line_of('proposal')}: this is a proposal for matrix "
+            f"{doc.get('proposal')!r}, not a matrix",
+            hint=f"merge it first: flowaudit rules merge BASE {path} -o NEW",
+        )
     if "overlay" not in doc:
         return (path, doc), []
     base, _ = _split(shipped_rules_dir())
@@ -167,11 +175,15 @@ def canonical(
                 "purpose": r.purpose,
                 "bidirectional": r.bidirectional,
                 "condition": r.condition,
-                "provenance": {
-                    "table": r.provenance.table,
-                    "row": r.provenance.row,
-                    "origin": r.provenance.origin,
-                },
+                "provenance": (
+                    r.provenance.to_dict()
+                    if r.origin == "observed"
+                    else {
+                        "table": r.provenance.table,
+                        "row": r.provenance.row,
+                        "origin": r.provenance.origin,
+                    }
+                ),
             }
             for r in rules
         ],
@@ -199,6 +211,15 @@ def _check_rule_rows(groups: Mapping[str, HostGroup], rules: Sequence[Rule]) -> 
         hint="name fewer groups per rule, or give groups CIDRs or address ranges instead of "
         "lists of single addresses; see rules/README.md (limits)",
     )
+
+
+def empty_matrix(name: str = "observed") -> Matrix:
+    """A matrix with no scope, groups or rules: every flow is a finding (bootstrapping)."""
+    scope = Scope((), ())
+    content = canonical(name, "", scope, {}, [])
+    blob = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    return Matrix(name, "", digest, scope, MappingProxyType({}), ())
 
 
 def load_matrix(

@@ -27,7 +27,7 @@ PROTOCOL_NAMES: dict[int, str] = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", 
 # protocols whose rules must say which ports they allow
 PORTED = frozenset({6, 17, 132})
 
-ORIGINS = ("component", "firewall")
+ORIGINS = ("component", "firewall", "observed")
 
 _V4_MAPPED = 0xFFFF << 32
 
@@ -174,10 +174,36 @@ class Provenance:
 
     table: str
     row: str
-    origin: str  # "component" | "firewall"
+    origin: str  # "component" | "firewall" | "observed"
+    #: origin "observed" (``flowaudit rules propose``): the findings the rule approves, the
+    #: window they were seen in, how many flows, and the sha256 of the captures
+    findings: tuple[str, ...] = ()
+    window: str = ""
+    flows: int = 0
+    captures: tuple[str, ...] = ()
 
     def __str__(self) -> str:
+        if self.origin == "observed" and not self.table:
+            ids = ", ".join(self.findings)
+            return f"observed: {self.flows} flows in {self.window or 'the window'}; findings {ids}"
         return f"{self.table}: {self.row}"
+
+    def to_dict(self) -> dict[str, object]:
+        """The provenance as the YAML writes it (observed keys only for observed rules)."""
+        out: dict[str, object] = {}
+        if self.table:
+            out["table"] = self.table
+        if self.row:
+            out["row"] = self.row
+        out["origin"] = self.origin
+        if self.origin == "observed":
+            out.update(
+                findings=list(self.findings),
+                window=self.window,
+                flows=self.flows,
+                captures=list(self.captures),
+            )
+        return out
 
 
 @dataclass(frozen=True)

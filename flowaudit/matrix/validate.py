@@ -47,6 +47,8 @@ RULE_KEYS = {
 }
 RULE_REQUIRED = ("id", "from", "to", "protocol", "purpose", "provenance")
 PROVENANCE_KEYS = {"table", "row", "origin"}
+#: origin "observed" (a rule proposed from traffic): table and row optional, these allowed
+OBSERVED_KEYS = {"findings", "window", "flows", "captures"}
 
 GROUP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -267,21 +269,50 @@ def _provenance(value: Any, data: LineDict, path: Path, p: Problems, rid: str) -
     if not isinstance(value, LineDict):
         p.add(path, data.line_of("provenance"), "'provenance' must be a mapping", rid)
         return None
-    check_keys(value, PROVENANCE_KEYS, path, p, "provenance", rid)
     table, row, origin = value.get("table"), value.get("row"), value.get("origin")
+    observed = origin == "observed"
+    allowed = PROVENANCE_KEYS | OBSERVED_KEYS if observed else PROVENANCE_KEYS
+    check_keys(value, allowed, path, p, "provenance", rid)
     ok = True
-    if not isinstance(table, str) or not table.strip():
+    # an observed rule may omit both table and row (it comes from traffic, not a table)
+    from_seed = not (observed and table is None and row is None)
+    if from_seed and (not isinstance(table, str) or not table.strip()):
         p.add(path, value.line_of("table"), "provenance.table must name the seed table", rid)
         ok = False
-    if isinstance(row, bool) or not isinstance(row, str | int) or str(row).strip() == "":
+    bad_row = isinstance(row, bool) or not isinstance(row, str | int) or str(row).strip() == ""
+    if from_seed and bad_row:
         p.add(path, value.line_of("row"), "provenance.row must be the row text or number", rid)
         ok = False
+    if not from_seed:
+        table, row = "", ""
     if origin not in ORIGINS:
         p.add(path, value.line_of("origin"), f"provenance.origin must be one of {ORIGINS}", rid)
         ok = False
-    if not ok:
+    extra = _observed(value, path, p, rid) if observed else ((), "", 0, ())
+    if not ok or extra is None:
         return None
-    return Provenance(str(table).strip(), str(row).strip(), str(origin))
+    return Provenance(str(table).strip(), str(row).strip(), str(origin), *extra)
+
+
+def _observed(
+    value: LineDict, path: Path, p: Problems, rid: str
+) -> tuple[tuple[str, ...], str, int, tuple[str, ...]] | None:
+    """The observed-origin keys: findings and captures (lists of text), window, flows."""
+    lists: list[tuple[str, ...]] = []
+    for key in ("findings", "captures"):
+        items = value.get(key, [])
+        if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+            p.add(path, value.line_of(key), f"provenance.{key} must be a list of text", rid)
+            return None
+        lists.append(tuple(items))
+    window, flows = value.get("window", ""), value.get("flows", 0)
+    if not isinstance(window, str):
+        p.add(path, value.line_of("window"), "provenance.window must be text", rid)
+        return None
+    if isinstance(flows, bool) or not isinstance(flows, int) or flows < 0:
+        p.add(path, value.line_of("flows"), "provenance.flows must be a count", rid)
+        return None
+    return lists[0], window, flows, lists[1]
 
 
 def overlay_groups(

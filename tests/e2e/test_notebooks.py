@@ -219,6 +219,12 @@ def test_post_deployment_audit_notebook(tmp_path: Path, python3_kernel: str) -> 
     assert all(r["decision"] == "" and r["ticket"] == "" for r in rows)
     assert (tmp_path / "store").is_dir()
 
+    # accepted findings → proposal → merged copy of the matrix → diff settles exactly them
+    assert sorted(got["accepted"]) == got["settled"] == ["2f8957eb21288451", "fe11e0e7d5f0aedf"]
+    change = (tmp_path / "matrix-change.md").read_text(encoding="utf-8")
+    assert "### Observed findings whose verdict changes (2)" in change
+    assert api.load_matrix(tmp_path / "merged-matrix.yaml", ADMIN).rules[-1].origin == "observed"
+
 
 @pytest.mark.slow
 def test_security_review_notebook(tmp_path: Path, python3_kernel: str) -> None:
