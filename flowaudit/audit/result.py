@@ -27,6 +27,8 @@ class Changes:
     persisting: tuple[str, ...]
     resolved: tuple[str, ...]
     resolved_findings: tuple[dict[str, Any], ...]  # as they were in the baseline
+    # finding groups of this result that the baseline did not have
+    new_groups: tuple[str, ...] = ()
 
     def status(self, finding_id: str) -> str:
         return "new" if finding_id in self.new else "persisting"
@@ -41,6 +43,7 @@ class Changes:
                 "matrix_changed": self.baseline_matrix_sha256 != current_matrix_sha256,
             },
             "new": list(self.new),
+            "new_groups": list(self.new_groups),
             "persisting": list(self.persisting),
             "resolved": list(self.resolved),
             "resolved_findings": list(self.resolved_findings),
@@ -90,6 +93,9 @@ class AuditResult:
     enrichment: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     # set by flowaudit.audit.baseline.compare(): new / persisting / resolved finding ids
     changes: Changes | None = None
+    # one row per finding group (finding_groups.sql): violations sharing (reason, source
+    # side, destination side, protocol, responder port); each violation is in exactly one
+    finding_groups: pa.Table | None = None
 
     @property
     def has_findings(self) -> bool:
@@ -119,9 +125,12 @@ class AuditResult:
         return report.html_fragment(self)
 
 
-def finding_stats(violations: pa.Table, unused: pa.Table) -> dict[str, Any]:
+def finding_stats(
+    violations: pa.Table, unused: pa.Table, groups: pa.Table | None = None
+) -> dict[str, Any]:
     """The summary counts of the findings tables (``AuditResult.stats``)."""
     return {
+        "finding_groups": groups.num_rows if groups is not None else 0,
         "violation_flows": _sum(violations, "flows"),
         "by_reason": _count_by(violations, "reason"),
         "unused": _count_status(unused, "unused"),

@@ -111,6 +111,9 @@ def run_audit(
         end = until or window["end"]
         flows = int(window["flows"])
         violations = _add_differences(violations, matrix)
+        eng.register_table("violation_rows", violations)
+        groups = eng.run("finding_groups")
+        violations = eng.run("violation_groups")
         unused = eng.table_from_rows(
             UNUSED_SCHEMA, _unused_rules(matrix, usage, observ, flows, start, end)
         )
@@ -120,7 +123,10 @@ def run_audit(
         )
     finally:
         eng.close()
-    stats = {"conversations": int(window["conversations"]), **finding_stats(violations, unused)}
+    stats = {
+        "conversations": int(window["conversations"]),
+        **finding_stats(violations, unused, groups),
+    }
     return AuditResult(
         violations=violations,
         unused_rules=unused,
@@ -134,6 +140,7 @@ def run_audit(
         stats=stats,
         rule_usage=usage,
         coverage=coverage,
+        finding_groups=groups,
     )
 
 
@@ -151,10 +158,28 @@ def prepare_conversations(
     eng.execute("conversations", since=since, until=until)
     eng.register_rows("addresses", ADDRESSES, _address_texts(eng.run("conversation_addresses")))
     eng.execute("conversation_ids")
+    eng.register_rows("sides", SIDES, _side_rows(matrix))
+    eng.execute("address_sides")
     eng.execute("matches")
 
 
 ADDRESSES = pa.schema([("addr", pa.binary(16)), ("ip", pa.string())])
+SIDES = pa.schema(
+    [
+        ("rank", pa.int32()),
+        ("side", pa.string()),
+        ("lo", pa.binary(16)),
+        ("hi", pa.binary(16)),
+        ("is_group", pa.bool_()),
+    ]
+)
+
+
+def _side_rows(m: Matrix) -> list[tuple[Any, ...]]:
+    from flowaudit.matrix.hosts import side_ranges
+    from flowaudit.matrix.model import addr_bytes
+
+    return [(i, s, addr_bytes(lo), addr_bytes(hi), g) for i, s, lo, hi, g in side_ranges(m)]
 
 
 def _address_texts(addrs: pa.Table) -> list[tuple[bytes, str]]:

@@ -67,6 +67,12 @@ from flowaudit.cli.common import (
     help="Name what each violation's traffic is (TLS SNI, certificate names, HTTP host, "
     "SSH banner, DNS names) by dissecting only its packets with tshark.",
 )
+@click.option(
+    "--detail",
+    is_flag=True,
+    help="Text and Markdown: list every finding of every group (default: the groups and "
+    "the first 5 findings of each).",
+)
 def audit(
     captures: tuple[str, ...],
     store_dir: str | None,
@@ -81,6 +87,7 @@ def audit(
     fail_on: str,
     only_new: bool,
     enrich: bool,
+    detail: bool,
 ) -> None:
     """Report traffic outside the approved matrix and approved rules without traffic.
 
@@ -116,7 +123,7 @@ def audit(
         tty = output is None and sys.stdout.isatty()
         # a file or pipe gets the tables' natural width: folded, never cropped
         width = shutil.get_terminal_size((200, 40)).columns if tty else 1000
-        text = render(result, fmt, color=tty and fmt == "text", width=width)
+        text = render(result, fmt, color=tty and fmt == "text", width=width, detail=detail)
         if output:
             from flowaudit.report.output import write_atomic
 

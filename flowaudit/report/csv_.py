@@ -1,4 +1,5 @@
-"""The CSV report: one row per finding (violations, then unused rules), a `kind` column.
+"""The CSV report: one row per finding group, then per finding (violations, then unused
+rules), a `kind` column.
 
 With a baseline a `change` column (new/persisting) comes first and a third section lists
 the new and resolved findings; with enrichment a `what it is` column comes last.
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 from flowaudit.report.rows import (
     CHANGE_HEADERS,
     change_rows,
+    group_table,
     unused_table,
     violation_table,
 )
@@ -24,6 +26,11 @@ if TYPE_CHECKING:
 def render_csv(result: AuditResult) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
+    gh, grows = group_table(result)
+    w.writerow(("kind", *gh))
+    for r in grows:
+        w.writerow(("group", *r))
+    w.writerow(())
     vh, vrows = violation_table(result)
     w.writerow(("kind", *vh))
     for r in vrows:

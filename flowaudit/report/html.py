@@ -14,6 +14,7 @@ from flowaudit.report.rows import (
     CHANGE_HEADERS,
     change_rows,
     changes_line,
+    group_table,
     input_lines,
     summary_line,
     unused_table,
@@ -49,6 +50,9 @@ vertical-align:top}
 .fa-report tr.new td:first-child{font-weight:bold;color:#c62828}
 .fa-report td.num{text-align:right;font-variant-numeric:tabular-nums}
 .fa-report code{font-size:12px}.fa-report .note{color:#555;font-size:.92em}
+.fa-report details{margin:.25em 0;border:1px solid #e1e5ec;border-radius:4px;padding:.2em .5em}
+.fa-report details.new{border-color:#c62828}
+.fa-report summary{cursor:pointer}.fa-report summary b{margin-right:.4em}
 .fa-report .coverage{overflow-x:auto;border:1px solid #e1e5ec;padding:.5em;background:#fff}
 """
 
@@ -108,6 +112,33 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], new_col: bool 
     return f'<div class="wide">{table}</div>'
 
 
+def _groups(result: AuditResult) -> str:
+    """Each finding group a ``<details>``: its line as the summary, its findings inside."""
+    gh, grows = group_table(result)
+    if not grows:
+        return "<p>None.</p>"
+    vh, vrows = violation_table(result)
+    gcol, vcol = gh.index("group"), vh.index("group")
+    keep = [i for i, h in enumerate(vh) if h != "group"]
+    out = []
+    for g in grows:
+        d = dict(zip(gh, g, strict=True))
+        mine = [[r[i] for i in keep] for r in vrows if r[vcol] == g[gcol]]
+        new = d.get("change") == "new"
+        seen = f"{d['first seen']} – {d['last seen']}"
+        line = (
+            f"<b>{escape(d['group'])}</b>{'<b>new</b>' if new else ''}"
+            f"{escape(d['reason'])} · <b>{escape(d['who'])}</b> · {escape(d['proto/port'])}"
+            f" · {escape(d['findings'])} findings · {escape(d['flows'])} flows · "
+            f"{escape(d['packets'])} packets · {escape(d['bytes'])} bytes · {escape(seen)}"
+            f' · <span class="note">top: {escape(d["top addresses (by bytes)"])}</span>'
+        )
+        cls = ' class="new"' if new else ""
+        table = _table([vh[i] for i in keep], mine, new_col=result.changes is not None)
+        out.append(f"<details{cls}><summary>{line}</summary>{table}</details>")
+    return "\n".join(out)
+
+
 def _cards(result: AuditResult) -> str:
     stats = result.stats
     cards = [
@@ -119,6 +150,7 @@ def _cards(result: AuditResult) -> str:
         ),
         ("unused rules", str(stats.get("unused", 0)), "warn" if stats.get("unused") else "ok"),
         ("partly used", str(stats.get("partly_used", 0)), ""),
+        ("finding groups", str(stats.get("finding_groups", 0)), ""),
     ]
     if result.changes is not None:
         n = len(result.changes.new)
@@ -146,7 +178,6 @@ def render_html(result: AuditResult) -> str:
 def render_html_fragment(result: AuditResult) -> str:
     """The report as one ``<div>`` with its scoped style (for notebooks)."""
     name = escape(result.matrix_name)
-    vh, vrows = violation_table(result)
     uh, urows = unused_table(result)
     parts = [
         f'<div class="fa-report"><style>{CSS}</style>',
@@ -169,7 +200,11 @@ def render_html_fragment(result: AuditResult) -> str:
         "across. Hover a cell for its rules, findings and flows.</p>",
         f'<div class="coverage">{coverage_svg(result)}</div>',
         f"<h2>Traffic outside the approved matrix ({result.violations.num_rows})</h2>",
-        _table(vh, vrows, new_col=result.changes is not None),
+        f'<p class="note">{result.violations.num_rows} findings in '
+        f"{result.stats.get('finding_groups', 0)} groups of the same reason, sides "
+        "(smallest matrix group, else address class), protocol and port. Open a group for "
+        "its findings.</p>",
+        _groups(result),
         f"<h2>Approved rules without traffic ({result.unused_rules.num_rows})</h2>",
         '<p class="note">"unused": no matching traffic in the window; "partly-used": the '
         "ports or host pairs listed never carried traffic. The evidence column says whether "

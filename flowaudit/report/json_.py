@@ -35,6 +35,7 @@ def violation_dicts(result: AuditResult) -> list[dict[str, Any]]:
             "direction_uncertain": v["direction_uncertain"],
             "sampling": v["sampling"],
             "nearest_rule": {"rule_id": v["nearest_rule"], "differences": v["differences"]},
+            "group_id": v.get("group_id"),
         }
         _optional(result, d)
         out.append(d)
@@ -59,6 +60,39 @@ def unused_dicts(result: AuditResult) -> list[dict[str, Any]]:
     return out
 
 
+GROUP_KEYS = (
+    "group_id",
+    "reason",
+    "src_side",
+    "dst_side",
+    "protocol",
+    "dst_port",
+    "findings",
+    "flows",
+    "packets",
+    "bytes",
+    "distinct_initiators",
+    "distinct_responders",
+    "first_seen",
+    "last_seen",
+    "top_initiators",
+    "top_responders",
+)
+
+
+def group_dicts(result: AuditResult) -> list[dict[str, Any]]:
+    if result.finding_groups is None:
+        return []
+    out = []
+    for g in pylist(result.finding_groups):
+        d = {k: g[k] for k in GROUP_KEYS}
+        d["first_seen"], d["last_seen"] = iso(g["first_seen"]), iso(g["last_seen"])
+        if result.changes is not None:
+            d["change"] = "new" if g["group_id"] in result.changes.new_groups else "persisting"
+        out.append(d)
+    return out
+
+
 def coverage_dicts(result: AuditResult) -> list[dict[str, Any]]:
     if result.coverage is None:
         return []
@@ -77,11 +111,13 @@ def result_to_dict(result: AuditResult) -> dict[str, Any]:
             "flows": result.flows,
         },
         "captures": list(result.captures),
+        "finding_groups": group_dicts(result),
         "violations": violation_dicts(result),
         "unused_rules": unused_dicts(result),
         "summary": {
             "flows": result.flows,
             "violations": result.violations.num_rows,
+            "finding_groups": result.stats.get("finding_groups", 0),
             "violation_flows": result.stats.get("violation_flows", 0),
             "by_reason": result.stats.get("by_reason", {}),
             "unused_rules": result.stats.get("unused", 0),

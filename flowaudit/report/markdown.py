@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING
 from flowaudit._util.arrow import pylist
 from flowaudit.report.rows import (
     CHANGE_HEADERS,
+    FIRST_FINDINGS,
     change_rows,
     changes_line,
+    group_table,
     input_lines,
     summary_line,
     unused_table,
@@ -72,7 +74,7 @@ def coverage_markdown(result: AuditResult) -> list[str]:
     return [KEY, "", *_table(headers, rows)]
 
 
-def render_markdown(result: AuditResult) -> str:
+def render_markdown(result: AuditResult, *, detail: bool = False) -> str:
     lines = [
         f"# flowaudit report: {result.matrix_name}",
         "",
@@ -89,9 +91,14 @@ def render_markdown(result: AuditResult) -> str:
         lines += ["", "New and resolved findings (resolved: in the baseline, gone now):", ""]
         lines += _table(CHANGE_HEADERS, change_rows(result))
     lines += ["", "## Matrix coverage", "", *coverage_markdown(result)]
-    vh, vrows = violation_table(result)
+    gh, grows = group_table(result)
+    vh, vrows = violation_table(result, None if detail else FIRST_FINDINGS)
     uh, urows = unused_table(result)
+    lines += ["", f"## Finding groups ({len(grows)})", ""]
+    lines += _table(gh, grows)
     lines += ["", f"## Traffic outside the approved matrix ({result.violations.num_rows})", ""]
+    if not detail and any(r[vh.index("reason")].startswith("… ") for r in vrows):
+        lines += [f"The first {FIRST_FINDINGS} findings of each group (`--detail`: all).", ""]
     lines += _table(vh, vrows)
     lines += ["", f"## Approved rules without traffic ({result.unused_rules.num_rows})", ""]
     lines += _table(uh, urows)

@@ -10,6 +10,9 @@ from flowaudit.matrix.model import ports_text, protocol_name
 if TYPE_CHECKING:
     from flowaudit.audit.result import AuditResult
 
+#: findings shown per group by the text and Markdown reports without --detail
+FIRST_FINDINGS = 5
+
 VIOLATION_HEADERS = (
     "id",
     "reason",
@@ -85,9 +88,124 @@ def _optional(
     return hs, out
 
 
-def violation_table(result: AuditResult) -> tuple[list[str], list[list[str]]]:
-    """Headers and display rows of the violations, optional columns included."""
-    return _optional(result, VIOLATION_HEADERS, violation_rows(result), True)
+def violation_table(
+    result: AuditResult, limit: int | None = None
+) -> tuple[list[str], list[list[str]]]:
+    """Headers and display rows of the violations, optional columns included, group by
+    group (a ``group`` column first): every finding, or the first ``limit`` of each group
+    followed by a row saying how many more there are."""
+    hs, rows = _optional(result, VIOLATION_HEADERS, violation_rows(result), True)
+    labels = group_labels(result)
+    by_id = {r[hs.index("id")]: r for r in rows}
+    gi = hs.index("id")  # the group column goes before the id
+    out: list[list[str]] = []
+    for g in pylist(result.finding_groups) if result.finding_groups is not None else []:
+        ids = g["findings"]
+        shown = ids if limit is None else ids[:limit]
+        for fid in shown:
+            if fid not in by_id:  # filtered out (--only-new)
+                continue
+            r = list(by_id.pop(fid))
+            out.append([*r[:gi], labels[g["group_id"]], *r[gi:]])
+        if len(ids) > len(shown):
+            more = len(ids) - len(shown)
+            blank = ["" for _ in hs]
+            blank[hs.index("reason")] = f"… {more:,} more in {labels[g['group_id']]} (--detail)"
+            out.append([*blank[:gi], labels[g["group_id"]], *blank[gi:]])
+    for r in by_id.values() if limit is None else ():  # no groups: a result made by hand
+        out.append([*r[:gi], "-", *r[gi:]])
+    return [*hs[:gi], "group", *hs[gi:]], out
+
+
+GROUP_HEADERS = (
+    "group",
+    "id",
+    "reason",
+    "who",
+    "proto/port",
+    "findings",
+    "flows",
+    "packets",
+    "bytes",
+    "first seen",
+    "last seen",
+    "top addresses (by bytes)",
+)
+
+
+def group_labels(result: AuditResult) -> dict[str, str]:
+    """group id → ``G1``, ``G2`` … in report order."""
+    if result.finding_groups is None:
+        return {}
+    ids = result.finding_groups.column("group_id").to_pylist()
+    return {gid: f"G{i + 1}" for i, gid in enumerate(ids)}
+
+
+def side_text(side: str, n: int, top: list[str]) -> str:
+    """``nodes``, ``internet (300 addresses)``, ``internet (8.8.8.8)``."""
+    from flowaudit.matrix.hosts import ADDRESS_CLASSES
+
+    if n > 1:
+        return f"{side} ({n:,} addresses)"
+    if side in ADDRESS_CLASSES and top:
+        return f"{side} ({top[0]})"
+    return side
+
+
+def proto_port(protocol: int, port: int | None) -> str:
+    return f"{protocol_name(protocol)}/{'-' if port is None else port}"
+
+
+def group_line(g: dict[str, Any]) -> str:
+    """``nodes → internet (300 addresses)``."""
+    src = side_text(g["src_side"], g["distinct_initiators"], g["top_initiators"])
+    dst = side_text(g["dst_side"], g["distinct_responders"], g["top_responders"])
+    return f"{src} → {dst}"
+
+
+def top_text(g: dict[str, Any]) -> str:
+    def more(top: list[str], n: int) -> str:
+        return ", ".join(top) + (f" +{n - len(top):,}" if n > len(top) else "")
+
+    return (
+        f"{more(g['top_initiators'], g['distinct_initiators'])} → "
+        f"{more(g['top_responders'], g['distinct_responders'])}"
+    )
+
+
+def group_rows(result: AuditResult) -> list[tuple[str, ...]]:
+    if result.finding_groups is None:
+        return []
+    labels = group_labels(result)
+    return [
+        (
+            labels[g["group_id"]],
+            g["group_id"],
+            g["reason"],
+            group_line(g),
+            proto_port(g["protocol"], g["dst_port"]),
+            f"{len(g['findings']):,}",
+            f"{g['flows']:,}",
+            f"{g['packets']:,}",
+            f"{g['bytes']:,}",
+            _t(g["first_seen"]),
+            _t(g["last_seen"]),
+            top_text(g),
+        )
+        for g in pylist(result.finding_groups)
+    ]
+
+
+def group_table(result: AuditResult) -> tuple[list[str], list[list[str]]]:
+    """Headers and display rows of the finding groups (``change`` first with a baseline:
+    ``new`` when the group was not in the baseline)."""
+    hs, out = list(GROUP_HEADERS), [list(r) for r in group_rows(result)]
+    if result.changes is not None:
+        new = set(result.changes.new_groups)
+        hs.insert(0, "change")
+        for r in out:
+            r.insert(0, "new" if r[1] in new else "persisting")
+    return hs, out
 
 
 def unused_table(result: AuditResult) -> tuple[list[str], list[list[str]]]:
@@ -213,6 +331,7 @@ def summary_line(result: AuditResult) -> str:
     return (
         f"{result.flows:,} flows audited against {result.matrix_name} "
         f"(sha256 {result.rules_digest[:12]}): {result.violations.num_rows}{new} violations"
+        f" in {result.stats.get('finding_groups', 0)} groups"
         + (f" [{reasons}]" if reasons else "")
         + f", {result.stats.get('unused', 0)}{new} unused rules, "
         f"{result.stats.get('partly_used', 0)}{new} partly used{sampled}"

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING
 
 from flowaudit.report.rows import (
     CHANGE_HEADERS,
+    FIRST_FINDINGS,
     change_rows,
     changes_line,
+    group_table,
     summary_line,
     unused_table,
     violation_table,
@@ -18,8 +20,23 @@ if TYPE_CHECKING:
     from flowaudit.audit.result import AuditResult
 
 # the columns shown on a terminal (the others are in every file format)
+TERMINAL_GROUP_COLS = (
+    "change",
+    "group",
+    "reason",
+    "who",
+    "proto/port",
+    "findings",
+    "flows",
+    "packets",
+    "bytes",
+    "first seen",
+    "last seen",
+    "top addresses (by bytes)",
+)
 TERMINAL_VIOLATION_COLS = (
     "change",
+    "group",
     "reason",
     "vlan",
     "initiator",
@@ -34,11 +51,22 @@ TERMINAL_VIOLATION_COLS = (
     "what it is",
 )
 TERMINAL_UNUSED_COLS = ("change", "rule", "status", "proto", "ports", "unused ports", "flows")
-FOLDING = {"reason", "states", "what differs", "what it is", "ports", "unused ports"}
+FOLDING = {
+    "reason",
+    "states",
+    "what differs",
+    "what it is",
+    "ports",
+    "unused ports",
+    "who",
+    "top addresses (by bytes)",
+}
 MIN_WIDTH = {"what differs": 28, "what it is": 22, "states": 14}
 
 
-def render_terminal(result: AuditResult, *, color: bool = False, width: int = 140) -> str:
+def render_terminal(
+    result: AuditResult, *, color: bool = False, width: int = 140, detail: bool = False
+) -> str:
     from rich.console import Console
     from rich.table import Table
 
@@ -67,14 +95,18 @@ def render_terminal(result: AuditResult, *, color: bool = False, width: int = 14
             for c in changed:
                 t.add_row(*c)
             console.print(t)
+    vtable = violation_table(result, None if detail else FIRST_FINDINGS)
+    n_viol = result.violations.num_rows
     sections = (
-        ("Traffic outside the approved matrix", violation_table(result), TERMINAL_VIOLATION_COLS),
+        ("Finding groups", group_table(result), TERMINAL_GROUP_COLS),
+        ("Traffic outside the approved matrix", vtable, TERMINAL_VIOLATION_COLS),
         ("Approved rules without traffic", unused_table(result), TERMINAL_UNUSED_COLS),
     )
     for title, (headers, rows), wanted in sections:
         if not rows:
             continue
-        t = Table(title=f"{title} ({len(rows)})", title_justify="left")
+        count = n_viol if title.startswith("Traffic") else len(rows)
+        t = Table(title=f"{title} ({count})", title_justify="left")
         idx = [headers.index(h) for h in wanted if h in headers]
         for i in idx:
             t.add_column(

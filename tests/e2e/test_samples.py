@@ -90,6 +90,42 @@ def test_violations_equal_the_ground_truth(mixed_store: Path) -> None:
     }
 
 
+def test_finding_groups_partition_the_violations(mixed_store: Path) -> None:
+    result = api.audit(store=mixed_store, groups=ADMIN)
+    assert result.finding_groups is not None
+    groups = result.finding_groups.to_pylist()
+    members = [f for g in groups for f in g["findings"]]
+    ids = result.violations.column("finding_id").to_pylist()
+    assert sorted(members) == sorted(ids) and len(set(members)) == len(members)
+    by_id = {v["finding_id"]: v for v in result.violations.to_pylist()}
+    for g in groups:
+        for f in g["findings"]:
+            v = by_id[f]
+            assert v["group_id"] == g["group_id"]
+            assert (v["reason"], v["protocol"], v["dst_port"]) == (
+                g["reason"], g["protocol"], g["dst_port"]
+            )  # fmt: skip
+        assert g["flows"] == sum(by_id[f]["flows"] for f in g["findings"])
+    keys = ("reason", "src_side", "dst_side", "protocol", "dst_port")
+    assert [(*(g[k] for k in keys), len(g["findings"])) for g in groups] == [
+        ("unknown-source", "site", "nodes", 6, 10250, 2),
+        ("off-vlan", "nodes", "nodes", 6, 10250, 1),
+        ("off-vlan", "admin_workstations", "pma_155", 6, 443, 1),
+        ("unknown-destination", "nodes", "site", 6, 443, 1),
+        ("port-not-approved", "nodes", "nodes", 6, 2381, 1),
+        ("protocol-not-approved", "admin_workstations", "pma_155", 1, 0, 1),
+        ("protocol-not-approved", "nodes", "nodes", 1, 0, 1),
+        ("port-not-approved", "nodes", "pma_155", 6, 22, 1),
+        ("out-of-scope-address", "link-local", "multicast", 58, 136, 2),
+        ("out-of-scope-address", "link-local", "multicast", 17, 5353, 2),
+        ("out-of-scope-address", "nodes", "internet", 17, 53, 2),
+        ("reverse-direction", "nodes", "pma_155", 6, 6443, 1),
+        ("protocol-not-approved", "nodes", "nodes", 17, 2379, 1),
+        ("reverse-direction", "pma_155", "nodes", 6, 443, 1),
+    ]
+    assert result.stats["finding_groups"] == 14
+
+
 def _rule_admits(m: Any, r: Any, t: dict[str, Any]) -> bool:
     """An independent oracle (plain Python, no DuckDB): does rule r admit truth flow t?"""
     from flowaudit.matrix.model import parse_address
@@ -144,7 +180,7 @@ def test_cli_audit_json_exit_1_on_findings() -> None:
 def test_cli_audit_formats(tmp_path: Path) -> None:
     for fmt, marker in (
         ("markdown", "## Traffic outside the approved matrix (18)"),
-        ("csv", "kind,id,reason"),
+        ("csv", "kind,group,id,reason"),
         ("html", "<!DOCTYPE html>"),
         ("text", "Traffic outside the approved matrix (18)"),
     ):

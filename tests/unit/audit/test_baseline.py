@@ -172,10 +172,15 @@ def test_cli_fail_on_new_and_every_format_carries_changes(
             rows = [line for line in text.splitlines() if line.startswith("│")]
             assert [c.strip() for c in rows[0].split("│")[1:3]] == ["new", want]
             assert "New and resolved findings" in text
-        if fmt == "csv":
+        if fmt == "csv":  # the groups first, the new one on top; then the findings
             header, first = text.splitlines()[:2]
-            assert header.startswith("kind,change,id,")
-            assert first.startswith(f"violation,new,{want},")
+            assert header.startswith("kind,change,group,id,reason,who,")
+            assert first.startswith("group,new,G1,")
+            assert ",port-not-approved,nodes → nodes,tcp/31337,1," in first
+            lines = text.splitlines()
+            header, first = lines[lines.index("") + 1 : lines.index("") + 3]
+            assert header.startswith("kind,change,group,id,")
+            assert first.startswith(f"violation,new,G1,{want},")
             assert text.splitlines()[-2:] == [
                 "kind,change,id,finding,what,last seen",
                 f"change,new,{want},violation,port-not-approved: 10.25.233.4 → 10.25.233.5 "
