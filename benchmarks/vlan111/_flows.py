@@ -256,7 +256,7 @@ class FlowMaker:
         # ports as Community ID v1 and Zeek give them: type, then the counterpart type (NS 135
         # pairs with NA 136) or, for types without one (MLDv2 report 143), the code
         pb = 136 if typ == 135 else 0
-        return self.flow(lay, 111, a, b, typ, pb, rows, "out-of-scope-address", note=note)
+        return self.flow(lay, 111, a, b, typ, pb, rows, "control-plane", note=note)
 
     def arp(self, t: int, a: str, b: str, reply: bool) -> Flow:
         rows: list[Row] = [(t, 0, 0, 0, 0, 0, -1)]

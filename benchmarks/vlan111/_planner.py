@@ -69,7 +69,7 @@ class Planner(FlowMaker):
             5353,
             5353,
             pk,
-            "out-of-scope-address",
+            "control-plane",
             note="IPv6 link-local noise: mDNS query",
         )
 

@@ -96,6 +96,9 @@ class AuditResult:
     # one row per finding group (finding_groups.sql): violations sharing (reason, source
     # side, destination side, protocol, responder port); each violation is in exactly one
     finding_groups: pa.Table | None = None
+    # the LAN control plane (control_plane.sql): link-scoped protocols listed apart, not
+    # violations (empty with --strict, which reports them as violations)
+    control_plane: pa.Table | None = None
 
     @property
     def has_findings(self) -> bool:

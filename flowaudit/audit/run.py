@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from flowaudit._util.arrow import pylist, text_array
+from flowaudit.audit.control_plane import ControlPlane, load_control_plane
 from flowaudit.audit.coverage import COVERAGE_SCHEMA, coverage_rows
 from flowaudit.audit.engine import Engine
 from flowaudit.audit.result import UNUSED_SCHEMA, AuditResult, finding_stats
@@ -50,6 +51,8 @@ def audit_source(
     until: dt.datetime | None = None,
     engine: str = "auto",
     progress: Progress | None = None,
+    control_plane: ControlPlane | None = None,
+    strict: bool = False,
 ) -> tuple[AuditResult, list[CaptureRecord]]:
     """Audit exactly ``captures`` (ingested into ``store``, else a temporary store), or,
     without captures, the whole ``store``. Returns the result and the captures' records."""
@@ -88,7 +91,16 @@ def audit_source(
             }
             for r in records
         )
-        return run_audit(matrix, files, since=since, until=until, captures=inputs), records
+        result = run_audit(
+            matrix,
+            files,
+            since=since,
+            until=until,
+            captures=inputs,
+            control_plane=control_plane,
+            strict=strict,
+        )
+        return result, records
 
 
 def run_audit(
@@ -98,12 +110,21 @@ def run_audit(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     captures: Sequence[dict[str, Any]] = (),
+    control_plane: ControlPlane | None = None,
+    strict: bool = False,
 ) -> AuditResult:
-    """Audit the flows (Parquet files or an Arrow table) against ``matrix``."""
+    """Audit the flows (Parquet files or an Arrow table) against ``matrix``.
+
+    ``control_plane``: the LAN control-plane list (default the shipped one); its traffic
+    is listed apart unless ``strict``, which reports it as violations (``control-plane``)."""
+    cplane = control_plane if control_plane is not None else load_control_plane()
     eng = Engine()
     try:
         prepare_conversations(eng, matrix, flow_source, since, until)
-        violations = eng.run("violations")
+        eng.register_rows("control_plane", CONTROL_PLANE, cplane.rows())
+        eng.execute("control_plane_conversations")
+        violations = eng.run("violations", strict=strict)
+        lan = eng.run("control_plane", strict=strict)
         usage = eng.run("rule_usage")
         observ = eng.run("rule_observability")
         window = pylist(eng.run("window"))[0]
@@ -125,6 +146,9 @@ def run_audit(
         eng.close()
     stats = {
         "conversations": int(window["conversations"]),
+        "control_plane": lan.num_rows,
+        "control_plane_flows": int(sum(lan.column("flows").to_pylist())),
+        "strict": strict,
         **finding_stats(violations, unused, groups),
     }
     return AuditResult(
@@ -141,6 +165,7 @@ def run_audit(
         rule_usage=usage,
         coverage=coverage,
         finding_groups=groups,
+        control_plane=lan,
     )
 
 
@@ -164,6 +189,16 @@ def prepare_conversations(
 
 
 ADDRESSES = pa.schema([("addr", pa.binary(16)), ("ip", pa.string())])
+CONTROL_PLANE = pa.schema(
+    [
+        ("kind", pa.string()),
+        ("protocol", pa.uint8()),
+        ("lo", pa.int32()),
+        ("hi", pa.int32()),
+        ("icmp", pa.bool_()),
+        ("dst_class", pa.string()),
+    ]
+)
 SIDES = pa.schema(
     [
         ("rank", pa.int32()),

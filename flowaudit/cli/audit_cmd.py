@@ -73,6 +73,20 @@ from flowaudit.cli.common import (
     help="Text and Markdown: list every finding of every group (default: the groups and "
     "the first 5 findings of each).",
 )
+@click.option(
+    "--control-plane",
+    "control_plane",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="A LAN control-plane list (YAML) instead of the shipped one "
+    "(flowaudit/audit/control_plane.yaml): link-scoped protocols listed apart.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Report LAN control-plane traffic (ND, MLD, IGMP, VRRP, DHCP, mDNS, LLMNR, SSDP "
+    "to multicast/broadcast/link-local) as violations (reason control-plane).",
+)
 def audit(
     captures: tuple[str, ...],
     store_dir: str | None,
@@ -88,6 +102,8 @@ def audit(
     only_new: bool,
     enrich: bool,
     detail: bool,
+    control_plane: str | None,
+    strict: bool,
 ) -> None:
     """Report traffic outside the approved matrix and approved rules without traffic.
 
@@ -113,6 +129,8 @@ def audit(
             engine=engine,
             baseline=baseline,
             enrich=enrich,
+            control_plane=control_plane,
+            strict=strict,
         )
         for w in result.stats.get("warnings", []):
             click.echo(f"flowaudit: warning: {w}", err=True)

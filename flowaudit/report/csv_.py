@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 
 from flowaudit.report.rows import (
     CHANGE_HEADERS,
+    CONTROL_PLANE_HEADERS,
     change_rows,
+    control_plane_rows,
     group_table,
     unused_table,
     violation_table,
@@ -40,6 +42,12 @@ def render_csv(result: AuditResult) -> str:
     w.writerow(("kind", *uh))
     for r in urows:
         w.writerow(("unused-rule", *r))
+    cp = control_plane_rows(result)
+    if cp:
+        w.writerow(())
+        w.writerow(("kind", *CONTROL_PLANE_HEADERS))
+        for c in cp:
+            w.writerow(("control-plane", *c))
     if result.changes is not None:  # new and resolved ids (resolved ones are in no table above)
         w.writerow(())
         w.writerow(("kind", *CHANGE_HEADERS))

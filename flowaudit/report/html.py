@@ -12,8 +12,11 @@ from typing import TYPE_CHECKING
 
 from flowaudit.report.rows import (
     CHANGE_HEADERS,
+    CONTROL_PLANE_HEADERS,
+    CONTROL_PLANE_NOTE,
     change_rows,
     changes_line,
+    control_plane_rows,
     group_table,
     input_lines,
     summary_line,
@@ -210,6 +213,9 @@ def render_html_fragment(result: AuditResult) -> str:
         "ports or host pairs listed never carried traffic. The evidence column says whether "
         "the capture could see the rule's traffic at all.</p>",
         _table(uh, urows, new_col=result.changes is not None),
+        f"<h2>LAN control plane ({result.stats.get('control_plane', 0)})</h2>",
+        f'<p class="note">{escape(CONTROL_PLANE_NOTE)}</p>',
+        _table(CONTROL_PLANE_HEADERS, control_plane_rows(result)),
         "<h2>Inputs</h2>",
         "<ul>" + "".join(f"<li><code>{escape(x)}</code></li>" for x in input_lines(result)),
         "</ul>",

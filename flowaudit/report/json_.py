@@ -93,6 +93,20 @@ def group_dicts(result: AuditResult) -> list[dict[str, Any]]:
     return out
 
 
+def control_plane_dicts(result: AuditResult) -> list[dict[str, Any]]:
+    if result.control_plane is None:
+        return []
+    keys = ("protocol", "kind", "src_ip", "dst_ip", "flows", "packets", "bytes")
+    return [
+        {
+            **{k: c[k] for k in keys},
+            "first_seen": iso(c["first_seen"]),
+            "last_seen": iso(c["last_seen"]),
+        }
+        for c in pylist(result.control_plane)
+    ]
+
+
 def coverage_dicts(result: AuditResult) -> list[dict[str, Any]]:
     if result.coverage is None:
         return []
@@ -114,6 +128,7 @@ def result_to_dict(result: AuditResult) -> dict[str, Any]:
         "finding_groups": group_dicts(result),
         "violations": violation_dicts(result),
         "unused_rules": unused_dicts(result),
+        "control_plane": control_plane_dicts(result),
         "summary": {
             "flows": result.flows,
             "violations": result.violations.num_rows,
@@ -122,6 +137,9 @@ def result_to_dict(result: AuditResult) -> dict[str, Any]:
             "by_reason": result.stats.get("by_reason", {}),
             "unused_rules": result.stats.get("unused", 0),
             "partly_used_rules": result.stats.get("partly_used", 0),
+            "control_plane": result.stats.get("control_plane", 0),
+            "control_plane_flows": result.stats.get("control_plane_flows", 0),
+            "strict": result.stats.get("strict", False),
             "sampled": result.sampled,
             "counts_note": (
                 "packet and byte counts are sampled estimates" if result.sampled else None

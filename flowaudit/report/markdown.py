@@ -12,9 +12,12 @@ from typing import TYPE_CHECKING
 from flowaudit._util.arrow import pylist
 from flowaudit.report.rows import (
     CHANGE_HEADERS,
+    CONTROL_PLANE_HEADERS,
+    CONTROL_PLANE_NOTE,
     FIRST_FINDINGS,
     change_rows,
     changes_line,
+    control_plane_rows,
     group_table,
     input_lines,
     summary_line,
@@ -102,5 +105,8 @@ def render_markdown(result: AuditResult, *, detail: bool = False) -> str:
     lines += _table(vh, vrows)
     lines += ["", f"## Approved rules without traffic ({result.unused_rules.num_rows})", ""]
     lines += _table(uh, urows)
+    cp = control_plane_rows(result)
+    lines += ["", f"## LAN control plane ({len(cp)})", "", CONTROL_PLANE_NOTE, ""]
+    lines += _table(CONTROL_PLANE_HEADERS, cp)
     lines += ["", "## Inputs", ""] + [f"- `{x}`" for x in input_lines(result)]
     return "\n".join(lines) + "\n"

@@ -214,6 +214,42 @@ def unused_table(result: AuditResult) -> tuple[list[str], list[list[str]]]:
 
 
 CHANGE_HEADERS = ("change", "id", "finding", "what", "last seen")
+CONTROL_PLANE_HEADERS = (
+    "kind",
+    "proto",
+    "initiator",
+    "responder",
+    "flows",
+    "packets",
+    "bytes",
+    "first seen",
+    "last seen",
+)
+CONTROL_PLANE_NOTE = (
+    "Link-scoped protocols no port matrix governs (IPv6 ND/RA, MLD, IGMP, VRRP/CARP, "
+    "DHCP/DHCPv6, mDNS, LLMNR, SSDP) sent to multicast, broadcast or link-local addresses: "
+    "not violations, not in the exit code (--strict reports them as violations; "
+    "--control-plane FILE changes the list)."
+)
+
+
+def control_plane_rows(result: AuditResult) -> list[tuple[str, ...]]:
+    if result.control_plane is None:
+        return []
+    return [
+        (
+            c["kind"],
+            protocol_name(c["protocol"]),
+            c["src_ip"],
+            c["dst_ip"],
+            f"{c['flows']:,}",
+            f"{c['packets']:,}",
+            f"{c['bytes']:,}",
+            _t(c["first_seen"]),
+            _t(c["last_seen"]),
+        )
+        for c in pylist(result.control_plane)
+    ]
 
 
 def _what(kind: str, f: dict[str, Any]) -> str:
@@ -335,4 +371,9 @@ def summary_line(result: AuditResult) -> str:
         + (f" [{reasons}]" if reasons else "")
         + f", {result.stats.get('unused', 0)}{new} unused rules, "
         f"{result.stats.get('partly_used', 0)}{new} partly used{sampled}"
+        + (
+            f"; LAN control plane: {result.stats['control_plane_flows']:,} flows apart"
+            if result.stats.get("control_plane_flows")
+            else ""
+        )
     )

@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING
 
 from flowaudit.report.rows import (
     CHANGE_HEADERS,
+    CONTROL_PLANE_HEADERS,
     FIRST_FINDINGS,
     change_rows,
     changes_line,
+    control_plane_rows,
     group_table,
     summary_line,
     unused_table,
@@ -101,6 +103,11 @@ def render_terminal(
         ("Finding groups", group_table(result), TERMINAL_GROUP_COLS),
         ("Traffic outside the approved matrix", vtable, TERMINAL_VIOLATION_COLS),
         ("Approved rules without traffic", unused_table(result), TERMINAL_UNUSED_COLS),
+        (
+            "LAN control plane, not violations",
+            (list(CONTROL_PLANE_HEADERS), [list(r) for r in control_plane_rows(result)]),
+            CONTROL_PLANE_HEADERS,
+        ),
     )
     for title, (headers, rows), wanted in sections:
         if not rows:

@@ -3,10 +3,14 @@
 -- (vlan, initiator ip, responder ip, protocol, responder port), with its counters,
 -- TCP state mix, the reason, and the nearest rule (fewest differences) for the
 -- report to explain. An anti-join: conversations no rule admits in any orientation.
+-- LAN control-plane conversations (conv_cp) are listed apart, unless $strict: then they
+-- are violations with reason `control-plane`.
 WITH unmatched AS (
-    SELECT c.*
+    SELECT c.*, cp.conv_id IS NOT NULL AS control_plane
     FROM conv AS c
+    LEFT JOIN conv_cp AS cp USING (conv_id)
     WHERE NOT EXISTS (SELECT 1 FROM conv_match AS m WHERE m.conv_id = c.conv_id)
+      AND (cp.conv_id IS NULL OR $strict)
 ),
 grouped AS (
     SELECT
@@ -15,6 +19,7 @@ grouped AS (
         protocol, dst_port,
         bool_or(uncertain) AS direction_uncertain,
         bool_or(native_vlan) AS native_vlan,
+        bool_or(control_plane) AS control_plane,
         sum(flows)::BIGINT AS flows, sum(packets)::BIGINT AS packets,
         sum(bytes)::BIGINT AS bytes,
         min(first_seen) AS first_seen, max(last_seen) AS last_seen,
@@ -64,6 +69,7 @@ reasoned AS (
     SELECT
         f.*,
         CASE
+            WHEN f.control_plane THEN 'control-plane'
             WHEN f.native_vlan THEN 'off-vlan'
             WHEN f.vlan_id IS NOT NULL AND f.scoped_vlans AND NOT f.vlan_in_scope THEN 'off-vlan'
             WHEN NOT f.src_in_scope OR NOT f.dst_in_scope THEN 'out-of-scope-address'

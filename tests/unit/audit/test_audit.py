@@ -66,8 +66,11 @@ def test_every_reason_code(matrix) -> None:
         (N4, N5, 1, 0, 111): "protocol-not-approved",
         (N4, N5, 6, 2380, 112): "off-vlan",
         (N4, "8.8.8.8", 17, 53, 111): "out-of-scope-address",
-        ("fe80::1", "ff02::fb", 17, 5353, 111): "out-of-scope-address",
+        # mDNS to ff02::fb is LAN control plane: listed apart, not a violation
     }
+    assert [(c["kind"], c["src_ip"], c["dst_ip"]) for c in r.control_plane.to_pylist()] == [
+        ("mdns", "fe80::1", "ff02::fb")
+    ]
     assert v[(N5, N6, 6, 2381, 111)]["nearest_rule"] == "fw-inter-node-k8s"
     assert v[(N5, N6, 6, 2381, 111)]["differences"] == "dport 2381 not in {2379-2380, 6443, 10250}"
     assert v[(N4, PMA, 6, 6443, 111)]["nearest_rule"] == "fw-pma-to-cluster"
@@ -77,7 +80,7 @@ def test_every_reason_code(matrix) -> None:
     assert v[(N4, "8.8.8.8", 17, 53, 111)]["direction_uncertain"] is True
     assert r.stats["by_reason"] == {
         "off-vlan": 1,
-        "out-of-scope-address": 2,
+        "out-of-scope-address": 1,
         "port-not-approved": 1,
         "protocol-not-approved": 2,
         "reverse-direction": 1,
