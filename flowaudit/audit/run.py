@@ -180,6 +180,7 @@ def prepare_conversations(
     tables ``conv`` (conversations with address text and ids) and ``conv_match``."""
     eng.register_flows(flow_source)
     eng.register_matrix(matrix)
+    eng.register_rows("service_ports", SERVICE_PORTS, list(matrix.service_ports))
     eng.execute("conversations", since=since, until=until)
     eng.register_rows("addresses", ADDRESSES, _address_texts(eng.run("conversation_addresses")))
     eng.execute("conversation_ids")
@@ -189,6 +190,7 @@ def prepare_conversations(
 
 
 ADDRESSES = pa.schema([("addr", pa.binary(16)), ("ip", pa.string())])
+SERVICE_PORTS = pa.schema([("lo", pa.int32()), ("hi", pa.int32())])
 CONTROL_PLANE = pa.schema(
     [
         ("kind", pa.string()),
