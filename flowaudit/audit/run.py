@@ -131,10 +131,9 @@ def run_audit(
         start = since or window["start"]
         end = until or window["end"]
         flows = int(window["flows"])
-        violations = _add_differences(violations, matrix)
         eng.register_table("violation_rows", violations)
         groups = eng.run("finding_groups")
-        violations = eng.run("violation_groups")
+        violations = _add_differences(eng.run("violation_groups"), matrix)
         unused = eng.table_from_rows(
             UNUSED_SCHEMA, _unused_rules(matrix, usage, observ, flows, start, end)
         )
@@ -233,18 +232,56 @@ def _add_differences(v: pa.Table, m: Matrix) -> pa.Table:
 
     hosts = HostIndex(m)
     texts = []
-    for row in v.select(
-        ["src_ip", "dst_ip", "protocol", "dst_port", "nearest_rule", "reason", "vlan_id"]
-    ).to_pylist():
+    cols = ["src_ip", "dst_ip", "protocol", "dst_port", "nearest_rule", "reason", "vlan_id"]
+    for row in v.select([*cols, "src_side", "dst_side"]).to_pylist():
         texts.append(_differences(row, m, hosts))
     return v.append_column("differences", text_array(texts))
 
 
+CLASS_TEXT = {
+    "internet": "{ip} is an internet address",
+    "private": "{ip} is outside the scope subnets",
+    "multicast": "{ip} is a multicast address",
+    "broadcast": "{ip} is a broadcast address",
+    "link-local": "{ip} is a link-local address",
+    "loopback": "{ip} is a loopback address",
+    "unspecified": "{ip} is the unspecified address",
+    "site": "{ip} is in the scope subnets but in no group",
+}
+
+
+def _no_rule(row: dict[str, Any], m: Matrix, hosts: HostIndex) -> list[str]:
+    """What separates a finding from every rule when none is near: the address classes,
+    and the unconfigured groups of rules that would admit it from the other end."""
+    parts = [
+        CLASS_TEXT[row[f"{end}_side"]].format(ip=row[f"{end}_ip"])
+        for end in ("src", "dst")
+        if row[f"{end}_side"] in CLASS_TEXT
+    ]
+    if not parts:
+        proto = protocol_name(row["protocol"])
+        parts.append(
+            f"no rule between {row['src_side']} and {row['dst_side']} is within two "
+            f"differences of {proto}/{'-' if row['dst_port'] is None else row['dst_port']}"
+        )
+    port = row["dst_port"]
+    missing: list[str] = []
+    for r in m.rules:
+        if row["protocol"] not in r.protocols:
+            continue
+        if row["protocol"] in PORTED and not any(lo <= (port or 0) <= hi for lo, hi in r.ports):
+            continue
+        if hosts.in_any(row["dst_ip"], r.to_groups):
+            missing += [g for g in r.from_groups if not m.groups[g].configured]
+        if hosts.in_any(row["src_ip"], r.from_groups):
+            missing += [g for g in r.to_groups if not m.groups[g].configured]
+    if missing:
+        names = ", ".join(dict.fromkeys(missing))
+        parts.append(f"{names} has no addresses: supply --group")
+    return parts
+
+
 def _differences(row: dict[str, Any], m: Matrix, hosts: HostIndex) -> str:
-    rid = row["nearest_rule"]
-    if rid is None:
-        return "the matrix has no rules"
-    r: Rule = m.rule(rid)
     parts: list[str] = []
     if row["reason"] == "off-vlan" and row["vlan_id"] is None:
         parts.append(
@@ -252,6 +289,12 @@ def _differences(row: dict[str, Any], m: Matrix, hosts: HostIndex) -> str:
         )
     elif row["reason"] == "off-vlan":
         parts.append(f"vlan {row['vlan_id']} not in scope {list(m.scope.vlans)}")
+    rid = row["nearest_rule"]
+    if rid is None:
+        if row["reason"] == "control-plane":
+            return "LAN control plane (--strict): link-scoped, no port matrix governs it"
+        return "; ".join(parts + _no_rule(row, m, hosts)) if m.rules else "the matrix has no rules"
+    r: Rule = m.rule(rid)
     fwd_src = hosts.in_any(row["src_ip"], r.from_groups)
     fwd_dst = hosts.in_any(row["dst_ip"], r.to_groups)
     rev = hosts.in_any(row["src_ip"], r.to_groups) and hosts.in_any(row["dst_ip"], r.from_groups)

@@ -117,3 +117,66 @@ def test_text_report_shows_groups_then_five_findings_each(matrix) -> None:
     html = render(r, "html")
     assert html.count("<details") == 2 and "<script" not in html
     assert html.count("35.201.") >= 12
+
+
+def test_nearest_rule_only_when_it_shares_a_group_and_is_close(matrix) -> None:
+    pma = "10.25.232.155"
+    rows = [
+        flow(N4, "35.201.4.9", 443),  # internet: no rule is near
+        flow(N4, "10.25.1.53", 53, proto=17, direction="service_port"),  # site DNS server
+        flow("10.25.233.77", "10.25.233.99", 9999),  # two unknown hosts in the scope
+        flow("fe80::1", "fe80::2", 5000, proto=17, sport=5001, direction="first_packet"),
+        flow("10.25.233.77", N4, 10250),  # unknown source: kubelet rule shares the responder
+        flow(N5, N6, 2381),  # one difference: the port
+        flow(N4, pma, 6443),  # reversed: pma → nodes:6443
+        flow(N4, N5, 2379, proto=17),  # protocol only
+        flow(N4, pma, 9999, proto=17),  # protocol and port: two
+        flow("10.25.100.10", N4, 9999, proto=17),  # source and port: two
+        flow("10.25.100.10", N4, 9999, proto=132),  # source, protocol and port: three
+    ]
+    r = run_audit(matrix, make_flows(rows))
+    got = {
+        (v["src_ip"], v["dst_ip"], v["protocol"], v["dst_port"]): (
+            v["nearest_rule"],
+            v["differences"],
+        )
+        for v in r.violations.to_pylist()
+    }
+    assert got == {
+        (N4, "35.201.4.9", 6, 443): (None, "35.201.4.9 is an internet address"),
+        (N4, "10.25.1.53", 17, 53): (None, "10.25.1.53 is outside the scope subnets"),
+        ("10.25.233.77", "10.25.233.99", 6, 9999): (
+            None,
+            "10.25.233.77 is in the scope subnets but in no group; "
+            "10.25.233.99 is in the scope subnets but in no group",
+        ),
+        ("fe80::1", "fe80::2", 17, 5000): (
+            None,
+            "fe80::1 is a link-local address; fe80::2 is a link-local address",
+        ),
+        ("10.25.233.77", N4, 6, 10250): ("fw-inter-node-k8s", "src 10.25.233.77 not in nodes"),
+        (N5, N6, 6, 2381): ("fw-inter-node-k8s", "dport 2381 not in {2379-2380, 6443, 10250}"),
+        (N4, pma, 6, 6443): (
+            "fw-pma-to-cluster",
+            "initiator and responder reversed: rule allows pma_155 → nodes",
+        ),
+        (N4, N5, 17, 2379): ("fw-inter-node-k8s", "protocol udp not tcp"),
+        (N4, pma, 17, 9999): (
+            "fw-cluster-to-pma",
+            "protocol udp not tcp; dport 9999 not in {443, 30003}",
+        ),
+        ("10.25.100.10", N4, 17, 9999): (
+            "fw-inter-node-px",
+            "src 10.25.100.10 not in nodes; dport 9999 not in {9001-9022}",
+        ),
+        ("10.25.100.10", N4, 132, 9999): (
+            None,
+            "no rule between admin_workstations and nodes is within two differences of sctp/9999",
+        ),
+    }
+    doc = r.to_dict()
+    (inet,) = [v for v in doc["violations"] if v["dst_ip"] == "35.201.4.9"]
+    assert inet["nearest_rule"] == {
+        "rule_id": None,
+        "differences": "35.201.4.9 is an internet address",
+    }
