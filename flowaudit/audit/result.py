@@ -138,6 +138,19 @@ def finding_stats(
         "by_reason": _count_by(violations, "reason"),
         "unused": _count_status(unused, "unused"),
         "partly_used": _count_status(unused, "partly-used"),
+        **_partly_split(unused),
+    }
+
+
+def _partly_split(unused: pa.Table) -> dict[str, int]:
+    """Partly used rules split: ``overbroad`` (ports of the range never carried traffic),
+    ``unseen_pair_rules`` (host pairs never seen) and ``unseen_pairs`` (how many pairs)."""
+    rows = unused.select(["status", "unused_ports", "unused_pairs"]).to_pylist()
+    partly = [r for r in rows if r["status"] == "partly-used"]
+    return {
+        "overbroad": sum(1 for r in partly if r["unused_ports"]),
+        "unseen_pair_rules": sum(1 for r in partly if r["unused_pairs"]),
+        "unseen_pairs": sum(len(r["unused_pairs"]) for r in partly),
     }
 
 

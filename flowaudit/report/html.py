@@ -14,13 +14,15 @@ from flowaudit.report.rows import (
     CHANGE_HEADERS,
     CONTROL_PLANE_HEADERS,
     CONTROL_PLANE_NOTE,
+    RULE_NOTES,
     change_rows,
     changes_line,
     control_plane_rows,
     group_table,
     input_lines,
+    pairs_line,
+    rule_sections,
     summary_line,
-    unused_table,
     violation_table,
 )
 from flowaudit.report.svg import coverage_svg
@@ -152,7 +154,8 @@ def _cards(result: AuditResult) -> str:
             "bad" if result.violations.num_rows else "ok",
         ),
         ("unused rules", str(stats.get("unused", 0)), "warn" if stats.get("unused") else "ok"),
-        ("partly used", str(stats.get("partly_used", 0)), ""),
+        ("over-broad rules", str(stats.get("overbroad", 0)), ""),
+        ("rules with pairs never seen", str(stats.get("unseen_pair_rules", 0)), ""),
         ("finding groups", str(stats.get("finding_groups", 0)), ""),
     ]
     if result.changes is not None:
@@ -181,7 +184,8 @@ def render_html(result: AuditResult) -> str:
 def render_html_fragment(result: AuditResult) -> str:
     """The report as one ``<div>`` with its scoped style (for notebooks)."""
     name = escape(result.matrix_name)
-    uh, urows = unused_table(result)
+    rules = rule_sections(result)
+    new_col = result.changes is not None
     parts = [
         f'<div class="fa-report"><style>{CSS}</style>',
         f"<h1>flowaudit report: {name}</h1>",
@@ -208,11 +212,16 @@ def render_html_fragment(result: AuditResult) -> str:
         "(smallest matrix group, else address class), protocol and port. Open a group for "
         "its findings.</p>",
         _groups(result),
-        f"<h2>Approved rules without traffic ({result.unused_rules.num_rows})</h2>",
-        '<p class="note">"unused": no matching traffic in the window; "partly-used": the '
-        "ports or host pairs listed never carried traffic. The evidence column says whether "
-        "the capture could see the rule's traffic at all.</p>",
-        _table(uh, urows, new_col=result.changes is not None),
+        f"<h2>Unused rules ({len(rules['unused'][1])})</h2>",
+        f'<p class="note">{escape(RULE_NOTES["unused"])}</p>',
+        _table(*rules["unused"], new_col=new_col),
+        f"<h2>Over-broad rules ({len(rules['overbroad'][1])})</h2>",
+        f'<p class="note">{escape(RULE_NOTES["overbroad"])}</p>',
+        _table(*rules["overbroad"], new_col=new_col),
+        f"<h2>Host pairs never seen ({len(rules['pairs'][1])} rules)</h2>",
+        f'<p class="note">{escape(RULE_NOTES["pairs"])}</p>',
+        f"<details><summary>{escape(pairs_line(result))}</summary>"
+        f"{_table(*rules['pairs'], new_col=new_col)}</details>",
         f"<h2>LAN control plane ({result.stats.get('control_plane', 0)})</h2>",
         f'<p class="note">{escape(CONTROL_PLANE_NOTE)}</p>',
         _table(CONTROL_PLANE_HEADERS, control_plane_rows(result)),

@@ -15,13 +15,15 @@ from flowaudit.report.rows import (
     CONTROL_PLANE_HEADERS,
     CONTROL_PLANE_NOTE,
     FIRST_FINDINGS,
+    RULE_NOTES,
     change_rows,
     changes_line,
     control_plane_rows,
     group_table,
     input_lines,
+    pairs_line,
+    rule_sections,
     summary_line,
-    unused_table,
     violation_table,
 )
 
@@ -96,15 +98,24 @@ def render_markdown(result: AuditResult, *, detail: bool = False) -> str:
     lines += ["", "## Matrix coverage", "", *coverage_markdown(result)]
     gh, grows = group_table(result)
     vh, vrows = violation_table(result, None if detail else FIRST_FINDINGS)
-    uh, urows = unused_table(result)
+    rules = rule_sections(result)
     lines += ["", f"## Finding groups ({len(grows)})", ""]
     lines += _table(gh, grows)
     lines += ["", f"## Traffic outside the approved matrix ({result.violations.num_rows})", ""]
     if not detail and any(r[vh.index("reason")].startswith("… ") for r in vrows):
         lines += [f"The first {FIRST_FINDINGS} findings of each group (`--detail`: all).", ""]
     lines += _table(vh, vrows)
-    lines += ["", f"## Approved rules without traffic ({result.unused_rules.num_rows})", ""]
-    lines += _table(uh, urows)
+    for key, title in (("unused", "Unused rules"), ("overbroad", "Over-broad rules")):
+        hs, rows = rules[key]
+        lines += ["", f"## {title} ({len(rows)})", "", RULE_NOTES[key], ""]
+        lines += _table(hs, rows)
+    hs, rows = rules["pairs"]
+    lines += ["", f"## Host pairs never seen ({len(rows)} rules)", "", RULE_NOTES["pairs"], ""]
+    lines += (
+        _table(hs, rows)
+        if detail or not rows
+        else [f"{pairs_line(result)} (`--detail` lists them)."]
+    )
     cp = control_plane_rows(result)
     lines += ["", f"## LAN control plane ({len(cp)})", "", CONTROL_PLANE_NOTE, ""]
     lines += _table(CONTROL_PLANE_HEADERS, cp)

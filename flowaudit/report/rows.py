@@ -213,6 +213,52 @@ def unused_table(result: AuditResult) -> tuple[list[str], list[list[str]]]:
     return _optional(result, UNUSED_HEADERS, unused_rows(result), False)
 
 
+UNUSED_COLS = ("change", "id", "rule", "proto", "ports", "condition", "evidence")
+OVERBROAD_COLS = (
+    "change", "id", "rule", "proto", "ports", "unused ports", "flows", "condition", "evidence",
+)  # fmt: skip
+PAIRS_COLS = ("change", "id", "rule", "proto", "ports", "unused pairs", "flows")
+RULE_NOTES = {
+    "unused": "No matching traffic at all in the window; the evidence says whether the "
+    "capture could see the rule's traffic.",
+    "overbroad": "Rules used, but some ports of their ranges never carried traffic: "
+    "candidates for narrowing.",
+    "pairs": "Rules used, but some host pairs they allow never talked (groups of at most "
+    "16 addresses are expanded).",
+}
+
+
+def _pick(
+    hs: list[str], rows: list[list[str]], cols: tuple[str, ...], keep: Any
+) -> tuple[list[str], list[list[str]]]:
+    idx = [hs.index(c) for c in cols if c in hs]
+    return [hs[i] for i in idx], [[r[i] for i in idx] for r in rows if keep(r)]
+
+
+def rule_sections(
+    result: AuditResult,
+) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """The unused-rules table split three ways: ``unused`` (no traffic at all),
+    ``overbroad`` (partly used: ports of the range never carried traffic) and ``pairs``
+    (partly used: host pairs never seen). A rule may be in the last two."""
+    hs, rows = unused_table(result)
+    st, up, pairs = hs.index("status"), hs.index("unused ports"), hs.index("unused pairs")
+    return {
+        "unused": _pick(hs, rows, UNUSED_COLS, lambda r: r[st] == "unused"),
+        "overbroad": _pick(hs, rows, OVERBROAD_COLS, lambda r: r[st] != "unused" and r[up]),
+        "pairs": _pick(hs, rows, PAIRS_COLS, lambda r: r[st] != "unused" and r[pairs] != "-"),
+    }
+
+
+def pairs_line(result: AuditResult) -> str:
+    """``Host pairs never seen: 52 pairs of 27 rules``."""
+    s = result.stats
+    return (
+        f"Host pairs never seen: {s.get('unseen_pairs', 0):,} pairs of "
+        f"{s.get('unseen_pair_rules', 0):,} partly used rules"
+    )
+
+
 CHANGE_HEADERS = ("change", "id", "finding", "what", "last seen")
 CONTROL_PLANE_HEADERS = (
     "kind",
@@ -370,7 +416,8 @@ def summary_line(result: AuditResult) -> str:
         f" in {result.stats.get('finding_groups', 0)} groups"
         + (f" [{reasons}]" if reasons else "")
         + f", {result.stats.get('unused', 0)}{new} unused rules, "
-        f"{result.stats.get('partly_used', 0)}{new} partly used{sampled}"
+        f"{result.stats.get('overbroad', 0)}{new} over-broad, "
+        f"{result.stats.get('unseen_pair_rules', 0)}{new} with host pairs never seen{sampled}"
         + (
             f"; LAN control plane: {result.stats['control_plane_flows']:,} flows apart"
             if result.stats.get("control_plane_flows")

@@ -13,8 +13,9 @@ from flowaudit.report.rows import (
     changes_line,
     control_plane_rows,
     group_table,
+    pairs_line,
+    rule_sections,
     summary_line,
-    unused_table,
     violation_table,
 )
 
@@ -52,7 +53,9 @@ TERMINAL_VIOLATION_COLS = (
     "what differs",
     "what it is",
 )
-TERMINAL_UNUSED_COLS = ("change", "rule", "status", "proto", "ports", "unused ports", "flows")
+TERMINAL_UNUSED_COLS = ("change", "rule", "proto", "ports", "condition")
+TERMINAL_OVERBROAD_COLS = ("change", "rule", "proto", "ports", "unused ports", "flows")
+TERMINAL_PAIRS_COLS = ("change", "rule", "proto", "ports", "unused pairs", "flows")
 FOLDING = {
     "reason",
     "states",
@@ -60,6 +63,8 @@ FOLDING = {
     "what it is",
     "ports",
     "unused ports",
+    "unused pairs",
+    "condition",
     "who",
     "top addresses (by bytes)",
 }
@@ -98,11 +103,18 @@ def render_terminal(
                 t.add_row(*c)
             console.print(t)
     vtable = violation_table(result, None if detail else FIRST_FINDINGS)
+    rules = rule_sections(result)
     n_viol = result.violations.num_rows
     sections = (
         ("Finding groups", group_table(result), TERMINAL_GROUP_COLS),
         ("Traffic outside the approved matrix", vtable, TERMINAL_VIOLATION_COLS),
-        ("Approved rules without traffic", unused_table(result), TERMINAL_UNUSED_COLS),
+        ("Unused rules", rules["unused"], TERMINAL_UNUSED_COLS),
+        ("Over-broad rules", rules["overbroad"], TERMINAL_OVERBROAD_COLS),
+        (
+            "Host pairs never seen",
+            rules["pairs"] if detail else ([], []),
+            TERMINAL_PAIRS_COLS,
+        ),
         (
             "LAN control plane, not violations",
             (list(CONTROL_PLANE_HEADERS), [list(r) for r in control_plane_rows(result)]),
@@ -125,5 +137,8 @@ def render_terminal(
         for row in rows:
             t.add_row(*(row[i] for i in idx))
         console.print(t)
+    if rules["pairs"][1] and not detail:
+        line = f"{pairs_line(result)} (--detail lists them)"
+        console.print(line, highlight=False, markup=False)
     console.print(summary_line(result), highlight=False, markup=False)
     return console.export_text(styles=color)

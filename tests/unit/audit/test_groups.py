@@ -115,7 +115,7 @@ def test_text_report_shows_groups_then_five_findings_each(matrix) -> None:
     md = render(r, "markdown")
     assert "## Finding groups (2)" in md and "… 7 more in G1 (--detail)" in md
     html = render(r, "html")
-    assert html.count("<details") == 2 and "<script" not in html
+    assert html.count("<details><summary><b>G") == 2 and "<script" not in html
     assert html.count("35.201.") >= 12
 
 
@@ -180,3 +180,29 @@ def test_nearest_rule_only_when_it_shares_a_group_and_is_close(matrix) -> None:
         "rule_id": None,
         "differences": "35.201.4.9 is an internet address",
     }
+
+
+def test_unused_overbroad_and_unseen_pairs_are_apart(matrix) -> None:
+    rows = [flow(N4, N5, p) for p in (9001, 9003, 9012, 9020)]
+    r = run_audit(matrix, make_flows(rows))
+    u = r.unused_rules.to_pylist()
+    unused = sorted(x["rule_id"] for x in u if x["status"] == "unused")
+    partly = [x for x in u if x["status"] == "partly-used"]
+    overbroad = sorted((x["rule_id"], x["protocol"]) for x in partly if x["unused_ports"])
+    pairs = sorted(x["rule_id"] for x in partly if x["unused_pairs"])
+    assert overbroad == [("fw-inter-node-px", 6)]
+    assert pairs == [
+        "fw-inter-node-px", "px-mgmt-api-9001", "px-node-grpc-9012", "px-replication-9003",
+        "px-sdk-gateway-9020",
+    ]  # fmt: skip
+    s = r.to_dict()["summary"]
+    assert s["unused_rules"] == len(unused) and s["partly_used_rules"] == len(partly)
+    assert (s["overbroad_rules"], s["unseen_pair_rules"]) == (1, 5)
+    assert s["unseen_pairs"] == sum(len(x["unused_pairs"]) for x in partly) == 2 * 5
+    text = render(r, "text", width=300)
+    assert f"Unused rules ({len(unused)})" in text and "Over-broad rules (1)" in text
+    assert "Host pairs never seen: 10 pairs of 5 partly used rules (--detail lists them)" in text
+    assert "Host pairs never seen (5)" in render(r, "text", width=300, detail=True)
+    md = render(r, "markdown")
+    assert "## Host pairs never seen (5 rules)" in md and "`--detail` lists them" in md
+    assert "<details><summary>Host pairs never seen: 10 pairs" in render(r, "html")
