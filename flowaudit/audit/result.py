@@ -99,6 +99,9 @@ class AuditResult:
     # the LAN control plane (control_plane.sql): link-scoped protocols listed apart, not
     # violations (empty with --strict, which reports them as violations)
     control_plane: pa.Table | None = None
+    # the shape of the traffic (traffic_shape.sql): flows and bytes per (source side →
+    # destination side), approved, LAN control plane and not approved
+    traffic_shape: pa.Table | None = None
 
     @property
     def has_findings(self) -> bool:

@@ -125,6 +125,7 @@ def run_audit(
         eng.execute("control_plane_conversations")
         violations = eng.run("violations", strict=strict)
         lan = eng.run("control_plane", strict=strict)
+        shape = eng.run("traffic_shape", strict=strict)
         usage = eng.run("rule_usage")
         observ = eng.run("rule_observability")
         window = pylist(eng.run("window"))[0]
@@ -165,6 +166,7 @@ def run_audit(
         coverage=coverage,
         finding_groups=groups,
         control_plane=lan,
+        traffic_shape=shape,
     )
 
 

@@ -15,6 +15,8 @@ from flowaudit.report.rows import (
     CONTROL_PLANE_HEADERS,
     CONTROL_PLANE_NOTE,
     RULE_NOTES,
+    SHAPE_HEADERS,
+    SHAPE_NOTE,
     change_rows,
     changes_line,
     control_plane_rows,
@@ -22,6 +24,7 @@ from flowaudit.report.rows import (
     input_lines,
     pairs_line,
     rule_sections,
+    shape_rows,
     summary_line,
     violation_table,
 )
@@ -61,7 +64,10 @@ vertical-align:top}
 .fa-report .coverage{overflow-x:auto;border:1px solid #e1e5ec;padding:.5em;background:#fff}
 """
 
-NUMERIC = {"vlan", "port", "flows", "packets", "bytes"}
+NUMERIC = {
+    "vlan", "port", "flows", "packets", "bytes", "findings", "approved flows", "approved bytes",
+    "not approved flows", "not approved bytes", "control plane flows",
+}  # fmt: skip
 KEYS = {"id", "change", "proto", "status", "kind"}  # never broken
 ADDRESSES = {"initiator", "responder"}  # may break after a '.' or ':'
 TIMES = {"seen", "last seen"}  # date over time
@@ -206,6 +212,9 @@ def render_html_fragment(result: AuditResult) -> str:
         '<p class="note">Source groups down, destination services (group, protocol, ports) '
         "across. Hover a cell for its rules, findings and flows.</p>",
         f'<div class="coverage">{coverage_svg(result)}</div>',
+        "<h2>Traffic shape</h2>",
+        f'<p class="note">{escape(SHAPE_NOTE)}</p>',
+        _table(SHAPE_HEADERS, shape_rows(result)),
         f"<h2>Traffic outside the approved matrix ({result.violations.num_rows})</h2>",
         f'<p class="note">{result.violations.num_rows} findings in '
         f"{result.stats.get('finding_groups', 0)} groups of the same reason, sides "

@@ -125,6 +125,7 @@ def result_to_dict(result: AuditResult) -> dict[str, Any]:
             "flows": result.flows,
         },
         "captures": list(result.captures),
+        "traffic_shape": pylist(result.traffic_shape) if result.traffic_shape is not None else [],
         "finding_groups": group_dicts(result),
         "violations": violation_dicts(result),
         "unused_rules": unused_dicts(result),

@@ -16,6 +16,8 @@ from flowaudit.report.rows import (
     CONTROL_PLANE_NOTE,
     FIRST_FINDINGS,
     RULE_NOTES,
+    SHAPE_HEADERS,
+    SHAPE_NOTE,
     change_rows,
     changes_line,
     control_plane_rows,
@@ -23,6 +25,7 @@ from flowaudit.report.rows import (
     input_lines,
     pairs_line,
     rule_sections,
+    shape_rows,
     summary_line,
     violation_table,
 )
@@ -99,6 +102,8 @@ def render_markdown(result: AuditResult, *, detail: bool = False) -> str:
     gh, grows = group_table(result)
     vh, vrows = violation_table(result, None if detail else FIRST_FINDINGS)
     rules = rule_sections(result)
+    lines += ["", "## Traffic shape", "", SHAPE_NOTE, ""]
+    lines += _table(SHAPE_HEADERS, shape_rows(result))
     lines += ["", f"## Finding groups ({len(grows)})", ""]
     lines += _table(gh, grows)
     lines += ["", f"## Traffic outside the approved matrix ({result.violations.num_rows})", ""]

@@ -213,6 +213,42 @@ def unused_table(result: AuditResult) -> tuple[list[str], list[list[str]]]:
     return _optional(result, UNUSED_HEADERS, unused_rows(result), False)
 
 
+SHAPE_HEADERS = (
+    "from",
+    "to",
+    "flows",
+    "bytes",
+    "approved flows",
+    "approved bytes",
+    "not approved flows",
+    "not approved bytes",
+    "control plane flows",
+)
+SHAPE_NOTE = (
+    "Flows and bytes per source → destination (smallest matrix group, else address class), "
+    "approved by a rule or not, and LAN control plane."
+)
+
+
+def shape_rows(result: AuditResult) -> list[tuple[str, ...]]:
+    if result.traffic_shape is None:
+        return []
+    return [
+        (
+            s["src_side"],
+            s["dst_side"],
+            f"{s['flows']:,}",
+            f"{s['bytes']:,}",
+            f"{s['approved_flows']:,}",
+            f"{s['approved_bytes']:,}",
+            f"{s['unapproved_flows']:,}",
+            f"{s['unapproved_bytes']:,}",
+            f"{s['control_plane_flows']:,}",
+        )
+        for s in pylist(result.traffic_shape)
+    ]
+
+
 UNUSED_COLS = ("change", "id", "rule", "proto", "ports", "condition", "evidence")
 OVERBROAD_COLS = (
     "change", "id", "rule", "proto", "ports", "unused ports", "flows", "condition", "evidence",

@@ -9,12 +9,14 @@ from flowaudit.report.rows import (
     CHANGE_HEADERS,
     CONTROL_PLANE_HEADERS,
     FIRST_FINDINGS,
+    SHAPE_HEADERS,
     change_rows,
     changes_line,
     control_plane_rows,
     group_table,
     pairs_line,
     rule_sections,
+    shape_rows,
     summary_line,
     violation_table,
 )
@@ -106,6 +108,11 @@ def render_terminal(
     rules = rule_sections(result)
     n_viol = result.violations.num_rows
     sections = (
+        (
+            "Traffic shape",
+            (list(SHAPE_HEADERS), [list(r) for r in shape_rows(result)]),
+            SHAPE_HEADERS,
+        ),
         ("Finding groups", group_table(result), TERMINAL_GROUP_COLS),
         ("Traffic outside the approved matrix", vtable, TERMINAL_VIOLATION_COLS),
         ("Unused rules", rules["unused"], TERMINAL_UNUSED_COLS),

@@ -110,6 +110,30 @@ def test_control_plane_equals_the_ground_truth(mixed_store: Path) -> None:
     assert strict.violations.num_rows == 18
 
 
+def test_traffic_shape_of_the_sample(mixed_store: Path) -> None:
+    result = api.audit(store=mixed_store, groups=ADMIN)
+    assert result.traffic_shape is not None
+    cols = ("src_side", "dst_side", "flows", "approved_flows", "unapproved_flows")
+    rows = [
+        tuple(r[c] for c in cols) + (r["control_plane_flows"],)
+        for r in result.traffic_shape.to_pylist()
+    ]
+    assert rows == [
+        ("nodes", "pma_155", 17, 15, 2, 0),
+        ("nodes", "nodes", 83, 79, 4, 0),
+        ("admin_workstations", "pma_155", 7, 5, 2, 0),
+        ("pma_155", "nodes", 7, 6, 1, 0),
+        ("site", "nodes", 2, 0, 2, 0),
+        ("nodes", "site", 1, 0, 1, 0),
+        ("admin_workstations", "pma_252", 2, 2, 0, 0),
+        ("link-local", "multicast", 4, 0, 0, 4),
+        ("nodes", "internet", 2, 0, 2, 0),
+    ]
+    assert sum(r[2] for r in rows) == result.flows == 125
+    # the not-approved flows are exactly the violations' flows
+    assert sum(r[4] for r in rows) == result.stats["violation_flows"] == 14
+
+
 def test_finding_groups_partition_the_violations(mixed_store: Path) -> None:
     result = api.audit(store=mixed_store, groups=ADMIN)
     assert result.finding_groups is not None
