@@ -131,8 +131,9 @@ def render_terminal(
     for title, (headers, rows), wanted in sections:
         if not rows:
             continue
-        count = n_viol if title.startswith("Traffic") else len(rows)
-        t = Table(title=f"{title} ({count})", title_justify="left")
+        count = n_viol if title.startswith("Traffic outside") else len(rows)
+        caption = title if title == "Traffic shape" else f"{title} ({count})"
+        t = Table(title=caption, title_justify="left")
         idx = [headers.index(h) for h in wanted if h in headers]
         for i in idx:
             t.add_column(
