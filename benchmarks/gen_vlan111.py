@@ -36,7 +36,19 @@ if _HERE not in sys.path:  # imported by path (tests, bench_ingest.py): find ``v
 
 from vlan111._families import APPROVED, ETCD_PEER_ROW, GOSSIP_ROW, REASONS, VIOLATIONS  # noqa: E402
 from vlan111._flows import Flow, ri  # noqa: E402
-from vlan111._frames import ARP, ICMP4, ICMP6, MLD6, TCP4, TS, UDP4, UDP6, frame_lengths  # noqa: E402
+from vlan111._frames import (  # noqa: E402
+    ARP,
+    ICMP4,
+    ICMP6,
+    MAX_INTERNET,
+    MLD6,
+    TCP4,
+    TS,
+    UDP4,
+    UDP6,
+    VRRP4,
+    frame_lengths,
+)
 from vlan111._output import (  # noqa: E402
     ACC_KEYS,
     accumulate,
@@ -62,7 +74,7 @@ __all__ = [
 ]
 
 RATE_PPS, MIN_DURATION_S, CHUNK_PACKETS = 4000, 60.0, 50_000
-SCENARIOS = ("mixed", "approved-only", "violations")
+SCENARIOS = ("mixed", "approved-only", "violations", "day-on-the-lan")
 
 
 def _parse_start(start: str) -> int:
@@ -80,15 +92,19 @@ def generate(
     truth_path: str | Path | None = None,
     start: str = "2026-11-20T08:00:00Z",
     port_seed: int | None = None,
+    internet: int = 300,
 ) -> dict[str, Any]:
     """Write the capture (exactly ``packets`` frames) and its truth; return the summary.
 
     ``start`` shifts every timestamp and ``port_seed`` draws other ephemeral ports: with the
     same ``seed`` both leave the behaviour (hosts, ports served, sizes, states) unchanged.
+    ``internet``: how many internet addresses the nodes pull images from (``day-on-the-lan``).
     """
     if scenario not in SCENARIOS:
         raise ValueError(f"scenario must be one of {SCENARIOS}, not {scenario!r}")
-    t_start, pl = _parse_start(start), Planner(seed, scenario, port_seed)
+    if not 1 <= internet <= MAX_INTERNET:
+        raise ValueError(f"internet must be 1..{MAX_INTERNET}, not {internet}")
+    t_start, pl = _parse_start(start), Planner(seed, scenario, port_seed, internet)
     dur = int(max(MIN_DURATION_S, packets / RATE_PPS) * 1_000_000)
     sched = sorted(pl.scheduled(dur, packets), key=lambda f: f.rows[0][0])
     streams = plan_streams(pl, dur, packets)
@@ -116,6 +132,7 @@ def generate(
         UDP6: "ipv6_udp",
         ICMP6: "ipv6_icmpv6",
         MLD6: "ipv6_icmpv6",
+        VRRP4: "ipv4_vrrp",
     }
     nwin = max(1, -(-packets // CHUNK_PACKETS))
     carry, si, produced = np.empty((0, 14), np.int64), 0, 0
@@ -177,6 +194,7 @@ def generate(
         port_seed=seed if port_seed is None else port_seed,
         scenario=scenario,
         start=start,
+        **({"internet": internet} if scenario == "day-on-the-lan" else {}),
         duration_s=dur / 1e6,
         non_ip_frames=summ["frames"].get("arp", 0),
     )
@@ -199,9 +217,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--truth", help="write one JSON line per flow here (+ .summary.json)")
     ap.add_argument("--start", default="2026-11-20T08:00:00Z", help="capture start (ISO 8601)")
     ap.add_argument("--port-seed", type=int, help="other ephemeral ports, same behaviour")
+    ap.add_argument(
+        "--internet", type=int, default=300, help="day-on-the-lan: internet addresses pulled from"
+    )
     a = ap.parse_args(argv)
     try:
-        s = generate(a.out, a.packets, a.seed, a.scenario, a.truth, a.start, a.port_seed)
+        s = generate(
+            a.out, a.packets, a.seed, a.scenario, a.truth, a.start, a.port_seed, a.internet
+        )
     except ValueError as e:
         ap.error(str(e))
     print(

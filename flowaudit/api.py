@@ -85,6 +85,8 @@ def audit(
     progress: Progress | None = None,
     baseline: str | os.PathLike[str] | dict[str, Any] | None = None,
     enrich: bool = False,
+    control_plane: str | os.PathLike[str] | None = None,
+    strict: bool = False,
 ) -> AuditReport:
     """Audit traffic against the matrix.
 
@@ -96,7 +98,11 @@ def audit(
     has ``changes`` (new / persisting / resolved finding ids), new findings first.
     ``enrich``: name what each violation's traffic is (TLS SNI and certificate names,
     HTTP host, SSH banner, DNS names) by dissecting only its packets with tshark.
+    ``control_plane``: a LAN control-plane list (YAML, the format of the shipped
+    ``flowaudit/audit/control_plane.yaml``) instead of the shipped one; ``strict``: report
+    control-plane traffic as violations (reason ``control-plane``) instead of apart.
     """
+    from flowaudit.audit.control_plane import load_control_plane
     from flowaudit.audit.run import audit_source
 
     since, until = as_utc(since), as_utc(until)
@@ -106,6 +112,7 @@ def audit(
 
         previous = baseline if isinstance(baseline, dict) else load_baseline(baseline)
     matrix = load_matrix(rules, groups)
+    cplane = load_control_plane(control_plane)
     paths = [Path(p) for p in captures]
     result, records = audit_source(
         matrix,
@@ -115,6 +122,8 @@ def audit(
         until=until,
         engine=engine,
         progress=progress,
+        control_plane=cplane,
+        strict=strict,
     )
     if enrich:
         from flowaudit.evidence.enrich import enrich_result

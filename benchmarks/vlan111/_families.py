@@ -21,6 +21,7 @@ REASONS = (
     "protocol-not-approved",
     "off-vlan",
     "out-of-scope-address",
+    "control-plane",  # LAN control plane (ND, MLD, mDNS): apart, a violation only with --strict
 )
 ICMP_DIRECTION = "first_packet"  # echo request sender = first packet = initiator
 # ICMP "ports" in the truth: src = type, dst = counterpart type (echo 8 -> 0, ND 135 -> 136)

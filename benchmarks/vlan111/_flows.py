@@ -33,13 +33,14 @@ from ._frames import (
     TMPL,
     UDP4,
     UDP6,
+    VRRP4,
     H,
 )
 
 T = TypeVar("T")
 
 MSS = 1448
-IDLE_S = {6: 300, 17: 60, 1: 60, 58: 60}
+IDLE_S = {6: 300, 17: 60, 1: 60, 58: 60, 112: 60}
 
 Row = tuple[int, int, int, int, int, int, int]  # ts_us, dir, flags|icmp type, plen, seq, ack, tmpl
 
@@ -137,7 +138,7 @@ class FlowMaker:
         return Flow(lay, vlan, ia, ib, pa, pb, rows, label, state=state, **kw)
 
     def rtt(self, a: str, b: str) -> int:
-        far = any(x in ADMINS or x in ("dns8", "dns1") for x in (a, b))
+        far = any(x in ADMINS or x in ("dns8", "dns1") or x.startswith("inet") for x in (a, b))
         return ri(self.r, 1500, 4000) if far else ri(self.r, 120, 400)
 
     # -- TCP --------------------------------------------------------------------------------
@@ -246,17 +247,28 @@ class FlowMaker:
             ]
         return self.flow(ICMP4, 111, a, b, 8, 0, rows, label, **kw)
 
-    def icmp6(self, t: int, a: str, b: str, typ: int, tmpl: str, n: int) -> Flow | None:
+    def icmp6(
+        self, t: int, a: str, b: str, typ: int, tmpl: str, n: int, gap: int = 1_000_000
+    ) -> Flow | None:
         off, ln = TMPL[tmpl]
-        rows = [(t + k * 1_000_000, 0, typ, ln, 0, 0, off) for k in range(n)]
+        rows = [(t + k * gap, 0, typ, ln, 0, 0, off) for k in range(n)]
         lay = MLD6 if typ == 143 else ICMP6
-        note = "IPv6 link-local noise: " + (
-            "MLDv2 report" if typ == 143 else "neighbour solicitation"
-        )
+        what = {143: "MLDv2 report", 134: "router advertisement"}.get(typ, "neighbour solicitation")
+        note = "IPv6 link-local noise: " + what
         # ports as Community ID v1 and Zeek give them: type, then the counterpart type (NS 135
-        # pairs with NA 136) or, for types without one (MLDv2 report 143), the code
-        pb = 136 if typ == 135 else 0
-        return self.flow(lay, 111, a, b, typ, pb, rows, "out-of-scope-address", note=note)
+        # pairs with NA 136, RA 134 with RS 133) or, for types without one (MLDv2 report
+        # 143), the code
+        pb = {135: 136, 134: 133}.get(typ, 0)
+        return self.flow(lay, 111, a, b, typ, pb, rows, "control-plane", note=note)
+
+    def vrrp(self, t: int, a: str, n: int, tmpl: str) -> Flow | None:
+        """``n`` VRRPv2 adverts from ``a`` to 224.0.0.18, one a second (no ports)."""
+        off, ln = TMPL[tmpl]
+        rows: list[Row] = [(t + k * 1_000_000, 0, 0, ln, 0, 0, off) for k in range(n)]
+        return self.flow(
+            VRRP4, 111, a, "vrrp", 0, 0, rows, "control-plane", direction="first_packet",
+            note="VRRP advert of the gateway pair",
+        )  # fmt: skip
 
     def arp(self, t: int, a: str, b: str, reply: bool) -> Flow:
         rows: list[Row] = [(t, 0, 0, 0, 0, 0, -1)]

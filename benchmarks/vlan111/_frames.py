@@ -18,8 +18,9 @@ import numpy as np
 import numpy.typing as npt
 
 I64 = npt.NDArray[np.int64]
-ARP, TCP4, UDP4, ICMP4, UDP6, ICMP6, MLD6 = range(7)
-PROTO = {TCP4: 6, UDP4: 17, ICMP4: 1, UDP6: 17, ICMP6: 58, MLD6: 58}
+ARP, TCP4, UDP4, ICMP4, UDP6, ICMP6, MLD6, VRRP4 = range(8)
+PROTO = {TCP4: 6, UDP4: 17, ICMP4: 1, UDP6: 17, ICMP6: 58, MLD6: 58, VRRP4: 112}
+IPV6_LAYOUTS = (UDP6, ICMP6, MLD6)
 FIN, SYN, RST, PSH, ACK = 1, 2, 4, 8, 16
 
 # ---------------------------------------------------------------- hosts ----------------
@@ -39,6 +40,30 @@ _HOSTS: list[tuple[str, str, str, int]] = [  # name, address, L2 address on VLAN
     ("dns1", "1.1.1.1", _GW_MAC, 57),
     ("dark99", "10.25.233.99", "00:00:00:00:00:00", 64),  # never answers ARP
 ]
+
+
+MAX_INTERNET = 2000
+_DAY_HOSTS: list[tuple[str, str, str, int]] = [
+    ("gw2", "10.25.233.2", "00:1c:73:00:00:02", 255),  # the VRRP gateway pair
+    ("gw3", "10.25.233.3", "00:1c:73:00:00:03", 255),
+    ("vrrp", "224.0.0.18", "01:00:5e:00:00:12", 255),
+    ("dhcp0", "0.0.0.0", "3c:ec:ef:10:e9:07", 64),  # a DHCP client before its lease
+    ("bcast", "255.255.255.255", "ff:ff:ff:ff:ff:ff", 64),
+    ("dns_site", "10.25.1.53", _GW_MAC, 62),  # the site's DNS and NTP servers (routed)
+    ("ntp_site", "10.25.1.123", _GW_MAC, 62),
+    ("allnodes", "ff02::1", "33:33:00:00:00:01", 255),
+]
+
+
+def internet_address(i: int) -> str:
+    """The i-th internet address the nodes pull images from (deterministic, global)."""
+    return f"35.{201 + i // 60000}.{i // 250 % 240}.{i % 250 + 1}"
+
+
+def _eui64(m: bytes) -> ipaddress.IPv6Address:
+    return ipaddress.IPv6Address(
+        b"\xfe\x80" + bytes(6) + bytes([m[0] ^ 2, *m[1:3], 0xFF, 0xFE, *m[3:]])
+    )
 
 
 def _host_table() -> tuple[dict[str, int], list[str], I64, Any, Any, I64]:
@@ -67,6 +92,13 @@ def _host_table() -> tuple[dict[str, int], list[str], I64, Any, Any, I64]:
         add(n + "_snm", str(snm), b"\x33\x33" + snm.packed[12:], 255)
     for n, ip in (("mld", "ff02::16"), ("mdns", "ff02::fb")):
         add(n, ip, b"\x33\x33" + ipaddress.IPv6Address(ip).packed[12:], 255)
+    # day-on-the-lan hosts, appended last: a host's index is part of the frames' bytes
+    gw = bytes.fromhex(_GW_MAC.replace(":", ""))
+    for n, ip, mac, ttl in _DAY_HOSTS:
+        add(n, ip, bytes.fromhex(mac.replace(":", "")), ttl)
+    add("gw_ll", str(_eui64(gw)), gw, 255)
+    for i in range(MAX_INTERNET):  # internet addresses behind the gateway
+        add(f"inet{i}", internet_address(i), gw, 50 + i % 10)
     v6 = [":" in i for i in ips]
     ip4 = np.array(
         [0 if v else int(ipaddress.ip_address(i)) for i, v in zip(ips, v6, strict=True)], np.int64
@@ -153,10 +185,12 @@ def write_frames(
             l4h = 4
         elif lay == 6:
             l4h = 12
+        elif lay == 7:
+            l4h = 0
         else:
             l4h = 8
-        if lay <= 3:
-            proto = 6 if lay == 1 else (17 if lay == 2 else 1)
+        if lay <= 3 or lay == 7:
+            proto = 6 if lay == 1 else (17 if lay == 2 else (112 if lay == 7 else 1))
             _put(buf, p, 0x0800, 2)
             ip = p + 2
             l4 = ip + 20
@@ -220,6 +254,8 @@ def write_frames(
             _put(buf, l4 + 4, 8 + plen, 2)
             c = _fold(pseudo + _sum16(buf, l4, q) + pay)
             _put(buf, l4 + 6, c if c else 0xFFFF, 2)
+        elif lay == 7:  # VRRP: the template carries its own checksum
+            pass
         else:  # ICMP: type in the flags column, code 0; echo id/seq in the seq column
             buf[l4] = fl
             if lay == 3:
@@ -233,8 +269,8 @@ def frame_lengths(m: I64) -> tuple[I64, I64]:
     """(on-wire frame length, IP-layer length) for each row of a packet matrix."""
     lay, fl = m[:, LAY], m[:, FL]
     tcph = np.where(fl & RST, 20, np.where(fl & SYN, 40, 32))
-    l4h = np.select([lay == TCP4, lay == ICMP6, lay == MLD6], [tcph, 4, 12], 8)
-    iplen = np.where(lay >= UDP6, 40, 20) + l4h + m[:, PLEN]
+    l4h = np.select([lay == TCP4, lay == ICMP6, lay == MLD6, lay == VRRP4], [tcph, 4, 12, 0], 8)
+    iplen = np.where(np.isin(lay, IPV6_LAYOUTS), 40, 20) + l4h + m[:, PLEN]
     iplen = np.where(lay == ARP, 0, iplen)
     l2 = 14 + 4 * (m[:, VLAN] >= 0) + np.where(lay == ARP, 28, iplen)
     return np.maximum(l2, 60).astype(np.int64), iplen.astype(np.int64)
@@ -283,6 +319,13 @@ def _build_pool() -> tuple[npt.NDArray[np.uint8], dict[str, tuple[int, int]], in
         "ssh_client": b"SSH-2.0-OpenSSH_9.6\r\n",
         "ssh_server": b"SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.7\r\n",
     }
+    tmpl["ra"] = b"\x40\x00\x07\x08" + bytes(8)  # hop limit 64, lifetime 1800 s
+    for name, prio in (("vrrp_gw2", 200), ("vrrp_gw3", 100)):  # VRRPv2 advert, VRID 111
+        body = bytes([0x21, 111, prio, 1, 0, 1, 0, 0, 10, 25, 233, 1]) + bytes(8)
+        s = sum(int.from_bytes(body[k : k + 2], "big") for k in range(0, len(body), 2))
+        while s >> 16:
+            s = (s & 0xFFFF) + (s >> 16)
+        tmpl[name] = body[:6] + ((~s) & 0xFFFF).to_bytes(2, "big") + body[8:]
     for n in TLS_HELLO_LENGTHS:  # one per length: the kernel copies pool bytes as they are
         tmpl[f"tls_hello_{n}"] = client_hello(n)
     for n in ("pma", "n4", "n5", "n6"):

@@ -28,6 +28,7 @@ from ._frames import (
     I64,
     IPID,
     IPS,
+    IPV6_LAYOUTS,
     LAY,
     PLEN,
     POFF,
@@ -40,8 +41,8 @@ from ._frames import (
     SRC,
     TCP4,
     TS,
-    UDP6,
     VLAN,
+    VRRP4,
     frame_lengths,
     write_frames,
 )
@@ -117,12 +118,12 @@ def truth_row(f: Flow) -> dict[str, Any]:
     acc = dict(zip(ACC_KEYS, f.acc, strict=True))
     return {
         "vlan": None if f.vlan < 0 else f.vlan,
-        "ip_version": 6 if f.lay >= UDP6 else 4,
+        "ip_version": 6 if f.lay in IPV6_LAYOUTS else 4,
         "src_ip": IPS[f.a],
         "dst_ip": IPS[f.b],
         "protocol": PROTO[f.lay],
-        "src_port": f.pa,
-        "dst_port": f.pb,
+        "src_port": None if f.lay == VRRP4 else f.pa,
+        "dst_port": None if f.lay == VRRP4 else f.pb,
         **{k: acc[k] for k in ACC_KEYS[:8]},
         "first_seen": iso(acc["first"]),
         "last_seen": iso(acc["last"]),

@@ -29,9 +29,12 @@ from ._frames import ACK, ADMINS, NODES, PSH, TCP4, TMPL, UDP4
 class Planner(FlowMaker):
     """The traffic of one scenario, drawn deterministically from one seed."""
 
-    def __init__(self, seed: int, scenario: str, port_seed: int | None = None) -> None:
+    def __init__(
+        self, seed: int, scenario: str, port_seed: int | None = None, internet: int = 300
+    ) -> None:
         super().__init__(seed, port_seed)
         self.scenario = scenario
+        self.internet = internet
         self.weights = [f.weight for f in APPROVED]
 
     def exchanges(self, fam: Family, small: bool) -> list[tuple[int, int, int]]:
@@ -69,7 +72,7 @@ class Planner(FlowMaker):
             5353,
             5353,
             pk,
-            "out-of-scope-address",
+            "control-plane",
             note="IPv6 link-local noise: mDNS query",
         )
 
@@ -155,7 +158,9 @@ class Planner(FlowMaker):
                     out.append(self.approved(fam, when(0.02, 0.6), small=True, port=p, state="SF"))
             for fi, st in ((8, "RSTR"), (7, "RSTO"), (9, "REJ"), (11, "S0")):  # approved outcomes
                 out.append(self.approved(APPROVED[fi], when(0.02, 0.6), True, state=st))
-        if self.scenario != "approved-only":
+        if self.scenario == "day-on-the-lan":
+            out += self.day(dur, when)
+        elif self.scenario != "approved-only":
             for _ in range(max(1, packets // 1_000_000)):
                 out += [self.violation(i, when(0.05, 0.9)) for i in range(len(VIOLATIONS))]
             for _ in range(3 * max(1, dur // 200_000_000)):
@@ -165,6 +170,38 @@ class Planner(FlowMaker):
             a, b = r.sample(lan, 2)
             out.append(self.arp(when(0.0, 0.99), a, b, True))
         return [f for f in out if f is not None]
+
+    def day(self, dur: int, when: Any) -> list[Flow | None]:
+        """A day on VLAN 111 besides the matrix: image pulls from ``internet`` addresses over
+        443, DNS and NTP to the site's servers, DHCP, VRRP adverts of the gateway pair, IPv6
+        RA/NS/MLD and mDNS (VXLAN between nodes is approved traffic, drawn by ``bulk``)."""
+        r, out = self.r, []
+        (qo, ql), (ro, rl) = TMPL["dnsq"], TMPL["dnsr"]
+        for i in range(self.internet):  # every address at least once
+            ex = [(ri(r, 300, 1500), ri(r, 2_000, 40_000), ri(r, 50, 400))]
+            out.append(
+                self.tcp(when(0.0, 0.9), pick(r, NODES), f"inet{i}", 443, "SF", ex,
+                         "out-of-scope-address", tls_hello=True, note="image pull")
+            )  # fmt: skip
+        for _ in range(max(6, dur // 20_000_000)):  # DNS and NTP to the site's servers
+            n = pick(r, NODES)
+            pk = [(0, ql, 0, qo), (1, rl, self.rtt(n, "dns_site"), ro)]
+            oos = "out-of-scope-address"
+            out.append(self.udp(when(0.0, 0.95), n, "dns_site", None, 53, pk, oos))
+            pk = [(0, 48, 0, -1), (1, 48, self.rtt(n, "ntp_site"), -1)]
+            out.append(self.udp(when(0.0, 0.95), n, "ntp_site", None, 123, pk, oos))
+        for _ in range(2):  # DHCP: a client's broadcast discover, the gateway's broadcast offer
+            t = when(0.0, 0.9)
+            out.append(self.udp(t, "dhcp0", "bcast", 68, 67, [(0, 300, 0, -1)], "control-plane",
+                                note="DHCP discover"))  # fmt: skip
+            out.append(self.udp(t + 2000, "gw", "bcast", 67, 68, [(0, 300, 0, -1)],
+                                "control-plane", note="DHCP offer"))  # fmt: skip
+        out.append(self.vrrp(when(0.0, 0.4), "gw2", 20, "vrrp_gw2"))  # master, then failover
+        out.append(self.vrrp(when(0.5, 0.9), "gw3", 20, "vrrp_gw3"))
+        out.append(self.icmp6(when(0.0, 0.9), "gw_ll", "allnodes", 134, "ra", 3, 15_000_000))
+        for _ in range(3 * max(1, dur // 200_000_000)):
+            out.append(self.noise(when(0.0, 0.95)))  # ND, MLD, mDNS
+        return out
 
     def pad(self, n: int, t0: int, t1: int) -> list[Flow]:
         """Unanswered ARP requests for a silent address: fill the exact frame count."""

@@ -89,6 +89,7 @@ def compare(result: R, baseline: dict[str, Any]) -> R:
         for f in baseline[key]:
             before[f["finding_id"]] = _resolved_summary(kind, f)
     now = set(current)
+    new_groups = _new_groups(result, baseline, before)
     canonical = json.dumps(baseline, sort_keys=True, default=str).encode()
     changes = Changes(
         baseline_file=baseline.get("_file", "(in memory)"),
@@ -99,13 +100,35 @@ def compare(result: R, baseline: dict[str, Any]) -> R:
         persisting=tuple(i for i in current if i in before),
         resolved=tuple(i for i in before if i not in now),
         resolved_findings=tuple(v for i, v in before.items() if i not in now),
+        new_groups=new_groups,
     )
+    groups = result.finding_groups
+    if groups is not None:  # new groups first (their findings are all new)
+        gids = groups.column("group_id").to_pylist()
+        groups = _new_first(groups, {g: None for g in gids if g not in new_groups}, "group_id")
     return dataclasses.replace(
         result,
         violations=_new_first(result.violations, before),
         unused_rules=_new_first(result.unused_rules, before),
+        finding_groups=groups,
         changes=changes,
     )
+
+
+def _new_groups(
+    result: AuditResult, baseline: dict[str, Any], before: dict[str, Any]
+) -> tuple[str, ...]:
+    """The ids of this result's finding groups the baseline did not have. A baseline
+    without ``finding_groups`` (written before groups existed): a group is new when none
+    of its findings was in the baseline."""
+    if result.finding_groups is None:
+        return ()
+    groups = result.finding_groups.select(["group_id", "findings"]).to_pylist()
+    old = baseline.get("finding_groups")
+    if isinstance(old, list):
+        known = {g.get("group_id") for g in old if isinstance(g, dict)}
+        return tuple(g["group_id"] for g in groups if g["group_id"] not in known)
+    return tuple(g["group_id"] for g in groups if not any(f in before for f in g["findings"]))
 
 
 def only_new(result: R) -> R:
@@ -113,13 +136,29 @@ def only_new(result: R) -> R:
     ticket); the coverage picture and ``changes`` stay whole."""
     if result.changes is None:
         raise UsageError("only new findings: there is no baseline to compare with")
+    import numpy as np
+
     from flowaudit.audit.result import finding_stats
 
     new = set(result.changes.new)
     violations = _keep(result.violations, new)
     unused = _keep(result.unused_rules, new)
-    stats = {**result.stats, **finding_stats(violations, unused), "only_new": True}
-    return dataclasses.replace(result, violations=violations, unused_rules=unused, stats=stats)
+    groups = result.finding_groups
+    if groups is not None:  # the groups holding a new finding, with their new findings only
+        import pyarrow as pa
+
+        from flowaudit._util.arrow import bools
+
+        lists = [[f for f in fs if f in new] for fs in groups.column("findings").to_pylist()]
+        col = groups.schema.get_field_index("findings")
+        groups = groups.set_column(
+            col, groups.schema.field(col), pa.array(lists, groups.schema.field(col).type)
+        )
+        groups = groups.filter(bools(np.array([bool(x) for x in lists], dtype=bool)))
+    stats = {**result.stats, **finding_stats(violations, unused, groups), "only_new": True}
+    return dataclasses.replace(
+        result, violations=violations, unused_rules=unused, finding_groups=groups, stats=stats
+    )
 
 
 def _keep(table: pa.Table, ids: set[str]) -> pa.Table:
@@ -131,8 +170,8 @@ def _keep(table: pa.Table, ids: set[str]) -> pa.Table:
     return table.filter(bools(mask))
 
 
-def _new_first(table: pa.Table, before: dict[str, Any]) -> pa.Table:
-    ids = table.column("finding_id").to_pylist()
+def _new_first(table: pa.Table, before: dict[str, Any], key: str = "finding_id") -> pa.Table:
+    ids = table.column(key).to_pylist()
     order = sorted(range(len(ids)), key=lambda i: (ids[i] in before, i))
     if order == list(range(len(ids))):
         return table

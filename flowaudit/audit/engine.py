@@ -24,7 +24,17 @@ from flowaudit.schema import empty_flows
 if TYPE_CHECKING:
     from flowaudit.matrix import Matrix
 
-RELATIONS = ("rules", "hosts", "scope", "addresses", "result_rows")
+RELATIONS = (
+    "rules",
+    "hosts",
+    "scope",
+    "addresses",
+    "result_rows",
+    "sides",
+    "service_ports",
+    "control_plane",
+    "violation_rows",
+)
 #: connection settings of every engine: the tool works offline, extensions never download
 OFFLINE: dict[str, str | bool | int | float | list[str]] = {
     "autoinstall_known_extensions": False,
@@ -109,6 +119,11 @@ class Engine:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({cols})")
         if rows:
             self.con.executemany(f"INSERT INTO {name} VALUES ({marks})", rows)
+
+    def register_table(self, name: str, table: pa.Table) -> None:
+        """Register an Arrow table (a small result of an earlier query) as ``name``."""
+        _check_name(name)
+        self.con.register(name, table)
 
     def table_from_rows(self, schema: pa.Schema, rows: list[tuple[Any, ...]]) -> pa.Table:
         """Python rows → an Arrow table of ``schema``, built by DuckDB."""

@@ -27,6 +27,8 @@ class Changes:
     persisting: tuple[str, ...]
     resolved: tuple[str, ...]
     resolved_findings: tuple[dict[str, Any], ...]  # as they were in the baseline
+    # finding groups of this result that the baseline did not have
+    new_groups: tuple[str, ...] = ()
 
     def status(self, finding_id: str) -> str:
         return "new" if finding_id in self.new else "persisting"
@@ -41,6 +43,7 @@ class Changes:
                 "matrix_changed": self.baseline_matrix_sha256 != current_matrix_sha256,
             },
             "new": list(self.new),
+            "new_groups": list(self.new_groups),
             "persisting": list(self.persisting),
             "resolved": list(self.resolved),
             "resolved_findings": list(self.resolved_findings),
@@ -90,6 +93,15 @@ class AuditResult:
     enrichment: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     # set by flowaudit.audit.baseline.compare(): new / persisting / resolved finding ids
     changes: Changes | None = None
+    # one row per finding group (finding_groups.sql): violations sharing (reason, source
+    # side, destination side, protocol, responder port); each violation is in exactly one
+    finding_groups: pa.Table | None = None
+    # the LAN control plane (control_plane.sql): link-scoped protocols listed apart, not
+    # violations (empty with --strict, which reports them as violations)
+    control_plane: pa.Table | None = None
+    # the shape of the traffic (traffic_shape.sql): flows and bytes per (source side →
+    # destination side), approved, LAN control plane and not approved
+    traffic_shape: pa.Table | None = None
 
     @property
     def has_findings(self) -> bool:
@@ -100,13 +112,29 @@ class AuditResult:
         return self.violations.to_pandas(), self.unused_rules.to_pandas()
 
 
-def finding_stats(violations: pa.Table, unused: pa.Table) -> dict[str, Any]:
+def finding_stats(
+    violations: pa.Table, unused: pa.Table, groups: pa.Table | None = None
+) -> dict[str, Any]:
     """The summary counts of the findings tables (``AuditResult.stats``)."""
     return {
+        "finding_groups": groups.num_rows if groups is not None else 0,
         "violation_flows": _sum(violations, "flows"),
         "by_reason": _count_by(violations, "reason"),
         "unused": _count_status(unused, "unused"),
         "partly_used": _count_status(unused, "partly-used"),
+        **_partly_split(unused),
+    }
+
+
+def _partly_split(unused: pa.Table) -> dict[str, int]:
+    """Partly used rules split: ``overbroad`` (ports of the range never carried traffic),
+    ``unseen_pair_rules`` (host pairs never seen) and ``unseen_pairs`` (how many pairs)."""
+    rows = unused.select(["status", "unused_ports", "unused_pairs"]).to_pylist()
+    partly = [r for r in rows if r["status"] == "partly-used"]
+    return {
+        "overbroad": sum(1 for r in partly if r["unused_ports"]),
+        "unseen_pair_rules": sum(1 for r in partly if r["unused_pairs"]),
+        "unseen_pairs": sum(len(r["unused_pairs"]) for r in partly),
     }
 
 

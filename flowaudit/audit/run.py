@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from flowaudit._util.arrow import pylist, text_array
+from flowaudit.audit.control_plane import ControlPlane, load_control_plane
 from flowaudit.audit.coverage import COVERAGE_SCHEMA, coverage_rows
 from flowaudit.audit.engine import Engine
 from flowaudit.audit.result import UNUSED_SCHEMA, AuditResult, finding_stats
@@ -51,6 +52,8 @@ def audit_source(
     until: dt.datetime | None = None,
     engine: str = "auto",
     progress: Progress | None = None,
+    control_plane: ControlPlane | None = None,
+    strict: bool = False,
 ) -> tuple[AuditResult, list[CaptureRecord]]:
     """Audit exactly ``captures`` (ingested into ``store``, else a temporary store), or,
     without captures, the whole ``store``. Returns the result and the captures' records."""
@@ -89,7 +92,15 @@ def audit_source(
             }
             for r in records
         )
-        result = run_audit(matrix, files, since=since, until=until, captures=inputs)
+        result = run_audit(
+            matrix,
+            files,
+            since=since,
+            until=until,
+            captures=inputs,
+            control_plane=control_plane,
+            strict=strict,
+        )
         if st.warnings:  # what the store's readers skipped (each named, once)
             warnings = [*result.stats.get("warnings", []), *st.warnings]
             result = dataclasses.replace(result, stats={**result.stats, "warnings": warnings})
@@ -103,19 +114,31 @@ def run_audit(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     captures: Sequence[dict[str, Any]] = (),
+    control_plane: ControlPlane | None = None,
+    strict: bool = False,
 ) -> AuditResult:
-    """Audit the flows (Parquet files or an Arrow table) against ``matrix``."""
+    """Audit the flows (Parquet files or an Arrow table) against ``matrix``.
+
+    ``control_plane``: the LAN control-plane list (default the shipped one); its traffic
+    is listed apart unless ``strict``, which reports it as violations (``control-plane``)."""
+    cplane = control_plane if control_plane is not None else load_control_plane()
     eng = Engine()
     try:
         prepare_conversations(eng, matrix, flow_source, since, until)
-        violations = eng.run("violations")
+        eng.register_rows("control_plane", CONTROL_PLANE, cplane.rows())
+        eng.execute("control_plane_conversations")
+        violations = eng.run("violations", strict=strict)
+        lan = eng.run("control_plane", strict=strict)
+        shape = eng.run("traffic_shape", strict=strict)
         usage = eng.run("rule_usage")
         observ = eng.run("rule_observability")
         window = pylist(eng.run("window"))[0]
         start = since or window["start"]
         end = until or window["end"]
         flows = int(window["flows"])
-        violations = _add_differences(violations, matrix)
+        eng.register_table("violation_rows", violations)
+        groups = eng.run("finding_groups")
+        violations = _add_differences(eng.run("violation_groups"), matrix)
         unused = eng.table_from_rows(
             UNUSED_SCHEMA, _unused_rules(matrix, usage, observ, flows, start, end)
         )
@@ -125,7 +148,13 @@ def run_audit(
         )
     finally:
         eng.close()
-    stats = {"conversations": int(window["conversations"]), **finding_stats(violations, unused)}
+    stats = {
+        "conversations": int(window["conversations"]),
+        "control_plane": lan.num_rows,
+        "control_plane_flows": int(sum(lan.column("flows").to_pylist())),
+        "strict": strict,
+        **finding_stats(violations, unused, groups),
+    }
     return AuditResult(
         violations=violations,
         unused_rules=unused,
@@ -139,6 +168,9 @@ def run_audit(
         stats=stats,
         rule_usage=usage,
         coverage=coverage,
+        finding_groups=groups,
+        control_plane=lan,
+        traffic_shape=shape,
     )
 
 
@@ -153,13 +185,43 @@ def prepare_conversations(
     tables ``conv`` (conversations with address text and ids) and ``conv_match``."""
     eng.register_flows(flow_source)
     eng.register_matrix(matrix)
+    eng.register_rows("service_ports", SERVICE_PORTS, list(matrix.service_ports))
     eng.execute("conversations", since=since, until=until)
     eng.register_rows("addresses", ADDRESSES, _address_texts(eng.run("conversation_addresses")))
     eng.execute("conversation_ids")
+    eng.register_rows("sides", SIDES, _side_rows(matrix))
+    eng.execute("address_sides")
     eng.execute("matches")
 
 
 ADDRESSES = pa.schema([("addr", pa.binary(16)), ("ip", pa.string())])
+SERVICE_PORTS = pa.schema([("lo", pa.int32()), ("hi", pa.int32())])
+CONTROL_PLANE = pa.schema(
+    [
+        ("kind", pa.string()),
+        ("protocol", pa.uint8()),
+        ("lo", pa.int32()),
+        ("hi", pa.int32()),
+        ("icmp", pa.bool_()),
+        ("dst_class", pa.string()),
+    ]
+)
+SIDES = pa.schema(
+    [
+        ("rank", pa.int32()),
+        ("side", pa.string()),
+        ("lo", pa.binary(16)),
+        ("hi", pa.binary(16)),
+        ("is_group", pa.bool_()),
+    ]
+)
+
+
+def _side_rows(m: Matrix) -> list[tuple[Any, ...]]:
+    from flowaudit.matrix.hosts import side_ranges
+    from flowaudit.matrix.model import addr_bytes
+
+    return [(i, s, addr_bytes(lo), addr_bytes(hi), g) for i, s, lo, hi, g in side_ranges(m)]
 
 
 def _address_texts(addrs: pa.Table) -> list[tuple[bytes, str]]:
@@ -176,18 +238,56 @@ def _add_differences(v: pa.Table, m: Matrix) -> pa.Table:
 
     hosts = HostIndex(m)
     texts = []
-    for row in v.select(
-        ["src_ip", "dst_ip", "protocol", "dst_port", "nearest_rule", "reason", "vlan_id"]
-    ).to_pylist():
+    cols = ["src_ip", "dst_ip", "protocol", "dst_port", "nearest_rule", "reason", "vlan_id"]
+    for row in v.select([*cols, "src_side", "dst_side"]).to_pylist():
         texts.append(_differences(row, m, hosts))
     return v.append_column("differences", text_array(texts))
 
 
+CLASS_TEXT = {
+    "internet": "{ip} is an internet address",
+    "private": "{ip} is outside the scope subnets",
+    "multicast": "{ip} is a multicast address",
+    "broadcast": "{ip} is a broadcast address",
+    "link-local": "{ip} is a link-local address",
+    "loopback": "{ip} is a loopback address",
+    "unspecified": "{ip} is the unspecified address",
+    "site": "{ip} is in the scope subnets but in no group",
+}
+
+
+def _no_rule(row: dict[str, Any], m: Matrix, hosts: HostIndex) -> list[str]:
+    """What separates a finding from every rule when none is near: the address classes,
+    and the unconfigured groups of rules that would admit it from the other end."""
+    parts = [
+        CLASS_TEXT[row[f"{end}_side"]].format(ip=row[f"{end}_ip"])
+        for end in ("src", "dst")
+        if row[f"{end}_side"] in CLASS_TEXT
+    ]
+    if not parts:
+        proto = protocol_name(row["protocol"])
+        parts.append(
+            f"no rule between {row['src_side']} and {row['dst_side']} is within two "
+            f"differences of {proto}/{'-' if row['dst_port'] is None else row['dst_port']}"
+        )
+    port = row["dst_port"]
+    missing: list[str] = []
+    for r in m.rules:
+        if row["protocol"] not in r.protocols:
+            continue
+        if row["protocol"] in PORTED and not any(lo <= (port or 0) <= hi for lo, hi in r.ports):
+            continue
+        if hosts.in_any(row["dst_ip"], r.to_groups):
+            missing += [g for g in r.from_groups if not m.groups[g].configured]
+        if hosts.in_any(row["src_ip"], r.from_groups):
+            missing += [g for g in r.to_groups if not m.groups[g].configured]
+    if missing:
+        names = ", ".join(dict.fromkeys(missing))
+        parts.append(f"{names} has no addresses: supply --group")
+    return parts
+
+
 def _differences(row: dict[str, Any], m: Matrix, hosts: HostIndex) -> str:
-    rid = row["nearest_rule"]
-    if rid is None:
-        return "the matrix has no rules"
-    r: Rule = m.rule(rid)
     parts: list[str] = []
     if row["reason"] == "off-vlan" and row["vlan_id"] is None:
         parts.append(
@@ -195,6 +295,12 @@ def _differences(row: dict[str, Any], m: Matrix, hosts: HostIndex) -> str:
         )
     elif row["reason"] == "off-vlan":
         parts.append(f"vlan {row['vlan_id']} not in scope {list(m.scope.vlans)}")
+    rid = row["nearest_rule"]
+    if rid is None:
+        if row["reason"] == "control-plane":
+            return "LAN control plane (--strict): link-scoped, no port matrix governs it"
+        return "; ".join(parts + _no_rule(row, m, hosts)) if m.rules else "the matrix has no rules"
+    r: Rule = m.rule(rid)
     fwd_src = hosts.in_any(row["src_ip"], r.from_groups)
     fwd_dst = hosts.in_any(row["dst_ip"], r.to_groups)
     rev = hosts.in_any(row["src_ip"], r.to_groups) and hosts.in_any(row["dst_ip"], r.from_groups)

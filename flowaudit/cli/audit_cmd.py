@@ -67,6 +67,26 @@ from flowaudit.cli.common import (
     help="Name what each violation's traffic is (TLS SNI, certificate names, HTTP host, "
     "SSH banner, DNS names) by dissecting only its packets with tshark.",
 )
+@click.option(
+    "--detail",
+    is_flag=True,
+    help="Text and Markdown: list every finding of every group (default: the groups and "
+    "the first 5 findings of each).",
+)
+@click.option(
+    "--control-plane",
+    "control_plane",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="A LAN control-plane list (YAML) instead of the shipped one "
+    "(flowaudit/audit/control_plane.yaml): link-scoped protocols listed apart.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Report LAN control-plane traffic (ND, MLD, IGMP, VRRP, DHCP, mDNS, LLMNR, SSDP "
+    "to multicast/broadcast/link-local) as violations (reason control-plane).",
+)
 def audit(
     captures: tuple[str, ...],
     store_dir: str | None,
@@ -81,6 +101,9 @@ def audit(
     fail_on: str,
     only_new: bool,
     enrich: bool,
+    detail: bool,
+    control_plane: str | None,
+    strict: bool,
 ) -> None:
     """Report traffic outside the approved matrix and approved rules without traffic.
 
@@ -106,6 +129,8 @@ def audit(
             engine=engine,
             baseline=baseline,
             enrich=enrich,
+            control_plane=control_plane,
+            strict=strict,
         )
         for w in result.stats.get("warnings", []):
             click.echo(f"flowaudit: warning: {w}", err=True)
@@ -116,7 +141,7 @@ def audit(
         tty = output is None and sys.stdout.isatty()
         # a file or pipe gets the tables' natural width: folded, never cropped
         width = shutil.get_terminal_size((200, 40)).columns if tty else 1000
-        text = render(result, fmt, color=tty and fmt == "text", width=width)
+        text = render(result, fmt, color=tty and fmt == "text", width=width, detail=detail)
         if output:
             from flowaudit.report.output import write_atomic
 

@@ -15,8 +15,12 @@ if TYPE_CHECKING:
     from flowaudit.audit.result import AuditResult
 
 
-def render(result: AuditResult, fmt: str, *, color: bool = False, width: int = 140) -> str:
-    """The report in ``fmt``."""
+def render(
+    result: AuditResult, fmt: str, *, color: bool = False, width: int = 140, detail: bool = False
+) -> str:
+    """The report in ``fmt``. Text and Markdown show the finding groups and the first
+    ``FIRST_FINDINGS`` findings of each; ``detail`` shows every finding (the other formats
+    always do)."""
     if fmt == "json":
         from flowaudit.report.json_ import render_json
 
@@ -24,7 +28,7 @@ def render(result: AuditResult, fmt: str, *, color: bool = False, width: int = 1
     if fmt == "markdown":
         from flowaudit.report.markdown import render_markdown
 
-        return render_markdown(result)
+        return render_markdown(result, detail=detail)
     if fmt == "csv":
         from flowaudit.report.csv_ import render_csv
 
@@ -36,7 +40,7 @@ def render(result: AuditResult, fmt: str, *, color: bool = False, width: int = 1
     if fmt == "text":
         from flowaudit.report.terminal import render_terminal
 
-        return render_terminal(result, color=color, width=width)
+        return render_terminal(result, color=color, width=width, detail=detail)
     raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 

@@ -12,11 +12,20 @@ from typing import TYPE_CHECKING
 
 from flowaudit.report.rows import (
     CHANGE_HEADERS,
+    CONTROL_PLANE_HEADERS,
+    CONTROL_PLANE_NOTE,
+    RULE_NOTES,
+    SHAPE_HEADERS,
+    SHAPE_NOTE,
     change_rows,
     changes_line,
+    control_plane_rows,
+    group_table,
     input_lines,
+    pairs_line,
+    rule_sections,
+    shape_rows,
     summary_line,
-    unused_table,
     violation_table,
 )
 from flowaudit.report.svg import coverage_svg
@@ -49,10 +58,16 @@ vertical-align:top}
 .fa-report tr.new td:first-child{font-weight:bold;color:#c62828}
 .fa-report td.num{text-align:right;font-variant-numeric:tabular-nums}
 .fa-report code{font-size:12px}.fa-report .note{color:#555;font-size:.92em}
+.fa-report details{margin:.25em 0;border:1px solid #e1e5ec;border-radius:4px;padding:.2em .5em}
+.fa-report details.new{border-color:#c62828}
+.fa-report summary{cursor:pointer}.fa-report summary b{margin-right:.4em}
 .fa-report .coverage{overflow-x:auto;border:1px solid #e1e5ec;padding:.5em;background:#fff}
 """
 
-NUMERIC = {"vlan", "port", "flows", "packets", "bytes"}
+NUMERIC = {
+    "vlan", "port", "flows", "packets", "bytes", "findings", "approved flows", "approved bytes",
+    "not approved flows", "not approved bytes", "control plane flows",
+}  # fmt: skip
 KEYS = {"id", "change", "proto", "status", "kind"}  # never broken
 ADDRESSES = {"initiator", "responder"}  # may break after a '.' or ':'
 TIMES = {"seen", "last seen"}  # date over time
@@ -108,6 +123,33 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], new_col: bool 
     return f'<div class="wide">{table}</div>'
 
 
+def _groups(result: AuditResult) -> str:
+    """Each finding group a ``<details>``: its line as the summary, its findings inside."""
+    gh, grows = group_table(result)
+    if not grows:
+        return "<p>None.</p>"
+    vh, vrows = violation_table(result)
+    gcol, vcol = gh.index("group"), vh.index("group")
+    keep = [i for i, h in enumerate(vh) if h != "group"]
+    out = []
+    for g in grows:
+        d = dict(zip(gh, g, strict=True))
+        mine = [[r[i] for i in keep] for r in vrows if r[vcol] == g[gcol]]
+        new = d.get("change") == "new"
+        seen = f"{d['first seen']} – {d['last seen']}"
+        line = (
+            f"<b>{escape(d['group'])}</b>{'<b>new</b>' if new else ''}"
+            f"{escape(d['reason'])} · <b>{escape(d['who'])}</b> · {escape(d['proto/port'])}"
+            f" · {escape(d['findings'])} findings · {escape(d['flows'])} flows · "
+            f"{escape(d['packets'])} packets · {escape(d['bytes'])} bytes · {escape(seen)}"
+            f' · <span class="note">top: {escape(d["top addresses (by bytes)"])}</span>'
+        )
+        cls = ' class="new"' if new else ""
+        table = _table([vh[i] for i in keep], mine, new_col=result.changes is not None)
+        out.append(f"<details{cls}><summary>{line}</summary>{table}</details>")
+    return "\n".join(out)
+
+
 def _cards(result: AuditResult) -> str:
     stats = result.stats
     cards = [
@@ -118,7 +160,9 @@ def _cards(result: AuditResult) -> str:
             "bad" if result.violations.num_rows else "ok",
         ),
         ("unused rules", str(stats.get("unused", 0)), "warn" if stats.get("unused") else "ok"),
-        ("partly used", str(stats.get("partly_used", 0)), ""),
+        ("over-broad rules", str(stats.get("overbroad", 0)), ""),
+        ("rules with pairs never seen", str(stats.get("unseen_pair_rules", 0)), ""),
+        ("finding groups", str(stats.get("finding_groups", 0)), ""),
     ]
     if result.changes is not None:
         n = len(result.changes.new)
@@ -146,8 +190,8 @@ def render_html(result: AuditResult) -> str:
 def render_html_fragment(result: AuditResult) -> str:
     """The report as one ``<div>`` with its scoped style (for notebooks)."""
     name = escape(result.matrix_name)
-    vh, vrows = violation_table(result)
-    uh, urows = unused_table(result)
+    rules = rule_sections(result)
+    new_col = result.changes is not None
     parts = [
         f'<div class="fa-report"><style>{CSS}</style>',
         f"<h1>flowaudit report: {name}</h1>",
@@ -168,13 +212,28 @@ def render_html_fragment(result: AuditResult) -> str:
         '<p class="note">Source groups down, destination services (group, protocol, ports) '
         "across. Hover a cell for its rules, findings and flows.</p>",
         f'<div class="coverage">{coverage_svg(result)}</div>',
+        "<h2>Traffic shape</h2>",
+        f'<p class="note">{escape(SHAPE_NOTE)}</p>',
+        _table(SHAPE_HEADERS, shape_rows(result)),
         f"<h2>Traffic outside the approved matrix ({result.violations.num_rows})</h2>",
-        _table(vh, vrows, new_col=result.changes is not None),
-        f"<h2>Approved rules without traffic ({result.unused_rules.num_rows})</h2>",
-        '<p class="note">"unused": no matching traffic in the window; "partly-used": the '
-        "ports or host pairs listed never carried traffic. The evidence column says whether "
-        "the capture could see the rule's traffic at all.</p>",
-        _table(uh, urows, new_col=result.changes is not None),
+        f'<p class="note">{result.violations.num_rows} findings in '
+        f"{result.stats.get('finding_groups', 0)} groups of the same reason, sides "
+        "(smallest matrix group, else address class), protocol and port. Open a group for "
+        "its findings.</p>",
+        _groups(result),
+        f"<h2>Unused rules ({len(rules['unused'][1])})</h2>",
+        f'<p class="note">{escape(RULE_NOTES["unused"])}</p>',
+        _table(*rules["unused"], new_col=new_col),
+        f"<h2>Over-broad rules ({len(rules['overbroad'][1])})</h2>",
+        f'<p class="note">{escape(RULE_NOTES["overbroad"])}</p>',
+        _table(*rules["overbroad"], new_col=new_col),
+        f"<h2>Host pairs never seen ({len(rules['pairs'][1])} rules)</h2>",
+        f'<p class="note">{escape(RULE_NOTES["pairs"])}</p>',
+        f"<details><summary>{escape(pairs_line(result))}</summary>"
+        f"{_table(*rules['pairs'], new_col=new_col)}</details>",
+        f"<h2>LAN control plane ({result.stats.get('control_plane', 0)})</h2>",
+        f'<p class="note">{escape(CONTROL_PLANE_NOTE)}</p>',
+        _table(CONTROL_PLANE_HEADERS, control_plane_rows(result)),
         "<h2>Inputs</h2>",
         "<ul>" + "".join(f"<li><code>{escape(x)}</code></li>" for x in input_lines(result)),
         "</ul>",

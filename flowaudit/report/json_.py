@@ -35,6 +35,7 @@ def violation_dicts(result: AuditResult) -> list[dict[str, Any]]:
             "direction_uncertain": v["direction_uncertain"],
             "sampling": v["sampling"],
             "nearest_rule": {"rule_id": v["nearest_rule"], "differences": v["differences"]},
+            "group_id": v.get("group_id"),
         }
         _optional(result, d)
         out.append(d)
@@ -59,6 +60,53 @@ def unused_dicts(result: AuditResult) -> list[dict[str, Any]]:
     return out
 
 
+GROUP_KEYS = (
+    "group_id",
+    "reason",
+    "src_side",
+    "dst_side",
+    "protocol",
+    "dst_port",
+    "findings",
+    "flows",
+    "packets",
+    "bytes",
+    "distinct_initiators",
+    "distinct_responders",
+    "first_seen",
+    "last_seen",
+    "top_initiators",
+    "top_responders",
+)
+
+
+def group_dicts(result: AuditResult) -> list[dict[str, Any]]:
+    if result.finding_groups is None:
+        return []
+    out = []
+    for g in pylist(result.finding_groups):
+        d = {k: g[k] for k in GROUP_KEYS}
+        d["first_seen"], d["last_seen"] = iso(g["first_seen"]), iso(g["last_seen"])
+        if result.changes is not None:
+            d["change"] = "new" if g["group_id"] in result.changes.new_groups else "persisting"
+        out.append(d)
+    return out
+
+
+def control_plane_dicts(result: AuditResult) -> list[dict[str, Any]]:
+    if result.control_plane is None:
+        return []
+    keys = ("protocol", "kind", "src_ip", "dst_ip", "flows", "packets", "bytes")
+    return [
+        {
+            **{k: c[k] for k in keys},
+            "first_seen": iso(c["first_seen"]),
+            "last_seen": iso(c["last_seen"]),
+        }
+        for c in pylist(result.control_plane)
+    ]
+
+
 def coverage_dicts(result: AuditResult) -> list[dict[str, Any]]:
     if result.coverage is None:
         return []
@@ -77,15 +125,25 @@ def result_to_dict(result: AuditResult) -> dict[str, Any]:
             "flows": result.flows,
         },
         "captures": list(result.captures),
+        "traffic_shape": pylist(result.traffic_shape) if result.traffic_shape is not None else [],
+        "finding_groups": group_dicts(result),
         "violations": violation_dicts(result),
         "unused_rules": unused_dicts(result),
+        "control_plane": control_plane_dicts(result),
         "summary": {
             "flows": result.flows,
             "violations": result.violations.num_rows,
+            "finding_groups": result.stats.get("finding_groups", 0),
             "violation_flows": result.stats.get("violation_flows", 0),
             "by_reason": result.stats.get("by_reason", {}),
             "unused_rules": result.stats.get("unused", 0),
             "partly_used_rules": result.stats.get("partly_used", 0),
+            "overbroad_rules": result.stats.get("overbroad", 0),
+            "unseen_pair_rules": result.stats.get("unseen_pair_rules", 0),
+            "unseen_pairs": result.stats.get("unseen_pairs", 0),
+            "control_plane": result.stats.get("control_plane", 0),
+            "control_plane_flows": result.stats.get("control_plane_flows", 0),
+            "strict": result.stats.get("strict", False),
             "sampled": result.sampled,
             "counts_note": (
                 "packet and byte counts are sampled estimates" if result.sampled else None

@@ -21,11 +21,21 @@ from typing import TYPE_CHECKING
 from flowaudit._util.arrow import pylist
 from flowaudit.report.rows import (
     CHANGE_HEADERS,
+    CONTROL_PLANE_HEADERS,
+    CONTROL_PLANE_NOTE,
+    FIRST_FINDINGS,
+    RULE_NOTES,
+    SHAPE_HEADERS,
+    SHAPE_NOTE,
     change_rows,
     changes_line,
+    control_plane_rows,
+    group_table,
     input_lines,
+    pairs_line,
+    rule_sections,
+    shape_rows,
     summary_line,
-    unused_table,
     violation_table,
     visible,
 )
@@ -112,7 +122,7 @@ def coverage_markdown(result: AuditResult) -> list[str]:
     return [KEY, "", *_table(headers, rows)]
 
 
-def render_markdown(result: AuditResult) -> str:
+def render_markdown(result: AuditResult, *, detail: bool = False) -> str:
     lines = [
         f"# flowaudit report: {md_text(result.matrix_name)}",
         "",
@@ -129,11 +139,30 @@ def render_markdown(result: AuditResult) -> str:
         lines += ["", "New and resolved findings (resolved: in the baseline, gone now):", ""]
         lines += _table(CHANGE_HEADERS, change_rows(result))
     lines += ["", "## Matrix coverage", "", *coverage_markdown(result)]
-    vh, vrows = violation_table(result)
-    uh, urows = unused_table(result)
+    gh, grows = group_table(result)
+    vh, vrows = violation_table(result, None if detail else FIRST_FINDINGS)
+    rules = rule_sections(result)
+    lines += ["", "## Traffic shape", "", SHAPE_NOTE, ""]
+    lines += _table(SHAPE_HEADERS, shape_rows(result))
+    lines += ["", f"## Finding groups ({len(grows)})", ""]
+    lines += _table(gh, grows)
     lines += ["", f"## Traffic outside the approved matrix ({result.violations.num_rows})", ""]
+    if not detail and any(r[vh.index("reason")].startswith("… ") for r in vrows):
+        lines += [f"The first {FIRST_FINDINGS} findings of each group (`--detail`: all).", ""]
     lines += _table(vh, vrows)
-    lines += ["", f"## Approved rules without traffic ({result.unused_rules.num_rows})", ""]
-    lines += _table(uh, urows)
+    for key, title in (("unused", "Unused rules"), ("overbroad", "Over-broad rules")):
+        hs, rows = rules[key]
+        lines += ["", f"## {title} ({len(rows)})", "", RULE_NOTES[key], ""]
+        lines += _table(hs, rows)
+    hs, rows = rules["pairs"]
+    lines += ["", f"## Host pairs never seen ({len(rows)} rules)", "", RULE_NOTES["pairs"], ""]
+    lines += (
+        _table(hs, rows)
+        if detail or not rows
+        else [f"{pairs_line(result)} (`--detail` lists them)."]
+    )
+    cp = control_plane_rows(result)
+    lines += ["", f"## LAN control plane ({len(cp)})", "", CONTROL_PLANE_NOTE, ""]
+    lines += _table(CONTROL_PLANE_HEADERS, cp)
     lines += ["", "## Inputs", ""] + [f"- {md_code(x)}" for x in input_lines(result)]
     return "\n".join(lines) + "\n"

@@ -12,6 +12,9 @@ from flowaudit.matrix.model import ports_text, protocol_name
 if TYPE_CHECKING:
     from flowaudit.audit.result import AuditResult
 
+#: findings shown per group by the text and Markdown reports without --detail
+FIRST_FINDINGS = 5
+
 VIOLATION_HEADERS = (
     "id",
     "reason",
@@ -87,9 +90,124 @@ def _optional(
     return hs, out
 
 
-def violation_table(result: AuditResult) -> tuple[list[str], list[list[str]]]:
-    """Headers and display rows of the violations, optional columns included."""
-    return _optional(result, VIOLATION_HEADERS, violation_rows(result), True)
+def violation_table(
+    result: AuditResult, limit: int | None = None
+) -> tuple[list[str], list[list[str]]]:
+    """Headers and display rows of the violations, optional columns included, group by
+    group (a ``group`` column first): every finding, or the first ``limit`` of each group
+    followed by a row saying how many more there are."""
+    hs, rows = _optional(result, VIOLATION_HEADERS, violation_rows(result), True)
+    labels = group_labels(result)
+    by_id = {r[hs.index("id")]: r for r in rows}
+    gi = hs.index("id")  # the group column goes before the id
+    out: list[list[str]] = []
+    for g in pylist(result.finding_groups) if result.finding_groups is not None else []:
+        ids = g["findings"]
+        shown = ids if limit is None else ids[:limit]
+        for fid in shown:
+            if fid not in by_id:  # filtered out (--only-new)
+                continue
+            r = list(by_id.pop(fid))
+            out.append([*r[:gi], labels[g["group_id"]], *r[gi:]])
+        if len(ids) > len(shown):
+            more = len(ids) - len(shown)
+            blank = ["" for _ in hs]
+            blank[hs.index("reason")] = f"… {more:,} more in {labels[g['group_id']]} (--detail)"
+            out.append([*blank[:gi], labels[g["group_id"]], *blank[gi:]])
+    for r in by_id.values() if limit is None else ():  # no groups: a result made by hand
+        out.append([*r[:gi], "-", *r[gi:]])
+    return [*hs[:gi], "group", *hs[gi:]], out
+
+
+GROUP_HEADERS = (
+    "group",
+    "id",
+    "reason",
+    "who",
+    "proto/port",
+    "findings",
+    "flows",
+    "packets",
+    "bytes",
+    "first seen",
+    "last seen",
+    "top addresses (by bytes)",
+)
+
+
+def group_labels(result: AuditResult) -> dict[str, str]:
+    """group id → ``G1``, ``G2`` … in report order."""
+    if result.finding_groups is None:
+        return {}
+    ids = result.finding_groups.column("group_id").to_pylist()
+    return {gid: f"G{i + 1}" for i, gid in enumerate(ids)}
+
+
+def side_text(side: str, n: int, top: list[str]) -> str:
+    """``nodes``, ``internet (300 addresses)``, ``internet (8.8.8.8)``."""
+    from flowaudit.matrix.hosts import ADDRESS_CLASSES
+
+    if n > 1:
+        return f"{side} ({n:,} addresses)"
+    if side in ADDRESS_CLASSES and top:
+        return f"{side} ({top[0]})"
+    return side
+
+
+def proto_port(protocol: int, port: int | None) -> str:
+    return f"{protocol_name(protocol)}/{'-' if port is None else port}"
+
+
+def group_line(g: dict[str, Any]) -> str:
+    """``nodes → internet (300 addresses)``."""
+    src = side_text(g["src_side"], g["distinct_initiators"], g["top_initiators"])
+    dst = side_text(g["dst_side"], g["distinct_responders"], g["top_responders"])
+    return f"{src} → {dst}"
+
+
+def top_text(g: dict[str, Any]) -> str:
+    def more(top: list[str], n: int) -> str:
+        return ", ".join(top) + (f" +{n - len(top):,}" if n > len(top) else "")
+
+    return (
+        f"{more(g['top_initiators'], g['distinct_initiators'])} → "
+        f"{more(g['top_responders'], g['distinct_responders'])}"
+    )
+
+
+def group_rows(result: AuditResult) -> list[tuple[str, ...]]:
+    if result.finding_groups is None:
+        return []
+    labels = group_labels(result)
+    return [
+        (
+            labels[g["group_id"]],
+            g["group_id"],
+            g["reason"],
+            group_line(g),
+            proto_port(g["protocol"], g["dst_port"]),
+            f"{len(g['findings']):,}",
+            f"{g['flows']:,}",
+            f"{g['packets']:,}",
+            f"{g['bytes']:,}",
+            _t(g["first_seen"]),
+            _t(g["last_seen"]),
+            top_text(g),
+        )
+        for g in pylist(result.finding_groups)
+    ]
+
+
+def group_table(result: AuditResult) -> tuple[list[str], list[list[str]]]:
+    """Headers and display rows of the finding groups (``change`` first with a baseline:
+    ``new`` when the group was not in the baseline)."""
+    hs, out = list(GROUP_HEADERS), [list(r) for r in group_rows(result)]
+    if result.changes is not None:
+        new = set(result.changes.new_groups)
+        hs.insert(0, "change")
+        for r in out:
+            r.insert(0, "new" if r[1] in new else "persisting")
+    return hs, out
 
 
 def unused_table(result: AuditResult) -> tuple[list[str], list[list[str]]]:
@@ -97,7 +215,125 @@ def unused_table(result: AuditResult) -> tuple[list[str], list[list[str]]]:
     return _optional(result, UNUSED_HEADERS, unused_rows(result), False)
 
 
+SHAPE_HEADERS = (
+    "from",
+    "to",
+    "flows",
+    "bytes",
+    "approved flows",
+    "approved bytes",
+    "not approved flows",
+    "not approved bytes",
+    "control plane flows",
+)
+SHAPE_NOTE = (
+    "Flows and bytes per source → destination (smallest matrix group, else address class), "
+    "approved by a rule or not, and LAN control plane."
+)
+
+
+def shape_rows(result: AuditResult) -> list[tuple[str, ...]]:
+    if result.traffic_shape is None:
+        return []
+    return [
+        (
+            s["src_side"],
+            s["dst_side"],
+            f"{s['flows']:,}",
+            f"{s['bytes']:,}",
+            f"{s['approved_flows']:,}",
+            f"{s['approved_bytes']:,}",
+            f"{s['unapproved_flows']:,}",
+            f"{s['unapproved_bytes']:,}",
+            f"{s['control_plane_flows']:,}",
+        )
+        for s in pylist(result.traffic_shape)
+    ]
+
+
+UNUSED_COLS = ("change", "id", "rule", "proto", "ports", "condition", "evidence")
+OVERBROAD_COLS = (
+    "change", "id", "rule", "proto", "ports", "unused ports", "flows", "condition", "evidence",
+)  # fmt: skip
+PAIRS_COLS = ("change", "id", "rule", "proto", "ports", "unused pairs", "flows")
+RULE_NOTES = {
+    "unused": "No matching traffic at all in the window; the evidence says whether the "
+    "capture could see the rule's traffic.",
+    "overbroad": "Rules used, but some ports of their ranges never carried traffic: "
+    "candidates for narrowing.",
+    "pairs": "Rules used, but some host pairs they allow never talked (groups of at most "
+    "16 addresses are expanded).",
+}
+
+
+def _pick(
+    hs: list[str], rows: list[list[str]], cols: tuple[str, ...], keep: Any
+) -> tuple[list[str], list[list[str]]]:
+    idx = [hs.index(c) for c in cols if c in hs]
+    return [hs[i] for i in idx], [[r[i] for i in idx] for r in rows if keep(r)]
+
+
+def rule_sections(
+    result: AuditResult,
+) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """The unused-rules table split three ways: ``unused`` (no traffic at all),
+    ``overbroad`` (partly used: ports of the range never carried traffic) and ``pairs``
+    (partly used: host pairs never seen). A rule may be in the last two."""
+    hs, rows = unused_table(result)
+    st, up, pairs = hs.index("status"), hs.index("unused ports"), hs.index("unused pairs")
+    return {
+        "unused": _pick(hs, rows, UNUSED_COLS, lambda r: r[st] == "unused"),
+        "overbroad": _pick(hs, rows, OVERBROAD_COLS, lambda r: r[st] != "unused" and r[up]),
+        "pairs": _pick(hs, rows, PAIRS_COLS, lambda r: r[st] != "unused" and r[pairs] != "-"),
+    }
+
+
+def pairs_line(result: AuditResult) -> str:
+    """``Host pairs never seen: 52 pairs of 27 rules``."""
+    s = result.stats
+    return (
+        f"Host pairs never seen: {s.get('unseen_pairs', 0):,} pairs of "
+        f"{s.get('unseen_pair_rules', 0):,} partly used rules"
+    )
+
+
 CHANGE_HEADERS = ("change", "id", "finding", "what", "last seen")
+CONTROL_PLANE_HEADERS = (
+    "kind",
+    "proto",
+    "initiator",
+    "responder",
+    "flows",
+    "packets",
+    "bytes",
+    "first seen",
+    "last seen",
+)
+CONTROL_PLANE_NOTE = (
+    "Link-scoped protocols no port matrix governs (IPv6 ND/RA, MLD, IGMP, VRRP/CARP, "
+    "DHCP/DHCPv6, mDNS, LLMNR, SSDP) sent to multicast, broadcast or link-local addresses: "
+    "not violations, not in the exit code (--strict reports them as violations; "
+    "--control-plane FILE changes the list)."
+)
+
+
+def control_plane_rows(result: AuditResult) -> list[tuple[str, ...]]:
+    if result.control_plane is None:
+        return []
+    return [
+        (
+            c["kind"],
+            protocol_name(c["protocol"]),
+            c["src_ip"],
+            c["dst_ip"],
+            f"{c['flows']:,}",
+            f"{c['packets']:,}",
+            f"{c['bytes']:,}",
+            _t(c["first_seen"]),
+            _t(c["last_seen"]),
+        )
+        for c in pylist(result.control_plane)
+    ]
 
 
 def _what(kind: str, f: dict[str, Any]) -> str:
@@ -230,7 +466,14 @@ def summary_line(result: AuditResult, esc: Callable[[str], str] = _same) -> str:
     return (
         f"{result.flows:,} flows audited against {esc(result.matrix_name)} "
         f"(sha256 {result.rules_digest[:12]}): {result.violations.num_rows}{new} violations"
+        f" in {result.stats.get('finding_groups', 0)} groups"
         + (f" [{reasons}]" if reasons else "")
         + f", {result.stats.get('unused', 0)}{new} unused rules, "
-        f"{result.stats.get('partly_used', 0)}{new} partly used{sampled}"
+        f"{result.stats.get('overbroad', 0)}{new} over-broad, "
+        f"{result.stats.get('unseen_pair_rules', 0)}{new} with host pairs never seen{sampled}"
+        + (
+            f"; LAN control plane: {result.stats['control_plane_flows']:,} flows apart"
+            if result.stats.get("control_plane_flows")
+            else ""
+        )
     )

@@ -13,10 +13,17 @@ from typing import TYPE_CHECKING, Any
 
 from flowaudit.report.rows import (
     CHANGE_HEADERS,
+    CONTROL_PLANE_HEADERS,
+    FIRST_FINDINGS,
+    SHAPE_HEADERS,
     change_rows,
     changes_line,
+    control_plane_rows,
+    group_table,
+    pairs_line,
+    rule_sections,
+    shape_rows,
     summary_line,
-    unused_table,
     violation_table,
     visible,
 )
@@ -25,8 +32,23 @@ if TYPE_CHECKING:
     from flowaudit.audit.result import AuditResult
 
 # the columns shown on a terminal (the others are in every file format)
+TERMINAL_GROUP_COLS = (
+    "change",
+    "group",
+    "reason",
+    "who",
+    "proto/port",
+    "findings",
+    "flows",
+    "packets",
+    "bytes",
+    "first seen",
+    "last seen",
+    "top addresses (by bytes)",
+)
 TERMINAL_VIOLATION_COLS = (
     "change",
+    "group",
     "reason",
     "vlan",
     "initiator",
@@ -40,8 +62,21 @@ TERMINAL_VIOLATION_COLS = (
     "what differs",
     "what it is",
 )
-TERMINAL_UNUSED_COLS = ("change", "rule", "status", "proto", "ports", "unused ports", "flows")
-FOLDING = {"reason", "states", "what differs", "what it is", "ports", "unused ports"}
+TERMINAL_UNUSED_COLS = ("change", "rule", "proto", "ports", "condition")
+TERMINAL_OVERBROAD_COLS = ("change", "rule", "proto", "ports", "unused ports", "flows")
+TERMINAL_PAIRS_COLS = ("change", "rule", "proto", "ports", "unused pairs", "flows")
+FOLDING = {
+    "reason",
+    "states",
+    "what differs",
+    "what it is",
+    "ports",
+    "unused ports",
+    "unused pairs",
+    "condition",
+    "who",
+    "top addresses (by bytes)",
+}
 MIN_WIDTH = {"what differs": 28, "what it is": 22, "states": 14}
 
 
@@ -51,7 +86,9 @@ def _plain(s: str) -> Any:
     return Text(visible(s))
 
 
-def render_terminal(result: AuditResult, *, color: bool = False, width: int = 140) -> str:
+def render_terminal(
+    result: AuditResult, *, color: bool = False, width: int = 140, detail: bool = False
+) -> str:
     from rich.console import Console
     from rich.table import Table
 
@@ -80,14 +117,36 @@ def render_terminal(result: AuditResult, *, color: bool = False, width: int = 14
             for c in changed:
                 t.add_row(*(_plain(x) for x in c))
             console.print(t)
+    vtable = violation_table(result, None if detail else FIRST_FINDINGS)
+    rules = rule_sections(result)
+    n_viol = result.violations.num_rows
     sections = (
-        ("Traffic outside the approved matrix", violation_table(result), TERMINAL_VIOLATION_COLS),
-        ("Approved rules without traffic", unused_table(result), TERMINAL_UNUSED_COLS),
+        (
+            "Traffic shape",
+            (list(SHAPE_HEADERS), [list(r) for r in shape_rows(result)]),
+            SHAPE_HEADERS,
+        ),
+        ("Finding groups", group_table(result), TERMINAL_GROUP_COLS),
+        ("Traffic outside the approved matrix", vtable, TERMINAL_VIOLATION_COLS),
+        ("Unused rules", rules["unused"], TERMINAL_UNUSED_COLS),
+        ("Over-broad rules", rules["overbroad"], TERMINAL_OVERBROAD_COLS),
+        (
+            "Host pairs never seen",
+            rules["pairs"] if detail else ([], []),
+            TERMINAL_PAIRS_COLS,
+        ),
+        (
+            "LAN control plane, not violations",
+            (list(CONTROL_PLANE_HEADERS), [list(r) for r in control_plane_rows(result)]),
+            CONTROL_PLANE_HEADERS,
+        ),
     )
     for title, (headers, rows), wanted in sections:
         if not rows:
             continue
-        t = Table(title=f"{title} ({len(rows)})", title_justify="left")
+        count = n_viol if title.startswith("Traffic outside") else len(rows)
+        caption = title if title == "Traffic shape" else f"{title} ({count})"
+        t = Table(title=caption, title_justify="left")
         idx = [headers.index(h) for h in wanted if h in headers]
         for i in idx:
             t.add_column(
@@ -99,5 +158,8 @@ def render_terminal(result: AuditResult, *, color: bool = False, width: int = 14
         for row in rows:
             t.add_row(*(_plain(row[i]) for i in idx))
         console.print(t)
+    if rules["pairs"][1] and not detail:
+        line = f"{pairs_line(result)} (--detail lists them)"
+        console.print(line, highlight=False, markup=False)
     console.print(summary_line(result, visible), highlight=False, markup=False, emoji=False)
     return console.export_text(styles=color)

@@ -205,7 +205,7 @@ def test_mid_stream_etcd_peer_and_named_violations(mixed: Any) -> None:
     assert s0["src_packets"] == 3 and s0["dst_packets"] == 0  # SYN + two retransmissions
     noise = [t for t in rows if t["ip_version"] == 6]
     assert noise and all(t["src_ip"].startswith("fe80::") for t in noise)
-    assert {t["label"] for t in noise} == {"out-of-scope-address"}
+    assert {t["label"] for t in noise} == {"control-plane"}
     gossip = [t for t in rows if t["src_port"] == t["dst_port"] == 7946]
     assert len(gossip) == 3 and {t["direction"] for t in gossip} == {"first_packet"}
 

@@ -122,6 +122,6 @@ def test_netflow_export_of_a_capture_gives_the_same_findings(tmp_path: Path) -> 
     from_netflow = api.audit(store=store, groups=ADMIN).to_dict()
     from_pcap = api.audit([SAMPLE], groups=ADMIN).to_dict()
     assert from_netflow["window"]["flows"] == from_pcap["window"]["flows"] == 125
-    assert len(from_pcap["violations"]) == 18
+    assert len(from_pcap["violations"]) == 14
     assert _violations(from_netflow) == _violations(from_pcap)
     assert _unused(from_netflow) == _unused(from_pcap)

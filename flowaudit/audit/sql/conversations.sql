@@ -1,13 +1,18 @@
 -- name: conversations
 -- Each row is one conversation of the audit window: the flows that share
--- (vlan, initiator, responder, protocol, responder port). When the initiator is
--- uncertain (direction not 'syn'/'exporter') the initiator port is kept too, so the
--- reversed orientation can be tried. `native_vlan` marks untagged flows of a capture
+-- (vlan, initiator, responder, protocol, responder port). The initiator is certain when
+-- the flow builder saw it (direction 'syn' or 'exporter'), when a TCP/UDP/SCTP flow goes
+-- from an ephemeral port (>= 1024 and not a service port) to a well-known (< 1024) or
+-- service port (`service_ports`: the ports the matrix approves), or when an ICMP flow's
+-- initiator sent the request of a request/response pair (echo, timestamp, information,
+-- address mask; ICMPv6 echo). Otherwise it is uncertain and the initiator port is kept too
+-- (ICMP: always, it is the initiator's type), so the reversed orientation can be tried. `native_vlan` marks untagged flows of a capture
 -- that also holds tagged frames: on a trunk SPAN those come from the native VLAN, not
 -- from the audited one. Parameters: $since, $until (timestamps or NULL).
 -- Addresses stay 16-byte keys here (decoding 2 x N address strings was a fifth of the
 -- audit's time); conversation_ids.sql adds their text and a conversation id.
 CREATE OR REPLACE TEMP TABLE conv_raw AS
+WITH svc AS (SELECT DISTINCT unnest(range(lo, hi + 1)) AS port FROM service_ports)
 SELECT
     vlan_id,
     any_value(ip_version) AS ip_version,
@@ -15,9 +20,9 @@ SELECT
     dst_addr,
     protocol,
     dst_port,
-    CASE WHEN direction IN ('syn', 'exporter') THEN NULL ELSE src_port END AS alt_port,
+    CASE WHEN certain AND protocol NOT IN (1, 58) THEN NULL ELSE src_port END AS alt_port,
     vlan_id IS NULL AND capture_tagged AS native_vlan,
-    bool_or(direction NOT IN ('syn', 'exporter')) AS uncertain,
+    bool_or(NOT certain) AS uncertain,
     count(*)::BIGINT AS flows,
     -- counters are UBIGINT: summed per side (each sum is a HUGEINT, never overflows), then
     -- saturated at the BIGINT maximum (only a corrupt record counts that high)
@@ -34,11 +39,22 @@ SELECT
                      AND state NOT IN ('REJ', 'RSTRH', 'RSTOS0')) AS answered,
     max(sampling) AS sampling
 FROM (
-    SELECT f.*, t.capture_id IS NOT NULL AS capture_tagged
+    SELECT
+        f.*,
+        t.capture_id IS NOT NULL AS capture_tagged,
+        coalesce(
+            f.direction IN ('syn', 'exporter')
+            OR (f.protocol IN (6, 17, 132) AND f.src_port >= 1024 AND sp.port IS NULL
+                AND (f.dst_port < 1024 OR dp.port IS NOT NULL))
+            OR (f.protocol = 1 AND f.src_port IN (8, 13, 15, 17))
+            OR (f.protocol = 58 AND f.src_port = 128),
+            false) AS certain
     FROM flows AS f
     LEFT JOIN (
         SELECT DISTINCT capture_id FROM flows WHERE vlan_id IS NOT NULL
     ) AS t ON t.capture_id = f.capture_id
+    LEFT JOIN svc AS sp ON sp.port = f.src_port
+    LEFT JOIN svc AS dp ON dp.port = f.dst_port
     WHERE ($since IS NULL OR f.last_seen >= $since)
       AND ($until IS NULL OR f.first_seen < $until)
 )

@@ -3,10 +3,14 @@
 -- (vlan, initiator ip, responder ip, protocol, responder port), with its counters,
 -- TCP state mix, the reason, and the nearest rule (fewest differences) for the
 -- report to explain. An anti-join: conversations no rule admits in any orientation.
+-- LAN control-plane conversations (conv_cp) are listed apart, unless $strict: then they
+-- are violations with reason `control-plane`.
 WITH unmatched AS (
-    SELECT c.*
+    SELECT c.*, cp.conv_id IS NOT NULL AS control_plane
     FROM conv AS c
+    LEFT JOIN conv_cp AS cp USING (conv_id)
     WHERE NOT EXISTS (SELECT 1 FROM conv_match AS m WHERE m.conv_id = c.conv_id)
+      AND (cp.conv_id IS NULL OR $strict)
 ),
 grouped AS (
     SELECT
@@ -15,6 +19,7 @@ grouped AS (
         protocol, dst_port,
         bool_or(uncertain) AS direction_uncertain,
         bool_or(native_vlan) AS native_vlan,
+        bool_or(control_plane) AS control_plane,
         sum(flows)::BIGINT AS flows,
         least(sum(packets), 9223372036854775807)::BIGINT AS packets,  -- saturated, as in
         least(sum(bytes), 9223372036854775807)::BIGINT AS bytes,      -- conversations.sql
@@ -65,6 +70,7 @@ reasoned AS (
     SELECT
         f.*,
         CASE
+            WHEN f.control_plane THEN 'control-plane'
             WHEN f.native_vlan THEN 'off-vlan'
             WHEN f.vlan_id IS NOT NULL AND f.scoped_vlans AND NOT f.vlan_in_scope THEN 'off-vlan'
             WHEN NOT f.src_in_scope OR NOT f.dst_in_scope THEN 'out-of-scope-address'
@@ -78,10 +84,21 @@ reasoned AS (
     FROM facts AS f
 ),
 scored AS (
-    -- distance of each violation to each rule, in either orientation
+    -- each violation against each rule, in either orientation; a rule is a candidate
+    -- "nearest rule" only when both hosts are in scope, it shares the initiator's or the
+    -- responder's group (in one orientation), and it differs in at most two of (source,
+    -- destination, protocol, port) there (the swapped orientation counts one more)
     SELECT
         v.vlan_id, v.src_ip, v.dst_ip, v.protocol, v.dst_port,
         r.rule_id,
+        coalesce(v.src_addr BETWEEN r.src_lo AND r.src_hi, false) AS fs,
+        coalesce(v.dst_addr BETWEEN r.dst_lo AND r.dst_hi, false) AS fd,
+        coalesce(v.src_addr BETWEEN r.dst_lo AND r.dst_hi, false) AS rs,
+        coalesce(v.dst_addr BETWEEN r.src_lo AND r.src_hi, false) AS rd,
+        (v.protocol <> r.protocol)::INTEGER AS proto_diff,
+        (v.protocol IN (6, 17, 132)
+         AND coalesce(v.dst_port, 0) NOT BETWEEN r.port_lo AND r.port_hi)::INTEGER AS port_diff,
+        v.src_in_scope AND v.dst_in_scope AS in_scope,
         -- weights: a host outside the rule's group 4, initiator/responder swapped 1,
         -- another protocol 1, a port outside the rule's ports 2
         least(
@@ -100,11 +117,19 @@ scored AS (
     FROM reasoned AS v
     CROSS JOIN rules AS r
 ),
+candidates AS (
+    SELECT *
+    FROM scored
+    WHERE in_scope
+      AND (((fs OR fd) AND (NOT fs)::INTEGER + (NOT fd)::INTEGER + proto_diff + port_diff <= 2)
+        OR ((rs OR rd)
+            AND 1 + (NOT rs)::INTEGER + (NOT rd)::INTEGER + proto_diff + port_diff <= 2))
+),
 nearest AS (
     SELECT
         vlan_id, src_ip, dst_ip, protocol, dst_port,
         arg_min(rule_id, (score, port_distance, rule_id)) AS nearest_rule
-    FROM scored
+    FROM candidates
     GROUP BY vlan_id, src_ip, dst_ip, protocol, dst_port
 )
 SELECT

@@ -67,18 +67,22 @@ def test_every_reason_code(matrix) -> None:
         (N4, N5, 1, 0, 111): "protocol-not-approved",
         (N4, N5, 6, 2380, 112): "off-vlan",
         (N4, "8.8.8.8", 17, 53, 111): "out-of-scope-address",
-        ("fe80::1", "ff02::fb", 17, 5353, 111): "out-of-scope-address",
+        # mDNS to ff02::fb is LAN control plane: listed apart, not a violation
     }
+    assert [(c["kind"], c["src_ip"], c["dst_ip"]) for c in r.control_plane.to_pylist()] == [
+        ("mdns", "fe80::1", "ff02::fb")
+    ]
     assert v[(N5, N6, 6, 2381, 111)]["nearest_rule"] == "fw-inter-node-k8s"
     assert v[(N5, N6, 6, 2381, 111)]["differences"] == "dport 2381 not in {2379-2380, 6443, 10250}"
     assert v[(N4, PMA, 6, 6443, 111)]["nearest_rule"] == "fw-pma-to-cluster"
     assert v[(N4, PMA, 6, 6443, 111)]["differences"].startswith("initiator and responder reversed")
     assert v[(N4, N5, 17, 2379, 111)]["differences"] == "protocol udp not tcp"
     assert v[(N4, N5, 6, 2380, 112)]["differences"] == "vlan 112 not in scope [111]"
-    assert v[(N4, "8.8.8.8", 17, 53, 111)]["direction_uncertain"] is True
+    # DNS from an ephemeral port to 53: the direction is certain
+    assert v[(N4, "8.8.8.8", 17, 53, 111)]["direction_uncertain"] is False
     assert r.stats["by_reason"] == {
         "off-vlan": 1,
-        "out-of-scope-address": 2,
+        "out-of-scope-address": 1,
         "port-not-approved": 1,
         "protocol-not-approved": 2,
         "reverse-direction": 1,
@@ -116,6 +120,33 @@ def test_certain_direction_is_not_reversed(matrix) -> None:
     (v,) = run_audit(matrix, make_flows(rows)).violations.to_pylist()
     assert v["reason"] == "port-not-approved"
     assert v["direction_uncertain"] is False
+
+
+@pytest.mark.parametrize(
+    ("proto", "sport", "dport", "direction", "uncertain"),
+    [
+        (17, 40000, 53, "service_port", False),  # DNS: ephemeral → well known
+        (17, 51000, 2379, "service_port", False),  # ephemeral → a port the matrix names
+        (6, 40000, 22, "service_port", False),  # mid-stream TCP, ephemeral → well known
+        (6, 40000, 2381, "service_port", True),  # 2381: neither well known nor in the matrix
+        (17, 53, 40000, "first_packet", True),  # the answer seen first: well known → ephemeral
+        (17, 7946, 7947, "first_packet", True),  # service port → other port: ambiguous
+        (17, 40001, 40000, "first_packet", True),  # ephemeral ↔ ephemeral
+        (17, 2379, 2380, "first_packet", True),  # service ↔ service
+        (1, 8, 0, "first_packet", False),  # ICMP echo request → reply
+        (1, 0, 8, "first_packet", True),  # the reply side seen as initiator
+        (58, 128, 129, "first_packet", False),  # ICMPv6 echo
+        (58, 3, 0, "first_packet", True),  # time exceeded: no request/response pair
+    ],
+)
+def test_direction_is_certain_only_when_the_ports_say_so(
+    matrix, proto: int, sport: int, dport: int, direction: str, uncertain: bool
+) -> None:
+    (v,) = run_audit(
+        matrix,
+        make_flows([flow(N4, "8.8.4.4", dport, proto=proto, sport=sport, direction=direction)]),
+    ).violations.to_pylist()
+    assert v["direction_uncertain"] is uncertain
 
 
 def test_unused_and_partly_used(matrix) -> None:

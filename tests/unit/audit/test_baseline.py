@@ -96,7 +96,7 @@ def test_same_behaviour_other_ports_and_day_nothing_new(
     assert now.changes.new == ()
     assert now.changes.resolved == ()
     assert set(now.changes.persisting) == ids(before)
-    assert len(now.changes.persisting) == 18 + before.unused_rules.num_rows
+    assert len(now.changes.persisting) == 14 + before.unused_rules.num_rows
 
 
 def test_one_added_violation_is_exactly_one_new_id(added: Path, baseline: tuple[Path, Any]) -> None:
@@ -161,7 +161,7 @@ def test_cli_fail_on_new_and_every_format_carries_changes(
     added_at = added_at.strftime("%Y-%m-%d %H:%M:%S")
     new = runner.invoke(cli, [*base, str(added), "--fail-on", "new"])
     assert new.exit_code == 1
-    assert "1 new, 50 persisting, 0 resolved" in new.output
+    assert "1 new, 46 persisting, 0 resolved" in new.output
     for fmt in ("text", "markdown", "html", "csv", "json"):
         out = tmp_path / f"report.{fmt}"
         r = runner.invoke(cli, [*base, str(added), "--format", fmt, "-o", str(out)])
@@ -172,17 +172,22 @@ def test_cli_fail_on_new_and_every_format_carries_changes(
             rows = [line for line in text.splitlines() if line.startswith("│")]
             assert [c.strip() for c in rows[0].split("│")[1:3]] == ["new", want]
             assert "New and resolved findings" in text
-        if fmt == "csv":
+        if fmt == "csv":  # the groups first, the new one on top; then the findings
             header, first = text.splitlines()[:2]
-            assert header.startswith("kind,change,id,")
-            assert first.startswith(f"violation,new,{want},")
+            assert header.startswith("kind,change,group,id,reason,who,")
+            assert first.startswith("group,new,G1,")
+            assert ",port-not-approved,nodes → nodes,tcp/31337,1," in first
+            lines = text.splitlines()
+            header, first = lines[lines.index("") + 1 : lines.index("") + 3]
+            assert header.startswith("kind,change,group,id,")
+            assert first.startswith(f"violation,new,G1,{want},")
             assert text.splitlines()[-2:] == [
                 "kind,change,id,finding,what,last seen",
                 f"change,new,{want},violation,port-not-approved: 10.25.233.4 → 10.25.233.5 "
                 f"tcp/31337 vlan 111,{added_at}",
             ]
         elif fmt in ("markdown", "html", "text"):
-            assert "1 new, 50 persisting, 0 resolved" in text, fmt
+            assert "1 new, 46 persisting, 0 resolved" in text, fmt
 
 
 def test_fail_on_new_without_baseline_is_a_usage_error() -> None:
@@ -235,7 +240,7 @@ def test_only_new_keeps_the_new_findings_and_the_whole_picture(
     assert doc["unused_rules"] == []
     assert doc["summary"]["violations"] == 1
     assert doc["summary"]["by_reason"] == {"port-not-approved": 1}
-    assert len(doc["changes"]["persisting"]) == 50  # the changes section stays whole
+    assert len(doc["changes"]["persisting"]) == 46  # the changes section stays whole
     assert len(doc["coverage"]) == before.coverage.num_rows + 1  # one more cell: nodes→:31337
     # nothing new → exit 0 and empty tables
     same = runner.invoke(
