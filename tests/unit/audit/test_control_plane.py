@@ -14,6 +14,7 @@ from flowaudit.audit.control_plane import load_control_plane
 from flowaudit.audit.run import run_audit
 from flowaudit.errors import UsageError
 from flowaudit.matrix import load_matrix
+from flowaudit.report.json_ import result_to_dict as to_dict
 
 ADMIN = {"admin_workstations": ["10.25.100.0/24"]}
 N4, N5, N6 = "10.25.233.4", "10.25.233.5", "10.25.233.6"
@@ -71,7 +72,7 @@ def test_lan_control_plane_is_apart(matrix) -> None:
         ("ff02::1", "out-of-scope-address"),
     ]
     assert r.stats["control_plane"] == 12 and r.stats["control_plane_flows"] == 12
-    d = r.to_dict()
+    d = to_dict(r)
     assert d["summary"]["control_plane_flows"] == 12 and d["summary"]["violations"] == 5
     (vrrp,) = [c for c in d["control_plane"] if c["kind"] == "vrrp"]
     assert vrrp == {
@@ -91,7 +92,7 @@ def test_strict_reports_the_control_plane_as_violations(matrix) -> None:
     r = run_audit(matrix, make_flows(LAN), strict=True)
     assert r.control_plane.num_rows == 0
     assert r.stats["by_reason"] == {"control-plane": 12}
-    assert r.to_dict()["summary"]["strict"] is True
+    assert to_dict(r)["summary"]["strict"] is True
 
 
 def test_control_plane_list_is_data(matrix, tmp_path: Path) -> None:

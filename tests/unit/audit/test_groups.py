@@ -12,6 +12,7 @@ from flowaudit.audit.run import run_audit
 from flowaudit.matrix import load_matrix
 from flowaudit.matrix.hosts import address_class
 from flowaudit.report import render
+from flowaudit.report.json_ import result_to_dict as to_dict
 
 ADMIN = {"admin_workstations": ["10.25.100.0/24"]}
 N4, N5, N6 = "10.25.233.4", "10.25.233.5", "10.25.233.6"
@@ -83,7 +84,7 @@ def test_internet_egress_is_one_group(matrix) -> None:
         x["group_id"] for x in groups.values()
     }
     assert r.stats["finding_groups"] == 3
-    d = r.to_dict()
+    d = to_dict(r)
     assert d["summary"]["finding_groups"] == 3
     (jg,) = [x for x in d["finding_groups"] if x["dst_side"] == "internet"]
     assert set(jg) >= {
@@ -174,7 +175,7 @@ def test_nearest_rule_only_when_it_shares_a_group_and_is_close(matrix) -> None:
             "no rule between admin_workstations and nodes is within two differences of sctp/9999",
         ),
     }
-    doc = r.to_dict()
+    doc = to_dict(r)
     (inet,) = [v for v in doc["violations"] if v["dst_ip"] == "35.201.4.9"]
     assert inet["nearest_rule"] == {
         "rule_id": None,
@@ -195,7 +196,7 @@ def test_unused_overbroad_and_unseen_pairs_are_apart(matrix) -> None:
         "fw-inter-node-px", "px-mgmt-api-9001", "px-node-grpc-9012", "px-replication-9003",
         "px-sdk-gateway-9020",
     ]  # fmt: skip
-    s = r.to_dict()["summary"]
+    s = to_dict(r)["summary"]
     assert s["unused_rules"] == len(unused) and s["partly_used_rules"] == len(partly)
     assert (s["overbroad_rules"], s["unseen_pair_rules"]) == (1, 5)
     assert s["unseen_pairs"] == sum(len(x["unused_pairs"]) for x in partly) == 2 * 5
