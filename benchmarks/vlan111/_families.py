@@ -33,16 +33,29 @@ SERVICE_PORTS = frozenset(
 )
 
 
+# Zeek's likely_server_ports (zeek @ a13de64f, scripts/base/protocols/*): they outrank the
+# other service ports, so a DHCP 68 -> 67 flow is oriented by its server port
+LIKELY_SERVER_PORTS = frozenset(
+    [21, 22, 25, 53, 67, 79, 80, 81, 88, 123, 135, 137, 139, 143, 161, 162, 443, 445, 465,
+     502, 514, 563, 585, 587, 614, 631, 636, 784, 853, 989, 990, 992, 993, 995, 1080, 1434,
+     1812, 1883, 2811, 3128, 3306, 3389, 4011, 5060, 5222, 5223, 5269, 5353, 5355, 6379,
+     6666, 6667, 6668, 6669, 8000, 8080, 8888, 20000]
+)  # fmt: skip
+
+
 def direction_for(proto: int, pa: int, pb: int, syn: bool) -> str:
     if proto == 6 and syn:
         return "syn"
     if proto in (1, 58):
         return ICMP_DIRECTION
-    return "service_port" if _svc(pb) and not _svc(pa) else "first_packet"
+    return "service_port" if port_level(pb) > port_level(pa) else "first_packet"
 
 
-def _svc(port: int) -> bool:
-    return port < 1024 or port in SERVICE_PORTS
+def port_level(port: int) -> int:
+    """2 likely server port, 1 service port (well known or the matrix's), 0 other."""
+    if port in LIKELY_SERVER_PORTS:
+        return 2
+    return 1 if 0 < port < 1024 or port in SERVICE_PORTS else 0
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,13 @@ through the numba kernel and adds it to the summary (frames by kind and VLAN, by
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
 import numpy as np
 
+from ._families import port_level
 from ._flows import Flow
 from ._frames import (
     ACKN,
@@ -116,6 +118,10 @@ ACC_KEYS = (
 
 def truth_row(f: Flow) -> dict[str, Any]:
     acc = dict(zip(ACC_KEYS, f.acc, strict=True))
+    if f.direction == "first_packet" and port_level(f.pa) > port_level(f.pb) and PROTO[f.lay] in (
+        6, 17, 132,
+    ):  # fmt: skip
+        return _reply_seen_alone(f, acc)
     return {
         "vlan": None if f.vlan < 0 else f.vlan,
         "ip_version": 6 if f.lay in IPV6_LAYOUTS else 4,
@@ -134,6 +140,19 @@ def truth_row(f: Flow) -> dict[str, Any]:
         "fw_rule": f.fw_rule,
         "note": f.note,
     }
+
+
+def _reply_seen_alone(f: Flow, acc: dict[str, Any]) -> dict[str, Any]:
+    """A flow whose sender's port outranks the receiver's (a DHCP offer 67 -> 68 seen
+    alone): a flow builder orients it by the server port, so the truth is the reverse."""
+    row = truth_row(replace(f, direction="service_port"))
+    for a, b in (("src_ip", "dst_ip"), ("src_port", "dst_port")):
+        row[a], row[b] = row[b], row[a]
+    for k in ("packets", "bytes", "ip_bytes"):
+        row[f"src_{k}"], row[f"dst_{k}"] = acc[f"dst_{k}"], acc[f"src_{k}"]
+    row["tcp_flags_src"], row["tcp_flags_dst"] = acc["tcp_flags_dst"], acc["tcp_flags_src"]
+    row["state"] = {"S0": "SHR", "SHR": "S0"}.get(f.state, f.state)
+    return row
 
 
 def accumulate(f: Flow, vals: list[int]) -> None:

@@ -3,14 +3,18 @@
 -- scope VLAN (or untagged in an untagged capture), its protocol and responder port (ICMP:
 -- either end's type, the initiator's kept as alt_port) are in the `control_plane` list
 -- (audit/control_plane.yaml), and its responder's address class is one the list names
--- (multicast, broadcast, link-local). Needs conv, conv_match and addr_side.
+-- (multicast, broadcast, link-local) -- or its initiator's is a group address: a reply
+-- seen alone (DHCP 67 -> 255.255.255.255:68) is oriented by its server port, so the group
+-- address it was sent to is the initiator. Needs conv, conv_match and addr_side.
 CREATE OR REPLACE TEMP TABLE conv_cp AS
 SELECT c.conv_id, min(cp.kind) AS kind
 FROM conv AS c
 JOIN addr_side AS d ON d.addr = c.dst_addr
+JOIN addr_side AS s ON s.addr = c.src_addr
 JOIN control_plane AS cp
   ON cp.protocol = c.protocol
- AND cp.dst_class = d.class
+ AND (cp.dst_class = d.class
+      OR (cp.dst_class = s.class AND s.class IN ('multicast', 'broadcast')))
  AND (cp.lo IS NULL
       OR c.dst_port BETWEEN cp.lo AND cp.hi
       OR (cp.icmp AND c.alt_port BETWEEN cp.lo AND cp.hi))
