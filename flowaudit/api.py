@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from flowaudit.audit.proposal import Proposal
+    from flowaudit.audit.result import AuditResult
     from flowaudit.matrix import Matrix
     from flowaudit.matrix.diff import RulesDiff
     from flowaudit.matrix.merge import MergeResult
@@ -215,6 +216,7 @@ def propose_rules(
     groups: dict[str, list[str]] | None = None,
     no_rules: bool = False,
     findings: Iterable[str] | None = None,
+    group_ids: Iterable[str] | None = None,
     aggregate: int | None = None,
     port_gap: int = 0,
     name: str = "observed",
@@ -223,7 +225,9 @@ def propose_rules(
     """Rules, in the matrix format, that would approve the selected findings.
 
     Audits like ``audit`` (``captures``, else the whole ``store``), then proposes rules
-    for ``findings`` (finding ids; None: every finding a rule can approve). With
+    for ``findings`` (finding ids) and the findings of ``group_ids`` (finding-group ids,
+    or unique prefixes of at least 6 characters); neither: every finding a rule can
+    approve. With
     ``no_rules`` the audit runs against an empty matrix and the proposal is a whole
     matrix named ``name`` that approves all observed traffic (a bootstrap).
     ``groups``: addresses for the matrix's ``needs_configuration`` groups, and, under
@@ -250,6 +254,8 @@ def propose_rules(
         engine=engine,
     )
     wanted = list(findings) if findings is not None else None
+    if group_ids is not None:
+        wanted = [*(wanted or []), *_group_findings(result, list(group_ids))]
     return propose(
         matrix,
         result,
@@ -259,6 +265,23 @@ def propose_rules(
         port_gap=port_gap,
         bootstrap=no_rules,
     )
+
+
+def _group_findings(result: AuditResult, group_ids: list[str]) -> list[str]:
+    """The finding ids of the named finding groups (ids or unique prefixes ≥ 6 chars)."""
+    table = result.finding_groups
+    groups = table.select(["group_id", "findings"]).to_pylist() if table is not None else []
+    out: list[str] = []
+    for gid in group_ids:
+        hits = [g for g in groups if g["group_id"].startswith(gid.lower())] if len(gid) >= 6 else []
+        if len(hits) != 1:
+            why = "matches no finding group" if not hits else "matches several finding groups"
+            raise UsageError(
+                f"group id {gid!r} {why} of this audit",
+                hint="use an id (or a prefix of 6+ characters) from the report's finding groups",
+            )
+        out += [f for f in hits[0]["findings"] if f not in out]
+    return out
 
 
 def merge_rules(

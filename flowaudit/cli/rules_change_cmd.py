@@ -65,6 +65,14 @@ def _prefix(ctx: click.Context, param: click.Parameter, value: str | None) -> in
     metavar="ID[,ID]",
     help="Finding ids to approve (repeatable, or comma-separated).",
 )
+@click.option(
+    "--group-id",
+    "group_ids",
+    multiple=True,
+    callback=_ids,
+    metavar="ID[,ID]",
+    help="Finding groups whose findings to approve (repeatable, or comma-separated).",
+)
 @click.option("--all", "all_findings", is_flag=True, help="Approve every finding a rule can.")
 @group_option
 @click.option(
@@ -90,6 +98,7 @@ def propose_cmd(
     no_rules: bool,
     name: str,
     finding_ids: list[str],
+    group_ids: list[str],
     all_findings: bool,
     groups: dict[str, list[str]],
     aggregate: int | None,
@@ -107,10 +116,12 @@ def propose_cmd(
     """
     from flowaudit import api
 
-    if finding_ids and all_findings:
-        raise click.UsageError("--findings and --all exclude each other")
-    if not finding_ids and not all_findings and not no_rules:
-        raise click.UsageError("choose the findings: --findings ID[,ID] or --all")
+    if (finding_ids or group_ids) and all_findings:
+        raise click.UsageError("--findings/--group-id and --all exclude each other")
+    if not finding_ids and not group_ids and not all_findings and not no_rules:
+        raise click.UsageError(
+            "choose the findings: --findings ID[,ID], --group-id ID[,ID] or --all"
+        )
     with handle_errors():
         proposal = api.propose_rules(
             captures,
@@ -119,6 +130,7 @@ def propose_cmd(
             groups=groups,
             no_rules=no_rules,
             findings=finding_ids or None,
+            group_ids=group_ids or None,
             aggregate=aggregate,
             port_gap=port_gap,
             name=name,

@@ -308,3 +308,20 @@ def test_propose_cli_prints_the_proposal(mixed_store) -> None:
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
     assert r.stdout == EXPECTED
+
+
+def test_a_finding_group_is_proposed_as_its_findings(mixed_store, mixed_ids, tmp_path) -> None:
+    """--group-id takes a group of the report (here the unknown-source pair's): exactly its
+    findings are approved; a prefix works; an unknown id is exit 2."""
+    audit = api.audit(store=mixed_store, groups=ADMIN)
+    assert audit.finding_groups is not None
+    groups = audit.finding_groups.select(["group_id", "reason", "findings"]).to_pylist()
+    group = next(g for g in groups if g["reason"] == "unknown-source")
+    proposal = api.propose_rules(store=mixed_store, groups=ADMIN, group_ids=[group["group_id"][:8]])
+    assert sorted(proposal.findings) == sorted(group["findings"])
+    _, after = _merge_and_audit(tmp_path, mixed_store, proposal.to_yaml())
+    assert after == mixed_ids - set(group["findings"])
+    r = CliRunner().invoke(
+        cli, ["rules", "propose", "--store", str(mixed_store), *ADMIN_OPT, "--group-id", "ffffff"]
+    )
+    assert r.exit_code == 2 and "group id 'ffffff' matches no finding group" in r.output
