@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flowaudit._util.files import file_digest, sha256_file
+from flowaudit._util.files import digest_file, file_digest
 from flowaudit.choices import INPUT_FORMATS, RECORD_FORMATS
 from flowaudit.errors import CaptureError, UsageError
 from flowaudit.packets import open_capture
@@ -38,7 +38,7 @@ class IngestResult:
     """What one capture's ingest did (for the CLI summary and the API)."""
 
     path: str
-    sha256: str
+    blake3: str  # the capture id (BLAKE3-256 hex of the file)
     source_kind: str
     reader: str
     packets: int = 0
@@ -53,7 +53,7 @@ class IngestResult:
     def summary(self) -> str:
         name = Path(self.path).name
         if self.already_ingested:
-            return f"{name}: already in the store (sha256 {self.sha256[:12]}…), nothing added"
+            return f"{name}: already in the store (blake3 {self.blake3[:12]}…), nothing added"
         non_ip = f"{self.non_ip:,} non-IP, " if self.unit == "packets" else ""
         how = {"tshark": " (tshark engine)", "fast": ""}.get(self.reader, f" ({self.source_kind})")
         return (
@@ -63,7 +63,7 @@ class IngestResult:
 
 
 class _Hasher:
-    """The capture's sha256, computed in a background thread from construction on.
+    """The capture's BLAKE3 digest, computed in a background thread from construction on.
 
     The file is hashed straight from the page cache through a sliding ``mmap`` window
     (no copy into a read buffer; resident memory bounded by the window). hashlib
@@ -76,7 +76,7 @@ class _Hasher:
         self._digest: str | None = None
         self._error: OSError | None = None
         self._cancel = False
-        self._thread = threading.Thread(target=self._run, name="flowaudit-sha256", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="flowaudit-blake3", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
@@ -114,7 +114,7 @@ def ingest_file(
     p = Path(path)
     is_file = p.is_file()
     size = p.stat().st_size if is_file else 0
-    # The sha256 runs on the other core from the start (before numpy, pyarrow and the
+    # The BLAKE3 hash runs on the other core from the start (before numpy, pyarrow and the
     # kernels are even imported); the writer stamps it into capture_id when it spills.
     hasher = _Hasher(p) if is_file else None
     try:
@@ -159,7 +159,7 @@ def _ingest(
     writer = store.begin(capture_id=hasher.digest)
     try:
         stats = opened.stats
-        # Parse and build flows on this thread, the sha256 on the other core: the hash is
+        # Parse and build flows on this thread, the hash on the other core: the hash is
         # the longest single task, so it gets a core to itself (a third thread for the flow
         # builder was measured slower: it takes CPU from the hash).
         for batch in opened.batches:
@@ -189,9 +189,9 @@ def _ingest(
                 f"{p}: {unattributed} IP fragment(s) whose first fragment was not captured "
                 "were counted but form no flow"
             )
-        digest = result.sha256 = hasher.digest()
+        digest = result.blake3 = hasher.digest()
         record = CaptureRecord(
-            sha256=digest,
+            blake3=digest,
             path=str(p.resolve()),
             size=size,
             source_kind=opened.source_kind,
@@ -250,13 +250,13 @@ def ingest_records(
     if fmt == "nfcapd" and p.is_dir():
         from flowaudit.records.nfcapd import nfcapd_files
 
-        seen = {rec.sha256 for rec in store.captures()}
+        seen = {rec.blake3 for rec in store.captures()}
         return [
             _ingest_one(f, store, fmt, digest, service_ports) for f, digest in nfcapd_files(p, seen)
         ]
     if p.is_dir():
         raise CaptureError(f"{p}: is a directory (only --format nfcapd reads directories)")
-    return [_ingest_one(p, store, fmt, sha256_file(p), service_ports)]
+    return [_ingest_one(p, store, fmt, digest_file(p), service_ports)]
 
 
 def _ingest_one(
@@ -290,7 +290,7 @@ def _ingest_one(
         if stats.suppressed_warnings:
             warnings.append(f"{p}: {stats.suppressed_warnings} more warnings not shown")
         record = CaptureRecord(
-            sha256=digest,
+            blake3=digest,
             path=str(p.resolve()),
             size=p.stat().st_size,
             source_kind="+".join(sorted(kinds)) or fmt,

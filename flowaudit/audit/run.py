@@ -66,8 +66,8 @@ def audit_source(
                 ingest_file(p, st, engine=engine, progress=progress, service_ports=ports)
                 for p in captures
             ]
-            wanted = {r.sha256 for r in results}
-            records = [r for r in st.captures() if r.sha256 in wanted]
+            wanted = {r.blake3 for r in results}
+            records = [r for r in st.captures() if r.blake3 in wanted]
             files = st.flow_files(wanted)
         else:
             st = store if store is not None else FlowStore(DEFAULT_STORE)
@@ -82,7 +82,7 @@ def audit_source(
         inputs = tuple(
             {
                 "name": Path(r.path).name,
-                "sha256": r.sha256,
+                "blake3": r.blake3,
                 "packets": r.packets,
                 "flows": r.flows,
                 "source_kind": r.source_kind,

@@ -38,7 +38,7 @@ def ingest(
 ) -> None:
     """Read CAPTURES (pcap/pcapng, .gz too, or flow records) and add their flows to the store.
 
-    A capture already in the store (same sha256) adds nothing. Warnings about
+    A capture already in the store (same BLAKE3 digest of its content) adds nothing. Warnings about
     truncated or undecodable data go to stderr; what could be read is kept. The
     matrix (--rules) names the service ports that orient flows seen without a SYN.
     """
