@@ -40,6 +40,7 @@ def ingest(
     progress: Progress | None = None,
     rules: str | os.PathLike[str] | None = None,
     groups: dict[str, list[str]] | None = None,
+    jobs: int = 1,
 ) -> list[IngestResult]:
     """Ingest captures or flow-record files into the store; known inputs add nothing.
 
@@ -49,7 +50,8 @@ def ingest(
     magic bytes, else nfcapd/Zeek/Hubble by content. NetFlow inside a pcap is never
     guessed: a capture of VLAN 111 may legitimately contain export traffic to audit.
     ``rules``: the matrix whose service ports orient flows seen without a SYN (default:
-    the shipped one).
+    the shipped one). ``jobs``: how many inputs to ingest at once (worker processes; each
+    capture still commits atomically); ``progress`` is reported only when ``jobs`` is 1.
     """
     from flowaudit.ingest import ingest_paths
 
@@ -57,7 +59,7 @@ def ingest(
     paths = [captures] if isinstance(captures, str | os.PathLike) else list(captures)
     ports = load_matrix(rules, groups).service_ports
     return ingest_paths(
-        paths, st, engine=engine, format=format, progress=progress, service_ports=ports
+        paths, st, engine=engine, format=format, progress=progress, service_ports=ports, jobs=jobs
     )
 
 

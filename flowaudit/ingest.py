@@ -322,17 +322,76 @@ def ingest_paths(
     format: str = "auto",
     progress: Progress | None = None,
     service_ports: ServicePorts = (),
+    jobs: int = 1,
 ) -> list[IngestResult]:
-    """Ingest captures or flow-record files into ``store``, each in its own format."""
+    """Ingest captures or flow-record files into ``store``, each in its own format.
+
+    ``jobs`` > 1 ingests up to that many inputs at once, each in a worker process (each
+    capture's commit protocol is the same: visible only when complete; two copies of one
+    capture race for its lock and one adds nothing). Results come in input order; the
+    first failure stops the inputs not yet started and is raised once the running ones end
+    (what finished is committed, as in a serial run). ``progress`` is serial-only."""
+    todo = [Path(p) for p in paths]
+    if jobs > 1 and len(todo) > 1:
+        return _ingest_parallel(todo, store, engine, format, service_ports, jobs)
     out: list[IngestResult] = []
-    for p in map(Path, paths):
-        fmt = input_format(p, format)
-        if fmt == "pcap":
-            out.append(
-                ingest_file(p, store, engine=engine, progress=progress, service_ports=service_ports)
-            )
-        else:
-            out.extend(ingest_records(p, store, fmt, service_ports))
+    for p in todo:
+        out.extend(_ingest_input(p, store, engine, format, progress, service_ports))
+    return out
+
+
+def _ingest_input(
+    p: Path,
+    store: FlowStore,
+    engine: str,
+    format: str,
+    progress: Progress | None,
+    service_ports: ServicePorts,
+) -> list[IngestResult]:
+    fmt = input_format(p, format)
+    if fmt == "pcap":
+        ports = service_ports
+        return [ingest_file(p, store, engine=engine, progress=progress, service_ports=ports)]
+    return ingest_records(p, store, fmt, service_ports)
+
+
+def _worker(
+    p: Path, root: Path, engine: str, format: str, service_ports: ServicePorts
+) -> tuple[list[IngestResult], list[str]]:
+    """One input, in a worker process: its results and what the store's readers warned."""
+    store = FlowStore(root)
+    return _ingest_input(p, store, engine, format, None, service_ports), store.warnings
+
+
+def _ingest_parallel(
+    todo: list[Path],
+    store: FlowStore,
+    engine: str,
+    format: str,
+    service_ports: ServicePorts,
+    jobs: int,
+) -> list[IngestResult]:
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    # spawn: a fresh interpreter per worker (forking the caller, which may hold threads, is
+    # unsafe); a worker imports the ingest stack once and keeps it for every input it takes
+    ctx = multiprocessing.get_context("spawn")
+    ports = list(service_ports)
+    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx) as pool:
+        futures = [pool.submit(_worker, p, store.root, engine, format, ports) for p in todo]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        if pending:  # a failure: start nothing more, let the running ones finish
+            for f in pending:
+                f.cancel()
+            wait(pending)
+        out: list[IngestResult] = []
+        for f in futures:
+            if f.cancelled():
+                continue
+            results, warnings = f.result()  # the first failure, in input order, is raised
+            out.extend(results)
+            store.warnings.extend(w for w in warnings if w not in store.warnings)
     return out
 
 
