@@ -154,7 +154,7 @@ def query(
     st = _as_store(store)
     st.check_readable()
     matrix = load_matrix(rules, groups)
-    eng = Engine()
+    eng = Engine(spill_dir=st.root)
     try:
         eng.register_flows(st.flow_files())
         eng.register_matrix(matrix)

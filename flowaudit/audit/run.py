@@ -89,7 +89,9 @@ def audit_source(
             }
             for r in records
         )
-        result = run_audit(matrix, files, since=since, until=until, captures=inputs)
+        result = run_audit(
+            matrix, files, since=since, until=until, captures=inputs, spill_dir=st.root
+        )
         if st.warnings:  # what the store's readers skipped (each named, once)
             warnings = [*result.stats.get("warnings", []), *st.warnings]
             result = dataclasses.replace(result, stats={**result.stats, "warnings": warnings})
@@ -103,9 +105,11 @@ def run_audit(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     captures: Sequence[dict[str, Any]] = (),
+    spill_dir: Path | None = None,
 ) -> AuditResult:
-    """Audit the flows (Parquet files or an Arrow table) against ``matrix``."""
-    eng = Engine()
+    """Audit the flows (Parquet files or an Arrow table) against ``matrix`` (``spill_dir``:
+    the store whose ``.tmp`` takes what DuckDB spills, else a system temp directory)."""
+    eng = Engine(spill_dir=spill_dir)
     try:
         prepare_conversations(eng, matrix, flow_source, since, until)
         violations = eng.run("violations")
