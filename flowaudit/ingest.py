@@ -377,6 +377,9 @@ def _ingest_parallel(
     # spawn: a fresh interpreter per worker (forking the caller, which may hold threads, is
     # unsafe); a worker imports the ingest stack once and keeps it for every input it takes
     ctx = multiprocessing.get_context("spawn")
+    from flowaudit.kernels.build import kernels
+
+    kernels()  # a first run builds them here, once (and the caller's notice says so)
     ports = list(service_ports)
     with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx) as pool:
         futures = [pool.submit(_worker, p, store.root, engine, format, ports) for p in todo]
