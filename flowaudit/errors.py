@@ -45,6 +45,13 @@ class OutputError(FlowAuditError):
     """An output file cannot be written."""
 
 
+class WriteError(FlowAuditError):
+    """A file cannot be written at run time (disk full, file too large, permissions):
+    a runtime failure (exit 3) that names the file."""
+
+    usage = False
+
+
 class QueryError(FlowAuditError):
     """A DuckDB query failed. A bug or resource problem, not a user mistake."""
 

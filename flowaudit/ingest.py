@@ -111,7 +111,7 @@ def ingest_file(
     ``service_ports`` (besides the well-known ones) orient flows seen without a SYN: pass
     the matrix's (``Matrix.service_ports``)."""
     t0 = time.perf_counter()
-    p = Path(path)
+    p = _input_path(path)
     is_file = p.is_file()
     size = p.stat().st_size if is_file else 0
     # The BLAKE3 hash runs on the other core from the start (before numpy, pyarrow and the
@@ -244,12 +244,12 @@ def ingest_records(
     path: str | Path, store: FlowStore, fmt: str, service_ports: ServicePorts = ()
 ) -> list[IngestResult]:
     """Ingest one record file (or, for nfcapd, a directory of them) into ``store``."""
-    p = Path(path)
-    if not p.exists():
-        raise CaptureError(f"{p}: no such file or directory")
+    p = _input_path(path)
     if fmt == "nfcapd" and p.is_dir():
         from flowaudit.records.nfcapd import nfcapd_files
 
+        if not nfcapd_files(p, hash_files=False):
+            raise CaptureError(f"{p}: no nfcapd.* file in this directory: nothing to ingest")
         seen = {rec.blake3 for rec in store.captures()}
         return [
             _ingest_one(f, store, fmt, digest, service_ports) for f, digest in nfcapd_files(p, seen)
@@ -257,6 +257,21 @@ def ingest_records(
     if p.is_dir():
         raise CaptureError(f"{p}: is a directory (only --format nfcapd reads directories)")
     return [_ingest_one(p, store, fmt, digest_file(p), service_ports)]
+
+
+def _input_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` when it can be ingested: a regular file or a directory (never a device, a
+    pipe or a socket: an endless stream would be hashed forever, and a pipe cannot be
+    read twice, once for the digest and once for the flows)."""
+    p = Path(path)
+    if not p.exists():
+        raise CaptureError(f"{p}: no such file or directory")
+    if not (p.is_file() or p.is_dir()):
+        raise CaptureError(
+            f"{p}: not a regular file (a device, pipe or socket)",
+            hint="save the capture or log to a file first",
+        )
+    return p
 
 
 def _ingest_one(
@@ -333,6 +348,7 @@ def ingest_paths(
     (what finished is committed, as in a serial run). ``progress`` is serial-only."""
     todo = [Path(p) for p in paths]
     if jobs > 1 and len(todo) > 1:
+        todo = [_input_path(p) for p in todo]  # refused before any worker starts
         return _ingest_parallel(todo, store, engine, format, service_ports, jobs)
     out: list[IngestResult] = []
     for p in todo:
@@ -348,6 +364,7 @@ def _ingest_input(
     progress: Progress | None,
     service_ports: ServicePorts,
 ) -> list[IngestResult]:
+    p = _input_path(p)
     fmt = input_format(p, format)
     if fmt == "pcap":
         ports = service_ports

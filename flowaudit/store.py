@@ -34,7 +34,7 @@ from typing import Any
 
 from flowaudit._util.time import TIME_MAX_US, TIME_MIN_US, iso_us
 from flowaudit._util.version import __version__
-from flowaudit.errors import StoreError
+from flowaudit.errors import StoreError, WriteError
 from flowaudit.store_check import (
     CHECK_HINT,
     OWNER_FILE,
@@ -253,9 +253,12 @@ class StoreWriter:
                 part = table.take(fixed(pa.int64(), rows))
             n = len(self._written)
             tmp = self.tmp / f"{n:05d}.parquet"
-            pq.write_table(
-                part, tmp, compression="zstd", row_group_size=256_000, use_dictionary=_DICT
-            )
+            try:
+                pq.write_table(
+                    part, tmp, compression="zstd", row_group_size=256_000, use_dictionary=_DICT
+                )
+            except OSError as e:  # disk full, file too large: name the file, exit 3
+                raise WriteError(f"{tmp}: cannot write flows: {e}") from e
             self._written.append((tmp, str(np.datetime64(day, "D"))))
 
     def commit(self, record: CaptureRecord) -> bool:

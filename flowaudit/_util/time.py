@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from flowaudit.errors import UsageError
+
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 #: the times a flow may have, as µs since the epoch: 1970-01-01 up to (not including)
 #: 2262-01-01, so every stored time converts to Python, Parquet and pandas (ns) alike; a
@@ -21,12 +23,16 @@ def to_us(t: dt.datetime) -> int:
 
 
 def as_utc(t: dt.datetime | None) -> dt.datetime | None:
-    """A time as UTC; naive times are taken to be UTC already."""
+    """A time as UTC; naive times are taken to be UTC already. UsageError when the time
+    has no UTC equivalent a datetime can hold (0001-01-01T00:00+14:00)."""
     if t is None:
         return None
     if t.tzinfo is None:
         return t.replace(tzinfo=dt.UTC)
-    return t.astimezone(dt.UTC)
+    try:
+        return t.astimezone(dt.UTC)
+    except OverflowError:
+        raise UsageError(f"{t.isoformat()} is outside the years 1..9999 in UTC") from None
 
 
 def iso(t: dt.datetime | None) -> str | None:

@@ -133,10 +133,15 @@ def parse_time(ctx: click.Context, param: click.Parameter, value: str | None) ->
     """``--since``/``--until``: ISO-8601 → aware datetime (naive means UTC)."""
     if value is None:
         return None
+    from flowaudit._util.time import as_utc
+
     try:
-        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        t = as_utc(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
     except ValueError:
         raise click.BadParameter(
             f"{value!r} is not an ISO-8601 time (e.g. 2026-11-20T08:00Z)"
         ) from None
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+    except FlowAuditError as e:
+        raise click.BadParameter(f"{value!r}: {e.message}") from None
+    assert t is not None
+    return t

@@ -104,10 +104,13 @@ def check_nfcapd(path: Path) -> int:
     return int(version)
 
 
-def nfcapd_files(path: str | Path, seen: set[str] | None = None) -> list[tuple[Path, str]]:
+def nfcapd_files(
+    path: str | Path, seen: set[str] | None = None, *, hash_files: bool = True
+) -> list[tuple[Path, str]]:
     """(file, BLAKE3 digest) of the nfcapd files to read: ``path`` itself, or the ``nfcapd.*``
     files of a directory in name order (``nfcapd.current.*``, still being written, is
-    left out). Files whose digest is in ``seen`` are skipped."""
+    left out). Files whose digest is in ``seen`` are skipped. ``hash_files=False`` lists
+    them without reading them (the digest is then "")."""
     p = Path(path)
     if not p.exists():
         raise CaptureError(f"{p}: no such file or directory")
@@ -119,6 +122,8 @@ def nfcapd_files(path: str | Path, seen: set[str] | None = None) -> list[tuple[P
         )
     else:
         files = [p]
+    if not hash_files:
+        return [(f, "") for f in files]
     out = []
     for f in files:
         digest = digest_file(f)
