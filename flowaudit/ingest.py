@@ -98,6 +98,56 @@ class _Hasher:
         return self._digest
 
 
+_PIPELINE = os.environ.get("FLOWAUDIT_PIPELINE", "1") != "0"
+_AHEAD = 2  # decoded batches waiting for the flow builder (memory: a few MB each)
+
+
+def _decoded_ahead(batches: Iterator[Any]) -> Iterator[Any]:
+    """``batches``, decoded on a reader thread up to ``_AHEAD`` batches ahead of the caller
+    (same batches, same order). The reader's failure is raised here; when the caller stops
+    early (a failure of its own) the reader stops at its next batch and closes the source."""
+    import queue
+
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=_AHEAD)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for batch in batches:
+                if not put(("batch", batch)):
+                    break
+            put(("end", None))
+        except BaseException as e:  # handed to the consumer, raised there
+            put(("error", e))
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+
+    reader = threading.Thread(target=run, name="flowaudit-decode", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
+
+
 def ingest_file(
     path: str | Path,
     store: FlowStore,
@@ -159,11 +209,16 @@ def _ingest(
     writer = store.begin(capture_id=hasher.digest)
     try:
         stats = opened.stats
-        # Parse and build flows on this thread, the hash on the other core: the hash is
-        # the longest single task, so it gets a core to itself (a third thread for the flow
-        # builder was measured slower: it takes CPU from the hash).
-        for batch in opened.batches:
-            writer.add(builder.add(batch))
+        # Build flows on this thread while the reader decodes the next batches on another
+        # (both kernels release the GIL) and the hash runs beside both.
+        batches = _decoded_ahead(opened.batches) if _PIPELINE else opened.batches
+        try:
+            for batch in batches:
+                writer.add(builder.add(batch))
+        finally:  # a failure here stops the reader thread at once
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
         writer.add(builder.finish())
         if engine == "auto" and stats.frames and stats.unsupported == stats.frames:
             from flowaudit.packets.tshark import tshark_available

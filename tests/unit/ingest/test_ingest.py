@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,34 @@ def test_many_spills_in_the_background_lose_nothing(
     q = "SELECT count(*) AS n, count(DISTINCT capture_id) AS c, min(capture_id) AS id FROM flows"
     assert api.query(q, store=tmp_path).to_pylist() == [{"n": 600, "c": 1, "id": "c" * 64}]
     assert not (tmp_path / ".tmp").exists() or not any((tmp_path / ".tmp").iterdir())
+
+
+def test_decoding_ahead_keeps_order_and_passes_failures_both_ways() -> None:
+    import threading
+
+    from flowaudit.ingest import _decoded_ahead
+
+    assert list(_decoded_ahead(iter(range(100)))) == list(range(100))
+
+    def broken() -> Iterator[int]:
+        yield 1
+        raise CaptureError("x.pcap: truncated at byte 99")
+
+    with pytest.raises(CaptureError, match="byte 99"):
+        list(_decoded_ahead(broken()))
+    closed = threading.Event()
+
+    def endless() -> Iterator[int]:
+        try:
+            n = 0
+            while True:
+                n += 1
+                yield n
+        finally:
+            closed.set()
+
+    gen = _decoded_ahead(endless())
+    assert next(gen) == 1
+    gen.close()  # the consumer failed: the reader stops and closes its source
+    assert closed.is_set()
+    assert not any(t.name == "flowaudit-decode" for t in threading.enumerate())
