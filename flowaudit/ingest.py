@@ -66,9 +66,9 @@ class _Hasher:
     """The capture's BLAKE3 digest, computed in a background thread from construction on.
 
     The file is hashed straight from the page cache through a sliding ``mmap`` window
-    (no copy into a read buffer; resident memory bounded by the window). hashlib
-    releases the GIL while it hashes a window and the kernels release it while they
-    run, so the hash has the other core to itself while the main thread parses.
+    (no copy into a read buffer; resident memory bounded by the window). blake3 releases
+    the GIL while it hashes a window and the kernels release it while they run, so the
+    hash runs on the other core while the reader and the flow builder work.
     """
 
     def __init__(self, path: Path) -> None:
