@@ -116,7 +116,7 @@ def build_store(store: Path, n: int, seed: int = 1) -> None:
         )
         writer.add(table)
     rec = CaptureRecord(
-        sha256="b" * 64,
+        blake3="b" * 64,
         path="synthetic",
         size=0,
         source_kind="pcap",

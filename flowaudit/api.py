@@ -44,6 +44,7 @@ def ingest(
     progress: Progress | None = None,
     rules: str | os.PathLike[str] | None = None,
     groups: dict[str, list[str]] | None = None,
+    jobs: int = 1,
 ) -> list[IngestResult]:
     """Ingest captures or flow-record files into the store; known inputs add nothing.
 
@@ -53,7 +54,8 @@ def ingest(
     magic bytes, else nfcapd/Zeek/Hubble by content. NetFlow inside a pcap is never
     guessed: a capture of VLAN 111 may legitimately contain export traffic to audit.
     ``rules``: the matrix whose service ports orient flows seen without a SYN (default:
-    the shipped one).
+    the shipped one). ``jobs``: how many inputs to ingest at once (worker processes; each
+    capture still commits atomically); ``progress`` is reported only when ``jobs`` is 1.
     """
     from flowaudit.ingest import ingest_paths
 
@@ -61,7 +63,7 @@ def ingest(
     paths = [captures] if isinstance(captures, str | os.PathLike) else list(captures)
     ports = load_matrix(rules, groups).service_ports
     return ingest_paths(
-        paths, st, engine=engine, format=format, progress=progress, service_ports=ports
+        paths, st, engine=engine, format=format, progress=progress, service_ports=ports, jobs=jobs
     )
 
 
@@ -165,7 +167,7 @@ def query(
     st = _as_store(store)
     st.check_readable()
     matrix = load_matrix(rules, groups)
-    eng = Engine()
+    eng = Engine(spill_dir=st.root)
     try:
         eng.register_flows(st.flow_files())
         eng.register_matrix(matrix)
@@ -337,6 +339,75 @@ def _configured(
     return (load_matrix(path, configure) if configure else plain), rest
 
 
+SAMPLE = "vlan111-mixed.pcap"  # the shipped sample selftest ingests and audits
+SAMPLE_ADMIN = {"admin_workstations": ["10.25.100.10", "10.25.100.11"]}
+
+
+def shipped_sample() -> tuple[Path, dict[str, Any]]:
+    """The sample capture shipped with flowaudit and its ground truth (``…truth.summary``):
+    ``flowaudit/_samples`` in a wheel, else ``<repo>/samples/pcaps``."""
+    import json
+
+    packaged = Path(__file__).resolve().parent / "_samples"
+    repo = Path(__file__).resolve().parent.parent / "samples" / "pcaps"
+    folder = packaged if packaged.is_dir() else repo
+    pcap = folder / SAMPLE
+    truth = folder / SAMPLE.replace(".pcap", ".truth.summary.json")
+    if not pcap.is_file() or not truth.is_file():
+        raise UsageError(f"{folder}: the shipped sample {SAMPLE} (and its truth) is missing")
+    return pcap, json.loads(truth.read_text(encoding="utf-8"))
+
+
+@dataclasses.dataclass
+class SelfTest:
+    """What ``selftest`` checked: one line per step, and what went wrong (none: all well)."""
+
+    lines: list[str] = dataclasses.field(default_factory=list)
+    problems: list[str] = dataclasses.field(default_factory=list)
+
+
+def selftest() -> SelfTest:
+    """Build (or load) the compiled kernels, then ingest and audit the shipped sample in a
+    temporary store and compare with its ground truth: packets, flows, and the flows of
+    each violation reason. Installs and CI run it so the first real ingest starts warm."""
+    import tempfile
+    import time
+
+    from flowaudit._util.arrow import pylist
+    from flowaudit.kernels.build import kernels
+
+    out = SelfTest()
+    t = time.perf_counter()
+    k = kernels()
+    how = "ahead-of-time module" if k.origin.startswith("aot:") else "numba JIT (no AOT build)"
+    out.lines.append(f"kernels: {how}, ready in {time.perf_counter() - t:.2f} s")
+    pcap, truth = shipped_sample()
+    with tempfile.TemporaryDirectory(prefix="flowaudit-selftest-") as tmp:
+        t = time.perf_counter()
+        (res,) = ingest(pcap, Path(tmp) / "store")
+        out.lines.append(f"ingest: {res.summary()} (blake3 {res.blake3[:16]}…)")
+        for what, got, want in (("packets", res.packets, truth["packets"]),
+                                ("flows", res.flows, truth["flows"])):  # fmt: skip
+            if got != want:
+                out.problems.append(f"ingest of {pcap.name}: {got} {what}, expected {want}")
+        report = audit(store=Path(tmp) / "store", groups=SAMPLE_ADMIN)
+        by_reason: dict[str, int] = {}
+        for v in pylist(report.violations):
+            by_reason[v["reason"]] = by_reason.get(v["reason"], 0) + int(v["flows"])
+        # the LAN control plane is apart from the violations
+        want_reasons = {
+            k: n for k, n in truth["labels"].items() if k not in ("approved", "control-plane")
+        }
+        out.lines.append(
+            f"audit: {report.flows} flows, {report.violations.num_rows} violations "
+            f"({', '.join(f'{r} {n}' for r, n in sorted(by_reason.items()))})"
+        )
+        if by_reason != want_reasons:
+            out.problems.append(f"audit of {pcap.name}: violation flows {by_reason}, "
+                                f"expected {want_reasons}")  # fmt: skip
+    return out
+
+
 def _as_store(store: str | os.PathLike[str] | FlowStore) -> FlowStore:
     return store if isinstance(store, FlowStore) else FlowStore(store)
 
@@ -355,4 +426,6 @@ __all__ = [
     "load_matrix",
     "open_store",
     "propose_rules",
+    "selftest",
+    "shipped_sample",
 ]

@@ -20,6 +20,10 @@ class FlowAuditError(Exception):
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
 
+    def __reduce__(self) -> tuple[type[FlowAuditError], tuple[str, str | None]]:
+        # message and hint survive pickling (an error raised in an ingest worker process)
+        return (type(self), (self.message, self.hint))
+
 
 class UsageError(FlowAuditError):
     """Inconsistent arguments (e.g. --since after --until)."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flowaudit._util.files import file_digest, sha256_file
+from flowaudit._util.files import digest_file, file_digest
 from flowaudit.choices import INPUT_FORMATS, RECORD_FORMATS
 from flowaudit.errors import CaptureError, UsageError
 from flowaudit.packets import open_capture
@@ -38,7 +38,7 @@ class IngestResult:
     """What one capture's ingest did (for the CLI summary and the API)."""
 
     path: str
-    sha256: str
+    blake3: str  # the capture id (BLAKE3-256 hex of the file)
     source_kind: str
     reader: str
     packets: int = 0
@@ -54,7 +54,7 @@ class IngestResult:
     def summary(self) -> str:
         name = Path(self.path).name
         if self.already_ingested:
-            return f"{name}: already in the store (sha256 {self.sha256[:12]}…), nothing added"
+            return f"{name}: already in the store (blake3 {self.blake3[:12]}…), nothing added"
         detail = f" ({self.non_ip_detail})" if self.non_ip_detail else ""
         non_ip = f"{self.non_ip:,} non-IP{detail}, " if self.unit == "packets" else ""
         how = {"tshark": " (tshark engine)", "fast": ""}.get(self.reader, f" ({self.source_kind})")
@@ -65,12 +65,12 @@ class IngestResult:
 
 
 class _Hasher:
-    """The capture's sha256, computed in a background thread from construction on.
+    """The capture's BLAKE3 digest, computed in a background thread from construction on.
 
     The file is hashed straight from the page cache through a sliding ``mmap`` window
-    (no copy into a read buffer; resident memory bounded by the window). hashlib
-    releases the GIL while it hashes a window and the kernels release it while they
-    run, so the hash has the other core to itself while the main thread parses.
+    (no copy into a read buffer; resident memory bounded by the window). blake3 releases
+    the GIL while it hashes a window and the kernels release it while they run, so the
+    hash runs on the other core while the reader and the flow builder work.
     """
 
     def __init__(self, path: Path) -> None:
@@ -78,7 +78,7 @@ class _Hasher:
         self._digest: str | None = None
         self._error: OSError | None = None
         self._cancel = False
-        self._thread = threading.Thread(target=self._run, name="flowaudit-sha256", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="flowaudit-blake3", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
@@ -100,6 +100,56 @@ class _Hasher:
         return self._digest
 
 
+_PIPELINE = os.environ.get("FLOWAUDIT_PIPELINE", "1") != "0"
+_AHEAD = 2  # decoded batches waiting for the flow builder (memory: a few MB each)
+
+
+def _decoded_ahead(batches: Iterator[Any]) -> Iterator[Any]:
+    """``batches``, decoded on a reader thread up to ``_AHEAD`` batches ahead of the caller
+    (same batches, same order). The reader's failure is raised here; when the caller stops
+    early (a failure of its own) the reader stops at its next batch and closes the source."""
+    import queue
+
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=_AHEAD)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for batch in batches:
+                if not put(("batch", batch)):
+                    break
+            put(("end", None))
+        except BaseException as e:  # handed to the consumer, raised there
+            put(("error", e))
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+
+    reader = threading.Thread(target=run, name="flowaudit-decode", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
+
+
 def ingest_file(
     path: str | Path,
     store: FlowStore,
@@ -116,7 +166,7 @@ def ingest_file(
     p = _input_path(path)
     is_file = p.is_file()
     size = p.stat().st_size if is_file else 0
-    # The sha256 runs on the other core from the start (before numpy, pyarrow and the
+    # The BLAKE3 hash runs on the other core from the start (before numpy, pyarrow and the
     # kernels are even imported); the writer stamps it into capture_id when it spills.
     hasher = _Hasher(p) if is_file else None
     try:
@@ -161,11 +211,16 @@ def _ingest(
     writer = store.begin(capture_id=hasher.digest)
     try:
         stats = opened.stats
-        # Parse and build flows on this thread, the sha256 on the other core: the hash is
-        # the longest single task, so it gets a core to itself (a third thread for the flow
-        # builder was measured slower: it takes CPU from the hash).
-        for batch in opened.batches:
-            writer.add(builder.add(batch))
+        # Build flows on this thread while the reader decodes the next batches on another
+        # (both kernels release the GIL) and the hash runs beside both.
+        batches = _decoded_ahead(opened.batches) if _PIPELINE else opened.batches
+        try:
+            for batch in batches:
+                writer.add(builder.add(batch))
+        finally:  # a failure here stops the reader thread at once
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
         writer.add(builder.finish())
         if engine == "auto" and stats.frames and stats.unsupported == stats.frames:
             from flowaudit.packets.tshark import tshark_available
@@ -208,9 +263,9 @@ def _ingest(
         ):
             if n:
                 result.warnings.append(f"{p}: {n} frame(s) {what} skipped")
-        digest = result.sha256 = hasher.digest()
+        digest = result.blake3 = hasher.digest()
         record = CaptureRecord(
-            sha256=digest,
+            blake3=digest,
             path=str(p.resolve()),
             size=size,
             source_kind=opened.source_kind,
@@ -271,13 +326,13 @@ def ingest_records(
 
         if not nfcapd_files(p, hash_files=False):
             raise CaptureError(f"{p}: no nfcapd.* file in this directory: nothing to ingest")
-        seen = {rec.sha256 for rec in store.captures()}
+        seen = {rec.blake3 for rec in store.captures()}
         return [
             _ingest_one(f, store, fmt, digest, service_ports) for f, digest in nfcapd_files(p, seen)
         ]
     if p.is_dir():
         raise CaptureError(f"{p}: is a directory (only --format nfcapd reads directories)")
-    return [_ingest_one(p, store, fmt, sha256_file(p), service_ports)]
+    return [_ingest_one(p, store, fmt, digest_file(p), service_ports)]
 
 
 def _input_path(path: str | os.PathLike[str]) -> Path:
@@ -326,7 +381,7 @@ def _ingest_one(
         if stats.suppressed_warnings:
             warnings.append(f"{p}: {stats.suppressed_warnings} more warnings not shown")
         record = CaptureRecord(
-            sha256=digest,
+            blake3=digest,
             path=str(p.resolve()),
             size=p.stat().st_size,
             source_kind="+".join(sorted(kinds)) or fmt,
@@ -358,17 +413,81 @@ def ingest_paths(
     format: str = "auto",
     progress: Progress | None = None,
     service_ports: ServicePorts = (),
+    jobs: int = 1,
 ) -> list[IngestResult]:
-    """Ingest captures or flow-record files into ``store``, each in its own format."""
+    """Ingest captures or flow-record files into ``store``, each in its own format.
+
+    ``jobs`` > 1 ingests up to that many inputs at once, each in a worker process (each
+    capture's commit protocol is the same: visible only when complete; two copies of one
+    capture race for its lock and one adds nothing). Results come in input order; the
+    first failure stops the inputs not yet started and is raised once the running ones end
+    (what finished is committed, as in a serial run). ``progress`` is serial-only."""
+    todo = [Path(p) for p in paths]
+    if jobs > 1 and len(todo) > 1:
+        todo = [_input_path(p) for p in todo]  # refused before any worker starts
+        return _ingest_parallel(todo, store, engine, format, service_ports, jobs)
     out: list[IngestResult] = []
-    for p in map(_input_path, paths):
-        fmt = input_format(p, format)
-        if fmt == "pcap":
-            out.append(
-                ingest_file(p, store, engine=engine, progress=progress, service_ports=service_ports)
-            )
-        else:
-            out.extend(ingest_records(p, store, fmt, service_ports))
+    for p in todo:
+        out.extend(_ingest_input(p, store, engine, format, progress, service_ports))
+    return out
+
+
+def _ingest_input(
+    p: Path,
+    store: FlowStore,
+    engine: str,
+    format: str,
+    progress: Progress | None,
+    service_ports: ServicePorts,
+) -> list[IngestResult]:
+    p = _input_path(p)
+    fmt = input_format(p, format)
+    if fmt == "pcap":
+        ports = service_ports
+        return [ingest_file(p, store, engine=engine, progress=progress, service_ports=ports)]
+    return ingest_records(p, store, fmt, service_ports)
+
+
+def _worker(
+    p: Path, root: Path, engine: str, format: str, service_ports: ServicePorts
+) -> tuple[list[IngestResult], list[str]]:
+    """One input, in a worker process: its results and what the store's readers warned."""
+    store = FlowStore(root)
+    return _ingest_input(p, store, engine, format, None, service_ports), store.warnings
+
+
+def _ingest_parallel(
+    todo: list[Path],
+    store: FlowStore,
+    engine: str,
+    format: str,
+    service_ports: ServicePorts,
+    jobs: int,
+) -> list[IngestResult]:
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    # spawn: a fresh interpreter per worker (forking the caller, which may hold threads, is
+    # unsafe); a worker imports the ingest stack once and keeps it for every input it takes
+    ctx = multiprocessing.get_context("spawn")
+    from flowaudit.kernels.build import kernels
+
+    kernels()  # a first run builds them here, once (and the caller's notice says so)
+    ports = list(service_ports)
+    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx) as pool:
+        futures = [pool.submit(_worker, p, store.root, engine, format, ports) for p in todo]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        if pending:  # a failure: start nothing more, let the running ones finish
+            for f in pending:
+                f.cancel()
+            wait(pending)
+        out: list[IngestResult] = []
+        for f in futures:
+            if f.cancelled():
+                continue
+            results, warnings = f.result()  # the first failure, in input order, is raised
+            out.extend(results)
+            store.warnings.extend(w for w in warnings if w not in store.warnings)
     return out
 
 

@@ -20,7 +20,7 @@ FLOW_SCHEMA = pa.schema(
     [
         pa.field("flow_id", pa.string(), nullable=False),  # Community ID v1 "1:..."
         pa.field("source_kind", pa.string(), nullable=False),
-        pa.field("capture_id", pa.string(), nullable=False),  # sha256 of the capture
+        pa.field("capture_id", pa.string(), nullable=False),  # BLAKE3-256 of the capture
         pa.field("vlan_id", pa.int16()),  # outermost 802.1Q/802.1ad id, null = untagged
         pa.field("ip_version", pa.int8(), nullable=False),
         pa.field("src_ip", pa.string(), nullable=False),
@@ -58,7 +58,8 @@ FLOW_DESCRIPTIONS: dict[str, str] = {
     "flow_id": "Community ID v1 (1:...), the join key with Zeek, Suricata, Arkime",
     "source_kind": "where the flow came from: pcap, pcapng, netflow5, netflow9, ipfix, "
     "nfcapd, zeek, hubble",
-    "capture_id": "sha256 (hex) of the capture or record file the flow was read from",
+    "capture_id": "BLAKE3-256 (hex, as b3sum prints it) of the capture or record file the "
+    "flow was read from",
     "vlan_id": "outermost 802.1Q/802.1ad VLAN id; null when untagged",
     "ip_version": "4 or 6",
     "src_ip": "initiator address as text (dotted quad / RFC 5952): use this to read or match",

@@ -2,10 +2,10 @@
 
 Layout under the store directory (default ``./flowaudit-data``)::
 
-    flows/date=YYYY-MM-DD/<sha256[:16]>-<run>-<n>.parquet   flow schema v1, Hive-partitioned
-    manifest/<sha256>.json                                   one per ingested capture
+    flows/date=YYYY-MM-DD/<blake3[:16]>-<run>-<n>.parquet   flow schema v1, Hive-partitioned
+    manifest/<blake3>.json                                   one per ingested capture
     .tmp/<run>/                                              an ingest in progress
-    .locks/<sha256>.lock                                     held while a capture is committed
+    .locks/<blake3>.lock                                     held while a capture is committed
 
 Manifests are checked when read (``store_check``): a wrong type, a missing or unknown key
 is a StoreError naming the manifest; a file listed twice, outside ``flows/`` or not a
@@ -39,6 +39,7 @@ from flowaudit.store_check import (
     CHECK_HINT,
     OWNER_FILE,
     Lock,
+    legacy_error,
     owner_identity,
     parquet_problem,
     parse_manifest,
@@ -57,7 +58,7 @@ _DICT = ["source_kind", "capture_id", "src_ip", "dst_ip", "src_addr", "dst_addr"
 class CaptureRecord:
     """One manifest entry: what was ingested, from where, with what result."""
 
-    sha256: str
+    blake3: str  # BLAKE3-256 (hex) of the file's content: the capture id
     path: str
     size: int
     source_kind: str
@@ -115,13 +116,15 @@ class FlowStore:
         StoreError when a manifest cannot be read honestly; what readers skip is added to
         ``warnings``."""
         found = read_manifests(self.root)
+        if found.legacy:
+            raise legacy_error(self.root, found.legacy)
         if found.errors:
             raise found.errors[0]
         self.warnings.extend(w for w in found.warnings if w not in self.warnings)
         return [CaptureRecord(**data) for _, data in found.entries]
 
-    def get(self, sha256: str) -> CaptureRecord | None:
-        p = self.manifest_dir / f"{sha256}.json"
+    def get(self, digest: str) -> CaptureRecord | None:
+        p = self.manifest_dir / f"{digest}.json"
         if not p.exists():
             return None
         return CaptureRecord(**parse_manifest(p))
@@ -132,8 +135,8 @@ class FlowStore:
         wanted = set(capture_ids) if capture_ids is not None else None
         files: list[tuple[Path, str]] = []  # (file, its manifest's name)
         for rec in self.captures():
-            if wanted is None or rec.sha256 in wanted:
-                files.extend((self.root / f, f"{rec.sha256}.json") for f in rec.files)
+            if wanted is None or rec.blake3 in wanted:
+                files.extend((self.root / f, f"{rec.blake3}.json") for f in rec.files)
         missing = [f for f, _ in files if not f.exists()]
         if missing:
             raise StoreError(
@@ -160,6 +163,9 @@ class FlowStore:
             self.manifest_dir.mkdir(exist_ok=True)
         except OSError as e:
             raise StoreError(f"{self.root}: cannot create flow store: {e.strerror}") from e
+        legacy = read_manifests(self.root).legacy
+        if legacy:  # never a BLAKE3 capture beside SHA-256 ones
+            raise legacy_error(self.root, legacy)
         return StoreWriter(self, capture_id)
 
 
@@ -260,15 +266,15 @@ class StoreWriter:
         self._spill()
         self._drain()
         store = self.store
-        lock = Lock(store.root / ".locks" / f"{record.sha256}.lock")
+        lock = Lock(store.root / ".locks" / f"{record.blake3}.lock")
         try:
             with lock:
                 self.warnings.extend(lock.warnings)
-                if (store.manifest_dir / f"{record.sha256}.json").exists():
+                if (store.manifest_dir / f"{record.blake3}.json").exists():
                     return False
                 # everything that can fail on the data is done before a file moves
                 moves = [
-                    (tmp, f"flows/date={day}/{record.sha256[:16]}-{self.run}-{tmp.stem}.parquet")
+                    (tmp, f"flows/date={day}/{record.blake3[:16]}-{self.run}-{tmp.stem}.parquet")
                     for tmp, day in self._written
                 ]
                 record.files = [dest for _, dest in moves]
@@ -282,7 +288,7 @@ class StoreWriter:
                         (store.root / dest).parent.mkdir(parents=True, exist_ok=True)
                         os.replace(tmp, store.root / dest)
                         moved.append(store.root / dest)
-                    atomic_write_text(store.manifest_dir / f"{record.sha256}.json", manifest)
+                    atomic_write_text(store.manifest_dir / f"{record.blake3}.json", manifest)
                 except BaseException:
                     for done in moved:  # no flow file without its manifest
                         done.unlink(missing_ok=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import time
 import uuid
@@ -36,7 +37,7 @@ OWNER_FILE = "owner.json"
 # ------------------------------------------------------------------ manifest schema
 # every key CaptureRecord writes, with its type; the first eight are required
 MANIFEST_FIELDS: dict[str, str] = {
-    "sha256": "sha256",
+    "blake3": "hex64",
     "path": "str",
     "size": "count",
     "source_kind": "str",
@@ -54,7 +55,7 @@ MANIFEST_FIELDS: dict[str, str] = {
 }
 REQUIRED = tuple(MANIFEST_FIELDS)[:8]
 _EXPECTED = {
-    "sha256": "64 lowercase hex digits",
+    "hex64": "64 lowercase hex digits",
     "str": "a string",
     "str?": "a string or null",
     "count": "an integer >= 0",
@@ -69,7 +70,7 @@ def _is_int(v: Any) -> bool:
 
 
 def _valid(kind: str, v: Any) -> bool:
-    if kind == "sha256":
+    if kind == "hex64":
         return isinstance(v, str) and _HEX64.fullmatch(v) is not None
     if kind == "str":
         return isinstance(v, str)
@@ -98,6 +99,13 @@ def parse_manifest(path: Path) -> dict[str, Any]:
         raise StoreError(f"{path}: manifest is not valid JSON: {e}", hint=CHECK_HINT) from e
     if not isinstance(data, dict):
         raise StoreError(f"{path}: manifest is {_json_kind(data)}, not an object", CHECK_HINT)
+    if "blake3" not in data and "sha256" in data:
+        raise LegacyManifest(
+            f"{path}: written by flowaudit {data.get('flowaudit_version', '?')} with SHA-256 "
+            "capture ids (this version keys captures by BLAKE3)",
+            hint=CHECK_HINT,
+            data=data,
+        )
     unknown = sorted(k for k in data if k not in MANIFEST_FIELDS)
     if unknown:
         ver = data.get("flowaudit_version")
@@ -116,11 +124,47 @@ def parse_manifest(path: Path) -> dict[str, Any]:
                 f"expected {_EXPECTED[kind]}",
                 hint=CHECK_HINT,
             )
-    if data["sha256"] != path.stem:
+    if data["blake3"] != path.stem:
         raise StoreError(
-            f"{path}: manifest of sha256 {data['sha256']}, named for another", CHECK_HINT
+            f"{path}: manifest of blake3 {data['blake3']}, named for another", CHECK_HINT
         )
     return data
+
+
+class LegacyManifest(StoreError):
+    """A manifest of flowaudit <= 0.1.0, keyed by the capture's SHA-256: its store must be
+    rebuilt (``rebuild_command``), never mixed with BLAKE3 ids."""
+
+    def __init__(self, message: str, hint: str | None, data: dict[str, Any]) -> None:
+        super().__init__(message, hint)
+        self.data = data
+
+
+def rebuild_command(root: Path, legacy: list[dict[str, Any]]) -> str:
+    """The one shell command that rebuilds a store of SHA-256 manifests from its captures
+    (the old store is kept aside as ``<root>.sha256``)."""
+    q = shlex.quote(str(root))
+    by_format: dict[str, list[str]] = {}
+    for data in sorted(legacy, key=lambda d: str(d.get("ingested_at", ""))):
+        fmt = "netflow" if data.get("reader") == "netflow" else "auto"
+        path = data.get("path")
+        if isinstance(path, str) and path not in by_format.setdefault(fmt, []):
+            by_format[fmt].append(path)
+    parts = [f"mv {q} {shlex.quote(str(root) + '.sha256')}"]
+    for fmt, paths in by_format.items():
+        flag = "" if fmt == "auto" else f" --format {fmt}"
+        parts.append(f"flowaudit ingest --store {q}{flag} " + " ".join(map(shlex.quote, paths)))
+    return " && ".join(parts)
+
+
+def legacy_error(root: Path, legacy: list[tuple[Path, dict[str, Any]]]) -> StoreError:
+    """The StoreError (exit 2) refusing a store written with SHA-256 capture ids."""
+    return StoreError(
+        f"{root}: written by flowaudit <= 0.1.0 with SHA-256 capture ids ({len(legacy)} "
+        f"manifest(s), e.g. {legacy[0][0].name}); this version keys captures by their BLAKE3 "
+        "digest and never mixes the two",
+        hint="rebuild it from its captures: " + rebuild_command(root, [d for _, d in legacy]),
+    )
 
 
 @dataclass
@@ -133,6 +177,7 @@ class Manifests:
     errors: list[StoreError] = field(default_factory=list)
     named: set[Path] = field(default_factory=set)  # every file any manifest names (resolved)
     unreadable: list[Path] = field(default_factory=list)
+    legacy: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)  # SHA-256 ids
 
 
 def read_manifests(root: Path) -> Manifests:
@@ -144,11 +189,14 @@ def read_manifests(root: Path) -> Manifests:
     for p in sorted(mdir.glob("*.json")):
         try:
             out.entries.append((p, parse_manifest(p)))
+        except LegacyManifest as e:
+            out.legacy.append((p, e.data))
+            out.named.update(_named_anyway(root, p))
         except StoreError as e:
             out.errors.append(e)
             out.unreadable.append(p)
             out.named.update(_named_anyway(root, p))
-    out.entries.sort(key=lambda e: (e[1].get("ingested_at", ""), e[1]["sha256"]))
+    out.entries.sort(key=lambda e: (e[1].get("ingested_at", ""), e[1]["blake3"]))
     flows = (root / "flows").resolve()
     owners: dict[Path, list[tuple[Path, str]]] = {}  # file → [(manifest, entry as written)]
     for p, data in out.entries:
@@ -466,6 +514,8 @@ def check_store(root: Path, *, repair: bool = False, verify_digests: bool = Fals
                 Problem(f"{rel(str(junk))}: unfinished manifest write", _remover(junk))
             )
     m = read_manifests(root)
+    if m.legacy:
+        res.problems.append(Problem(str(legacy_error(root, m.legacy)).replace("\n  hint: ", "; ")))
     res.problems += [Problem(rel(e.message)) for e in m.errors]
     res.problems += [Problem(rel(w)) for w in m.warnings]
     res.captures = len(m.entries)
@@ -534,7 +584,7 @@ def parquet_problem(path: Path) -> tuple[str | None, int]:
 
 
 def _digest_problems(p: Path, data: dict[str, Any], notes: list[str], rel: Any) -> list[Problem]:
-    from flowaudit._util.files import sha256_file
+    from flowaudit._util.files import digest_file
     from flowaudit.errors import FlowAuditError
 
     capture = Path(data["path"])
@@ -542,11 +592,11 @@ def _digest_problems(p: Path, data: dict[str, Any], notes: list[str], rel: Any) 
         notes.append(f"{rel(str(p))}: capture {capture} is gone; digest not verified")
         return []
     try:
-        digest = sha256_file(capture)
+        digest = digest_file(capture)
     except FlowAuditError as e:
         return [Problem(f"{rel(str(p))}: {e.message}")]
-    if digest != data["sha256"]:
-        return [Problem(f"{rel(str(p))}: capture {capture} changed since ingest (sha256 {digest})")]
+    if digest != data["blake3"]:
+        return [Problem(f"{rel(str(p))}: capture {capture} changed since ingest (blake3 {digest})")]
     return []
 
 

@@ -9,6 +9,11 @@ Engine specifics (DuckDB) stay in this module; the SQL is kept portable.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
+import uuid
 from collections.abc import Sequence
 from functools import cache
 from importlib.resources import files
@@ -43,6 +48,10 @@ OFFLINE: dict[str, str | bool | int | float | list[str]] = {
 DESCRIBE_SCHEMA = pa.schema([(name, pa.string()) for name in ("view", "column", "type", "meaning")])
 #: the views an ad-hoc query (``read_only_query``) sees
 VIEWS = ("flows", "rules", "hosts", "scope")
+#: DuckDB's memory bound (beyond it, sorts, joins and aggregates spill to the temp
+#: directory); FLOWAUDIT_MEMORY_LIMIT overrides it ("2GB", "75%" ... as DuckDB reads them)
+MEMORY_LIMIT = "512MB"
+MEMORY_ENV = "FLOWAUDIT_MEMORY_LIMIT"
 
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",
@@ -76,15 +85,36 @@ def load_sql(name: str) -> str:
 
 
 class Engine:
-    """One DuckDB connection with ``flows``, ``rules``, ``hosts`` and ``scope`` registered."""
+    """One DuckDB connection with ``flows``, ``rules``, ``hosts`` and ``scope`` registered.
 
-    def __init__(self, *, threads: int | None = None) -> None:
+    Memory is bounded (``MEMORY_LIMIT``, or ``FLOWAUDIT_MEMORY_LIMIT``); what does not fit
+    spills into a private directory, ``<store>/.tmp/audit-<run>/`` when ``spill_dir`` (the
+    store's root) is given and writable, else a system temp directory, removed by ``close``.
+    """
+
+    def __init__(self, *, threads: int | None = None, spill_dir: Path | None = None) -> None:
         # offline by design: never fetch or load an extension behind a query's back
         self.con = duckdb.connect(":memory:", config=dict(OFFLINE))
         self._files: list[str] = []
         self._locked = False
-        if threads:
-            self.con.execute("SET threads = $n", {"n": threads})
+        self.temp_dir: Path | None = None
+        try:
+            if threads:
+                self.con.execute("SET threads = $n", {"n": threads})
+            limit = os.environ.get(MEMORY_ENV) or MEMORY_LIMIT
+            try:
+                self.con.execute("SET memory_limit = $v", {"v": limit})
+            except duckdb.Error as e:
+                raise UsageError(
+                    f"{MEMORY_ENV}={limit!r}: not a memory limit DuckDB reads ({e})",
+                    hint="e.g. 512MB, 2GB or 50%",
+                ) from None
+            self.temp_dir = _spill_directory(spill_dir)
+            # set before any lock_down: spilling then stays possible in the sandbox
+            self.con.execute("SET temp_directory = $v", {"v": str(self.temp_dir)})
+        except BaseException:
+            self.close()
+            raise
 
     def register_flows(self, source: Sequence[Path] | pa.Table) -> None:
         """Register the ``flows`` view over Parquet files (or an Arrow table)."""
@@ -208,3 +238,22 @@ class Engine:
 
     def close(self) -> None:
         self.con.close()
+        if self.temp_dir is not None:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+            self.temp_dir = None
+
+
+def _spill_directory(store_root: Path | None) -> Path:
+    """A fresh directory for DuckDB's spill files: in the store's ``.tmp`` (beside the data,
+    with an owner file so `store check` knows a dead audit's leftovers), else system temp."""
+    if store_root is not None:
+        from flowaudit.store_check import OWNER_FILE, owner_identity
+
+        d = Path(store_root) / ".tmp" / f"audit-{uuid.uuid4().hex[:12]}"
+        try:
+            d.mkdir(parents=True)
+            (d / OWNER_FILE).write_text(json.dumps(owner_identity()), encoding="utf-8")
+            return d
+        except OSError:  # a read-only store: spill elsewhere
+            shutil.rmtree(d, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix="flowaudit-duckdb-"))

@@ -69,8 +69,8 @@ def audit_source(
                 ingest_file(p, st, engine=engine, progress=progress, service_ports=ports)
                 for p in captures
             ]
-            wanted = {r.sha256 for r in results}
-            records = [r for r in st.captures() if r.sha256 in wanted]
+            wanted = {r.blake3 for r in results}
+            records = [r for r in st.captures() if r.blake3 in wanted]
             files = st.flow_files(wanted)
         else:
             st = store if store is not None else FlowStore(DEFAULT_STORE)
@@ -85,7 +85,7 @@ def audit_source(
         inputs = tuple(
             {
                 "name": Path(r.path).name,
-                "sha256": r.sha256,
+                "blake3": r.blake3,
                 "packets": r.packets,
                 "flows": r.flows,
                 "source_kind": r.source_kind,
@@ -100,6 +100,7 @@ def audit_source(
             captures=inputs,
             control_plane=control_plane,
             strict=strict,
+            spill_dir=st.root,
         )
         if st.warnings:  # what the store's readers skipped (each named, once)
             warnings = [*result.stats.get("warnings", []), *st.warnings]
@@ -116,13 +117,16 @@ def run_audit(
     captures: Sequence[dict[str, Any]] = (),
     control_plane: ControlPlane | None = None,
     strict: bool = False,
+    spill_dir: Path | None = None,
 ) -> AuditResult:
     """Audit the flows (Parquet files or an Arrow table) against ``matrix``.
 
     ``control_plane``: the LAN control-plane list (default the shipped one); its traffic
-    is listed apart unless ``strict``, which reports it as violations (``control-plane``)."""
+    is listed apart unless ``strict``, which reports it as violations (``control-plane``).
+    ``spill_dir``: the store whose ``.tmp`` takes what DuckDB spills, else a system temp
+    directory."""
     cplane = control_plane if control_plane is not None else load_control_plane()
-    eng = Engine()
+    eng = Engine(spill_dir=spill_dir)
     try:
         prepare_conversations(eng, matrix, flow_source, since, until)
         eng.register_rows("control_plane", CONTROL_PLANE, cplane.rows())

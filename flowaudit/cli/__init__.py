@@ -32,11 +32,23 @@ EPILOG = "Exit codes: 0 no findings, 1 findings, 2 bad usage or bad input, 3 run
 @click.version_option(package_name="flowaudit")
 def cli() -> None:
     """flowaudit: check captured traffic against an approved port matrix."""
+    from flowaudit.kernels.build import on_build
+
+    # a fresh install's first ingest compiles the kernels for 15-30 s: say so, on stderr
+    on_build(lambda message: click.echo(f"flowaudit: {message}", err=True))
 
 
 def _register() -> None:
     # each sibling module exposes register(group)
-    for name in ("rules_cmd", "ingest_cmd", "audit_cmd", "query_cmd", "evidence_cmd", "store_cmd"):
+    for name in (
+        "rules_cmd",
+        "ingest_cmd",
+        "audit_cmd",
+        "query_cmd",
+        "evidence_cmd",
+        "store_cmd",
+        "selftest_cmd",
+    ):
         mod = __import__(f"flowaudit.cli.{name}", fromlist=["register"])
         mod.register(cli)
 

@@ -57,9 +57,9 @@ def evidence(
 ) -> None:
     """Write the packets of each FINDING_ID (an id from `flowaudit audit`, or a unique
     prefix of at least 6 hex digits; or --all violations) to DIR/<id>.pcap, with
-    DIR/<id>.json saying what they are: the finding, the captures and the slice with sha256,
-    the flows, first/last packet time, the matrix digest and, where tshark is installed,
-    what the traffic is.
+    DIR/<id>.json saying what they are: the finding, the captures (BLAKE3 and SHA-256) and
+    the slice (SHA-256), the flows, first/last packet time, the matrix digest and, where
+    tshark is installed, what the traffic is.
 
     Audit the same captures with the same --rules/--group/--since/--until as the report
     the ids came from. Exit 0 on success, 2 on bad input (unknown id, not a capture ...).

@@ -27,6 +27,15 @@ PROGRESS_MIN_BYTES = 32 << 20
     "NetFlow/IPFIX exports (in a pcap or raw datagrams) need --format netflow.",
 )
 @rules_path_option
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Inputs ingested at once, each in a worker process [default: half the cores, as "
+    "each ingest keeps two busy: parser and hash]. Each capture still becomes visible only "
+    "when complete.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary lines.")
 def ingest(
     captures: tuple[str, ...],
@@ -34,28 +43,44 @@ def ingest(
     engine: str,
     fmt: str,
     rules_path: str | None,
+    jobs: int | None,
     quiet: bool,
 ) -> None:
     """Read CAPTURES (pcap/pcapng, .gz too, or flow records) and add their flows to the store.
 
-    A capture already in the store (same sha256) adds nothing. Warnings about
+    A capture already in the store (same BLAKE3 digest of its content) adds nothing. Warnings about
     truncated or undecodable data go to stderr; what could be read is kept. The
     matrix (--rules) names the service ports that orient flows seen without a SYN.
     """
+    import os
+
     from flowaudit import api
 
+    if jobs is None:  # each ingest keeps two cores busy: its parser and the hash beside it
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        jobs = max(1, cores // 2)
     with handle_errors():
         store = api.open_store(store_dir)
+        if jobs > 1 and len(captures) > 1:  # worker processes; summaries in input order
+            results = api.ingest(
+                list(captures), store, engine=engine, format=fmt, rules=rules_path, jobs=jobs
+            )
+            _report(results, quiet)
+            return
         for path in captures:
             with _progress(path, quiet) as cb:
                 results = api.ingest(
                     path, store, engine=engine, format=fmt, progress=cb, rules=rules_path
                 )
-            for res in results:
-                for w in res.warnings:
-                    click.echo(f"flowaudit: warning: {w}", err=True)
-                if not quiet:
-                    click.echo(res.summary(), err=True)
+            _report(results, quiet)
+
+
+def _report(results: Any, quiet: bool) -> None:
+    for res in results:
+        for w in res.warnings:
+            click.echo(f"flowaudit: warning: {w}", err=True)
+        if not quiet:
+            click.echo(res.summary(), err=True)
 
 
 class _progress:

@@ -61,7 +61,7 @@ def check(store_dir: str, repair: bool, verify_digests: bool) -> None:
         if any(p.fix is None for p in left):
             click.echo(
                 "hint: --repair never edits a manifest nor removes a file one names; move a bad "
-                "manifest/<sha256>.json away and ingest its capture again to rebuild it",
+                "manifest/<blake3>.json away and ingest its capture again to rebuild it",
                 err=True,
             )
         sys.exit(1)

@@ -8,10 +8,10 @@ selects their packets from each capture (``evidence.select``: fast reader, or ts
 ``engine="tshark"``) and copies those records unchanged into ``OUT_DIR/<id>.pcap``
 (``evidence.slicer``). The
 manifest ``OUT_DIR/<id>.json`` says what the slice is: the finding (the JSON report's
-violation object), the captures and the slice with sha256 and sizes, the flows, the
-first/last packet time, the matrix digest, and tshark enrichment when available. Both
-files are written to a temp name and renamed, pcap first, so a manifest only exists
-next to a complete slice.
+violation object), the captures (their BLAKE3 capture id and SHA-256) and the slice
+(SHA-256) with sizes, the flows, the first/last packet time, the matrix digest, and tshark
+enrichment when available. Both files are written to a temp name and renamed, pcap first,
+so a manifest only exists next to a complete slice.
 
 Captures are sliced in the order given; packets of one capture keep capture order.
 ``EvidenceSource`` audits once and writes any number of findings (``write_many``: one
@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flowaudit._util.files import digest_file
 from flowaudit._util.time import as_utc, to_us
 from flowaudit.errors import OutputError, UsageError
 
@@ -206,9 +207,10 @@ class EvidenceSource:
                 until=self.until,
                 engine=engine,
             )
-            # the ingest hashed them already: its manifest has each resolved path's sha256
-            known = {r.path: r.sha256 for r in self.store.captures()}
-            self.digests = {p: known.get(str(p.resolve())) or sha256_of(p) for p in self.paths}
+            # the ingest hashed them already: its manifest has each resolved path's capture
+            # id (BLAKE3); the SHA-256 a manifest also records is taken when one is written
+            known = {r.path: r.blake3 for r in self.store.captures()}
+            self.digests = {p: known.get(str(p.resolve())) or digest_file(p) for p in self.paths}
         except BaseException:
             self._tmp.cleanup()
             raise
@@ -249,7 +251,7 @@ class EvidenceSource:
         flows = finding_flows(self.store.flow_files(), self.matrix, rows, self.since, self.until)
         keys: list[FlowKey] = []
         owner: list[int] = []  # global tag → position in rows
-        capture_of: list[str] = []  # global tag → capture sha256
+        capture_of: list[str] = []  # global tag → capture id (BLAKE3)
         for k, fl in enumerate(flows):
             keys += flow_keys(fl, first_tag=len(keys))
             owner += [k] * len(fl)
@@ -333,6 +335,8 @@ def _write_all(
         raise OutputError(f"{out}: cannot create the evidence directory: {e.strerror}") from e
     temps = [out / f".{r['finding_id']}.pcap.{uuid.uuid4().hex[:8]}.tmp" for r in rows]
     try:
+        # the source captures' SHA-256 (beside their BLAKE3 ids): taken here only, once
+        sha256s = {p: sha256_of(p) for p in digests}
         infos = []
         for t, part in zip(temps, parts, strict=True):
             with open(t, "wb") as f:
@@ -346,7 +350,7 @@ def _write_all(
             os.replace(t, pcap)
             found = None if enrichment is None else enrichment.get(fid, {})
             times = [x for p in part for x in p.ts_ns]
-            doc = _manifest(row, result, fl, digests, pcap, info, times, found, note)
+            doc = _manifest(row, result, fl, digests, sha256s, pcap, info, times, found, note)
             if info.format == "pcapng":
                 doc["slice"]["note"] = (
                     f"packets span link types {list(info.link_types)} or times a classic pcap "
@@ -399,6 +403,7 @@ def _manifest(
     result: AuditResult,
     flows: list[dict[str, Any]],
     digests: dict[Path, str],
+    sha256s: dict[Path, str],
     pcap: Path,
     info: Any,
     times: list[int],
@@ -419,8 +424,14 @@ def _manifest(
     return {
         "finding": finding,
         "captures": [
-            {"name": p.name, "path": str(p.resolve()), "sha256": sha, "size": p.stat().st_size}
-            for p, sha in digests.items()
+            {
+                "name": p.name,
+                "path": str(p.resolve()),
+                "blake3": b3,
+                "sha256": sha256s[p],
+                "size": p.stat().st_size,
+            }
+            for p, b3 in digests.items()
         ],
         "slice": {
             "file": pcap.name,

@@ -123,6 +123,23 @@ class Kernels:
 
 
 _loaded: Kernels | None = None
+_notice: Callable[[str], None] | None = None
+
+#: what the build notice says (the CLI prints it; library code never prints)
+BUILDING = "compiling the packet kernels once (~30 s)…"
+WAITING = "another process is compiling the packet kernels; waiting for it…"
+
+
+def on_build(callback: Callable[[str], None] | None) -> None:
+    """Have ``callback(message)`` told when this process starts the (slow, first-run) AOT
+    build of the kernels, or waits for another process's (``BUILDING``, ``WAITING``)."""
+    global _notice
+    _notice = callback
+
+
+def _tell(message: str) -> None:
+    if _notice is not None:
+        _notice(message)
 
 
 def kernels() -> Kernels:
@@ -220,6 +237,7 @@ def _build_locked(path: Path) -> None:
     except OSError:
         return
     deadline = time.monotonic() + BUILD_TIMEOUT_S
+    told = False
     while time.monotonic() < deadline:
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -227,6 +245,9 @@ def _build_locked(path: Path) -> None:
             if _stale(lock):
                 lock.unlink(missing_ok=True)
             else:
+                if not told:
+                    _tell(WAITING)
+                    told = True
                 time.sleep(0.2)
             if path.exists():
                 return
@@ -237,6 +258,7 @@ def _build_locked(path: Path) -> None:
             os.write(fd, str(os.getpid()).encode())
             os.close(fd)
             if not path.exists():
+                _tell(BUILDING)
                 _build_in_child(path)
         finally:
             lock.unlink(missing_ok=True)
@@ -337,4 +359,4 @@ if __name__ == "__main__":
     raise SystemExit(_main(sys.argv[1:]))
 
 
-__all__ = ["KERNELS", "Kernels", "build", "jit_kernels", "kernels", "key"]
+__all__ = ["KERNELS", "Kernels", "build", "jit_kernels", "kernels", "key", "on_build"]

@@ -53,7 +53,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flowaudit._util.files import sha256_file
+from flowaudit._util.files import digest_file
 from flowaudit.errors import CaptureError
 from flowaudit.records.common import RecordStats, flow_table, parse_addresses
 
@@ -107,9 +107,9 @@ def check_nfcapd(path: Path) -> int:
 def nfcapd_files(
     path: str | Path, seen: set[str] | None = None, *, hash_files: bool = True
 ) -> list[tuple[Path, str]]:
-    """(file, sha256) of the nfcapd files to read: ``path`` itself, or the ``nfcapd.*``
+    """(file, BLAKE3 digest) of the nfcapd files to read: ``path`` itself, or the ``nfcapd.*``
     files of a directory in name order (``nfcapd.current.*``, still being written, is
-    left out). Files whose sha256 is in ``seen`` are skipped. ``hash_files=False`` lists
+    left out). Files whose digest is in ``seen`` are skipped. ``hash_files=False`` lists
     them without reading them (the digest is then "")."""
     p = Path(path)
     if not p.exists():
@@ -126,7 +126,7 @@ def nfcapd_files(
         return [(f, "") for f in files]
     out = []
     for f in files:
-        digest = sha256_file(f)
+        digest = digest_file(f)
         if seen is None or digest not in seen:
             out.append((f, digest))
     return out
@@ -211,8 +211,8 @@ def iter_nfcapd_tables(
     """Flow tables (FLOW_SCHEMA, ``source_kind`` "nfcapd") of an nfcapd file or directory.
 
     A single file's tables have ``capture_id`` "" (the pipeline stamps the file's
-    sha256); for a directory each table carries the sha256 of the file it came from,
-    so one call can ingest many files (``seen``: sha256 digests to skip). Callers that
+    digest); for a directory each table carries the digest of the file it came from,
+    so one call can ingest many files (``seen``: digests to skip). Callers that
     keep one manifest entry per file call ``nfcapd_files`` and this function per file.
     """
     from flowaudit.records.pairing import iter_paired

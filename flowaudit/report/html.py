@@ -2,7 +2,7 @@
 
 Sections: summary, changes since the baseline, the matrix coverage picture, traffic
 outside the matrix, unused and partly-used rules, and the inputs an auditor needs to
-re-run the audit (captures with sha256, matrix digest, window).
+re-run the audit (captures with their BLAKE3 digest, matrix digest, window).
 """
 
 from __future__ import annotations
@@ -238,7 +238,8 @@ def render_html_fragment(result: AuditResult) -> str:
         "<ul>" + "".join(f"<li><code>{escape(x)}</code></li>" for x in input_lines(result)),
         "</ul>",
         '<p class="note">Re-run: <code>flowaudit audit CAPTURE... --rules MATRIX '
-        "--format html</code> with the captures and matrix above (check their sha256), "
+        "--format html</code> with the captures (check them with <code>b3sum</code>) and "
+        "matrix above, "
         "adding <code>--since/--until</code> for the window.</p>",
         "</div>",
     ]

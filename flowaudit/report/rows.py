@@ -405,7 +405,7 @@ def input_lines(result: AuditResult) -> list[str]:
     for c in result.captures:
         lines.append(
             f"Capture: {c.get('name')} ({c.get('source_kind')}, {c.get('packets') or 0:,} packets,"
-            f" {c.get('flows') or 0:,} flows), sha256 {c.get('sha256')}"
+            f" {c.get('flows') or 0:,} flows), blake3 {c.get('blake3')}"
         )
     lines.append(f"flowaudit {__version__}")
     return lines

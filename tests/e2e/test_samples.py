@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
-from testpaths import ADMIN, ADMIN_OPT, APPROVED, MIXED
+from testpaths import ADMIN, ADMIN_OPT, APPROVED, DATA, MIXED
 
 from flowaudit import api
 from flowaudit.cli import cli
@@ -262,6 +262,40 @@ def test_concurrent_ingests_lose_nothing(tmp_path: Path) -> None:
     assert n == 125 + 85
     assert len(api.open_store(store).captures()) == 2
     assert not (store / ".tmp").exists() or list((store / ".tmp").iterdir()) == []
+
+
+def test_jobs_ingest_many_captures_at_once_into_one_store(tmp_path: Path) -> None:
+    """--jobs: worker processes, one store; a capture given twice adds nothing the second
+    time; the flows are those of a serial ingest, byte for byte."""
+    runner = CliRunner()
+    serial, parallel = str(tmp_path / "serial"), str(tmp_path / "parallel")
+    inputs = [str(MIXED), str(APPROVED), str(MIXED), str(DATA / "pcaps" / "zeek-ssh.pcap")]
+    r = runner.invoke(cli, ["ingest", "--store", parallel, "--jobs", "3", *inputs])
+    assert r.exit_code == 0, r.output
+    lines = r.stderr.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("vlan111-mixed.pcap: 3,000 packets")
+    assert sum("already in the store" in line for line in lines) == 1
+    r = runner.invoke(cli, ["ingest", "--store", serial, "--jobs", "1", *inputs])
+    assert r.exit_code == 0, r.output
+    q = "SELECT * EXCLUDE (date) FROM flows ORDER BY capture_id, flow_id, first_seen"
+    assert api.query(q, store=parallel).equals(api.query(q, store=serial))
+    assert len(api.open_store(parallel).captures()) == 3
+    assert not (Path(parallel) / ".tmp").exists() or not any((Path(parallel) / ".tmp").iterdir())
+    # again: everything is known, nothing added
+    r = runner.invoke(cli, ["ingest", "--store", parallel, "--jobs", "2", *inputs])
+    assert r.exit_code == 0 and r.stderr.count("already in the store") == 4
+
+
+def test_jobs_failure_is_exit_2_and_keeps_the_other_captures(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"not a capture at all\n" * 50)
+    store = tmp_path / "s"
+    r = CliRunner().invoke(cli, ["ingest", "--store", str(store), "-j", "2", str(MIXED), str(bad)])
+    assert r.exit_code == 2 and "bad.pcap" in r.stderr and "Traceback" not in r.output
+    # the good capture committed whole (as in a serial run), nothing half-written
+    recs = api.open_store(store).captures()
+    assert [Path(rec.path).name for rec in recs] == ["vlan111-mixed.pcap"]
+    assert recs[0].flows == 125
 
 
 # ----------------------------------------------------------------- bad input

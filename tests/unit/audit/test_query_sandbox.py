@@ -107,3 +107,37 @@ def test_the_views_still_answer(store: Path) -> None:
         store=store,
     )
     assert t.to_pylist() == [{"flows": 125, "r": True, "h": True, "s": 3}]
+
+
+SPILL = (
+    "SELECT count(*) AS n FROM "
+    "(SELECT range % 2000003 AS k, count(*) AS c FROM range(6000000) GROUP BY 1)"
+)
+
+
+def test_memory_is_bounded_and_spills_into_the_store_inside_the_sandbox(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB's memory limit and temp directory are set before the sandbox locks: a
+    query bigger than the limit spills (into the store's .tmp) and still answers."""
+    got = api.query(
+        "SELECT current_setting('memory_limit') AS m, current_setting('temp_directory') AS t",
+        store=store,
+    ).to_pylist()
+    assert got[0]["m"] == "488.2 MiB"  # 512MB, the default
+    assert got[0]["t"].startswith(str(store / ".tmp" / "audit-"))
+    monkeypatch.setenv("FLOWAUDIT_MEMORY_LIMIT", "32MB")
+    assert api.query(SPILL, store=store).to_pylist() == [{"n": 2000003}]
+    r = CliRunner().invoke(cli, ["query", SPILL, "--store", str(store), "--format", "csv"])
+    assert (r.exit_code, r.stdout) == (0, "n\n2000003\n"), r.output
+    # the spill directory goes with the engine; the user cannot move it
+    assert not list((store / ".tmp").glob("audit-*"))
+    with pytest.raises(UsageError):
+        api.query("SELECT * FROM (SET temp_directory = '/tmp')", store=store)
+
+
+def test_a_bad_memory_limit_is_exit_2(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOWAUDIT_MEMORY_LIMIT", "lots")
+    r = CliRunner().invoke(cli, ["query", "SELECT 1 AS one", "--store", str(store)])
+    assert r.exit_code == 2 and "FLOWAUDIT_MEMORY_LIMIT='lots'" in r.stderr
+    assert "Traceback" not in r.output

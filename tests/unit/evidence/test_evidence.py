@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import blake3
 import duckdb
 import numpy as np
 import pytest
@@ -108,6 +109,8 @@ def test_every_violation_of_the_sample_is_sliced_exactly(
     for r in results:
         assert _subsequence(_records(r.pcap_path), whole), r.finding_id
     doc = json.loads(results[0].manifest_path.read_text())
+    # the capture id (BLAKE3) and, for tools that know only it, the SHA-256
+    assert doc["captures"][0]["blake3"] == blake3.blake3(MIXED.read_bytes()).hexdigest()
     assert doc["captures"][0]["sha256"] == hashlib.sha256(MIXED.read_bytes()).hexdigest()
     assert doc["matrix"]["sha256"] == src.result.rules_digest
     assert doc["slice"]["format"] == "pcap" and doc["slice"]["link_types"][0]["id"] == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,10 +27,10 @@ def test_manifest_records_the_capture(tmp_path: Path) -> None:
     (res,) = api.ingest(PCAPS / "zeek-ssh.pcap", tmp_path)
     assert (res.packets, res.flows, res.skipped, res.reader) == (1797, 25, 0, "fast")
     (rec,) = FlowStore(tmp_path).captures()
-    assert rec.sha256 == res.sha256 and len(rec.sha256) == 64
+    assert rec.blake3 == res.blake3 and len(rec.blake3) == 64
     assert (rec.packets, rec.flows, rec.source_kind) == (1797, 25, "pcap")
     assert rec.first_seen is not None and rec.first_seen.startswith("2011-")
-    data = json.loads((tmp_path / "manifest" / f"{rec.sha256}.json").read_text())
+    data = json.loads((tmp_path / "manifest" / f"{rec.blake3}.json").read_text())
     assert data["flowaudit_version"] == "0.1.0"
     # Hive partitions by the flows' first-seen date, one file per chunk and date
     assert all(f.startswith("flows/date=") for f in rec.files)
@@ -159,7 +160,7 @@ def test_many_spills_in_the_background_lose_nothing(
                 for i in range(120)]  # fmt: skip
         writer.add(make_flows(rows))
     rec = CaptureRecord(
-        sha256="c" * 64, path="x", size=0, source_kind="pcap", reader="test", packets=0,
+        blake3="c" * 64, path="x", size=0, source_kind="pcap", reader="test", packets=0,
         flows=0, skipped=0, first_seen=None, last_seen=None, flowaudit_version="t",
         ingested_at="2026-11-26T00:00:00Z",
     )  # fmt: skip
@@ -170,3 +171,34 @@ def test_many_spills_in_the_background_lose_nothing(
     q = "SELECT count(*) AS n, count(DISTINCT capture_id) AS c, min(capture_id) AS id FROM flows"
     assert api.query(q, store=tmp_path).to_pylist() == [{"n": 600, "c": 1, "id": "c" * 64}]
     assert not (tmp_path / ".tmp").exists() or not any((tmp_path / ".tmp").iterdir())
+
+
+def test_decoding_ahead_keeps_order_and_passes_failures_both_ways() -> None:
+    import threading
+
+    from flowaudit.ingest import _decoded_ahead
+
+    assert list(_decoded_ahead(iter(range(100)))) == list(range(100))
+
+    def broken() -> Iterator[int]:
+        yield 1
+        raise CaptureError("x.pcap: truncated at byte 99")
+
+    with pytest.raises(CaptureError, match="byte 99"):
+        list(_decoded_ahead(broken()))
+    closed = threading.Event()
+
+    def endless() -> Iterator[int]:
+        try:
+            n = 0
+            while True:
+                n += 1
+                yield n
+        finally:
+            closed.set()
+
+    gen = _decoded_ahead(endless())
+    assert next(gen) == 1
+    gen.close()  # the consumer failed: the reader stops and closes its source
+    assert closed.is_set()
+    assert not any(t.name == "flowaudit-decode" for t in threading.enumerate())

@@ -46,7 +46,7 @@ def test_auto_detects_records_by_content(tmp_path: Path) -> None:
     assert recs["chrispassas-nfcapd.sample"].packets == 3018  # records read
     assert recs["hubble-otel-basic-sample-400-tcp-flows.json"].source_kind == "hubble"
     ids = api.query("SELECT DISTINCT capture_id FROM flows ORDER BY 1", store=store)
-    assert sorted(ids.column("capture_id").to_pylist()) == sorted(c.sha256 for c in recs.values())
+    assert sorted(ids.column("capture_id").to_pylist()) == sorted(c.blake3 for c in recs.values())
 
 
 def test_netflow_inside_a_pcap_is_explicit(tmp_path: Path) -> None:

@@ -75,7 +75,7 @@ def test_report_has_no_external_references(report: tuple[Path, Any]) -> None:
     ):
         assert f">{heading}" in text, heading
     for cap in result.captures:
-        assert cap["sha256"] in text
+        assert cap["blake3"] in text
     assert result.rules_digest in text
 
 

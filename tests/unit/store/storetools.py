@@ -12,11 +12,11 @@ from typing import Any
 
 from testpaths import REPO
 
-from flowaudit._util.files import sha256_file
+from flowaudit._util.files import digest_file
 
 
 def manifest(store: Path, capture: Path) -> Path:
-    return store / "manifest" / f"{sha256_file(capture)}.json"
+    return store / "manifest" / f"{digest_file(capture)}.json"
 
 
 def load(store: Path, capture: Path) -> dict[str, Any]:

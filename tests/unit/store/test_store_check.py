@@ -19,7 +19,7 @@ from storetools import killed_ingest, load, manifest, save
 from testpaths import APPROVED, MIXED
 
 from flowaudit import api
-from flowaudit._util.files import sha256_file
+from flowaudit._util.files import digest_file
 from flowaudit.cli import cli
 
 SUMMARY = "2 capture(s), 2 flow file(s), 210 flows"
@@ -118,7 +118,7 @@ def test_killed_ingests_leave_only_what_repair_removes(store: Path, tmp_path: Pa
     capture.write_bytes(MIXED.read_bytes() + b"\0" * 16)
     pid1 = killed_ingest(capture, store, "before-commit")
     pid2 = killed_ingest(capture, store, "inside-commit")
-    digest = sha256_file(capture)
+    digest = digest_file(capture)
     (orphan,) = (store / "flows").rglob(f"{digest[:16]}-*.parquet")
     runs = sorted((store / ".tmp").iterdir(), key=lambda p: _owner(p) != pid1)
     junk = store / "manifest" / f".{digest}.json.0123abcd.tmp"  # a manifest write cut short
@@ -185,7 +185,7 @@ def test_verify_digests(store: Path, tmp_path: Path) -> None:
     capture.write_bytes(APPROVED.read_bytes() + b"\0" * 16)
     (res,) = api.ingest(capture, store)
     assert not res.already_ingested
-    digest = sha256_file(capture)
+    digest = digest_file(capture)
     assert check(store, "--verify-digests").exit_code == 0
     with capture.open("ab") as f:
         f.write(b"\0")
@@ -195,7 +195,7 @@ def test_verify_digests(store: Path, tmp_path: Path) -> None:
     assert r.exit_code == 1
     assert problems(r.stdout) == [
         f"manifest/{digest}.json: capture {capture} changed since ingest "
-        f"(sha256 {sha256_file(capture)})"
+        f"(blake3 {digest_file(capture)})"
     ]
     capture.unlink()
     r = check(store, "--verify-digests")

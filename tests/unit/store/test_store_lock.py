@@ -17,7 +17,7 @@ from testpaths import APPROVED, MIXED
 
 import flowaudit.store_check as sc
 from flowaudit import api
-from flowaudit._util.files import sha256_file
+from flowaudit._util.files import digest_file
 from flowaudit.errors import StoreError
 from flowaudit.store import FlowStore
 
@@ -25,7 +25,7 @@ COUNT = "SELECT count(*) AS n FROM flows"
 
 
 def lock_of(store: Path, capture: Path) -> Path:
-    return store / ".locks" / f"{sha256_file(capture)}.lock"
+    return store / ".locks" / f"{digest_file(capture)}.lock"
 
 
 def count(store: Path) -> int:
@@ -39,7 +39,7 @@ def test_ingest_killed_inside_the_commit(tmp_path: Path) -> None:
     lock = lock_of(store, APPROVED)
     owner = json.loads(lock.read_text())
     assert owner["pid"] == pid and set(owner) == {"pid", "boot_id", "start", "host"}
-    orphans = sorted((store / "flows").rglob(f"{sha256_file(APPROVED)[:16]}-*.parquet"))
+    orphans = sorted((store / "flows").rglob(f"{digest_file(APPROVED)[:16]}-*.parquet"))
     assert len(orphans) == 1 and count(store) == 125  # invisible: no manifest names it
     (run,) = (store / ".tmp").iterdir()
     assert json.loads((run / "owner.json").read_text())["pid"] == pid

@@ -55,7 +55,7 @@ def test_schema_names_every_field_of_the_record() -> None:
         ("files", [1], "field files is a list ([1]), expected a list of strings"),
         ("stats", {"frames": "many"}, "field stats is an object"),
         ("first_seen", 1700000000, "field first_seen is an integer"),
-        ("sha256", "abc", 'field sha256 is a string ("abc"), expected 64 lowercase hex'),
+        ("blake3", "abc", 'field blake3 is a string ("abc"), expected 64 lowercase hex'),
     ],
 )
 def test_wrong_value_type_is_a_store_error(store: Path, key: str, value: Any, message: str) -> None:
@@ -82,11 +82,11 @@ def test_missing_key_and_bad_json(store: Path) -> None:
     r = run("audit", "--store", str(store), *ADMIN_OPT)
     assert r.exit_code == 2 and f"{p}: manifest is a list ([1, 2]), not an object" in r.stderr
     data["flows"] = 85
-    data["sha256"] = "0" * 64
+    data["blake3"] = "0" * 64
     p.write_text(json.dumps(data))
     r = run("audit", "--store", str(store), *ADMIN_OPT)
-    assert r.exit_code == 2 and f"{p}: manifest of sha256 {'0' * 64}, named for another" in r.stderr
-    p.write_text('{"sha256": ')
+    assert r.exit_code == 2 and f"{p}: manifest of blake3 {'0' * 64}, named for another" in r.stderr
+    p.write_text('{"blake3": ')
     r = run("audit", "--store", str(store), *ADMIN_OPT)
     assert r.exit_code == 2 and f"{p}: manifest is not valid JSON" in r.stderr
 
@@ -138,8 +138,8 @@ def test_a_flow_file_is_never_counted_twice(store: Path, kind: str) -> None:
     result = api.audit(store=store, groups=ADMIN)
     assert result.flows == 210 and len(result.stats["warnings"]) == 1
     st = FlowStore(store)
-    files = {r.sha256: r.files for r in st.captures()}
-    assert files[mine["sha256"]] == [own] and len(st.flow_files()) == 2
+    files = {r.blake3: r.files for r in st.captures()}
+    assert files[mine["blake3"]] == [own] and len(st.flow_files()) == 2
     assert st.warnings == [result.stats["warnings"][0]]
 
 
@@ -195,3 +195,47 @@ def test_an_empty_store_path_is_refused(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(StoreError, match="the flow store path is empty"):
         FlowStore("")
     assert list(tmp_path.iterdir()) == []
+
+
+def _as_sha256_store(store: Path) -> None:
+    """Rewrite every manifest as flowaudit 0.1.0 wrote it: keyed by the capture's SHA-256."""
+    import hashlib
+
+    for p in sorted((store / "manifest").glob("*.json")):
+        data = json.loads(p.read_text())
+        del data["blake3"]
+        sha = hashlib.sha256(Path(data["path"]).read_bytes()).hexdigest()
+        data["sha256"] = sha
+        p.unlink()
+        (store / "manifest" / f"{sha}.json").write_text(json.dumps(data, indent=2))
+
+
+def test_a_store_of_sha256_ids_is_refused_with_the_command_that_rebuilds_it(
+    store: Path, tmp_path: Path
+) -> None:
+    _as_sha256_store(store)
+    before = sorted(p.name for p in (store / "manifest").iterdir())
+    for args in [*readers(store), ["ingest", "--store", str(store), str(MIXED)]]:
+        r = run(*args)
+        assert r.exit_code == 2, r.output
+        assert "with SHA-256 capture ids" in r.stderr and "never mixes" in r.stderr
+        assert f"mv {store} {store}.sha256 && flowaudit ingest --store {store} " in r.stderr
+        assert "internal error" not in r.stderr
+    # nothing was added beside the old manifests (never mixed silently)
+    assert sorted(p.name for p in (store / "manifest").iterdir()) == before
+    with pytest.raises(StoreError, match="SHA-256 capture ids"):
+        FlowStore(store).captures()
+    r = run("store", "check", "--store", str(store))
+    assert r.exit_code == 1 and "SHA-256 capture ids" in r.stdout + r.stderr
+    assert "orphan" not in r.stdout  # the old manifests still own their files
+    # the command given rebuilds it
+    hint = next(line for line in r.stdout.splitlines() if "rebuild it from its captures" in line)
+    command = hint.split("rebuild it from its captures: ", 1)[1]
+    assert command.startswith(f"mv {store} {store}.sha256 && flowaudit ingest --store {store} ")
+    paths = command.split(" && ", 1)[1].split()[4:]
+    assert sorted(paths) == sorted(str(c.resolve()) for c in (MIXED, APPROVED))
+    os.rename(store, f"{store}.sha256")
+    r = run("ingest", "--store", str(store), *paths)
+    assert r.exit_code == 0, r.output
+    r = run("query", COUNT, "--store", str(store), "--format", "csv")
+    assert (r.exit_code, r.stdout) == (0, "n\n210\n"), r.output
