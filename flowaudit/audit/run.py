@@ -235,8 +235,9 @@ def _add_differences(v: pa.Table, m: Matrix) -> pa.Table:
     hosts = HostIndex(m)
     texts = []
     cols = ["src_ip", "dst_ip", "protocol", "dst_port", "nearest_rule", "reason", "vlan_id"]
+    unconfigured = _unconfigured_rules(m)
     for row in v.select([*cols, "src_side", "dst_side"]).to_pylist():
-        texts.append(_differences(row, m, hosts))
+        texts.append(_differences(row, m, hosts, unconfigured))
     return v.append_column("differences", text_array(texts))
 
 
@@ -252,7 +253,16 @@ CLASS_TEXT = {
 }
 
 
-def _no_rule(row: dict[str, Any], m: Matrix, hosts: HostIndex) -> list[str]:
+def _unconfigured_rules(m: Matrix) -> tuple[Rule, ...]:
+    """The rules with a group that has no addresses (they can match nothing yet)."""
+    return tuple(
+        r for r in m.rules if any(not m.groups[g].configured for g in r.from_groups + r.to_groups)
+    )
+
+
+def _no_rule(
+    row: dict[str, Any], m: Matrix, hosts: HostIndex, unconfigured: tuple[Rule, ...]
+) -> list[str]:
     """What separates a finding from every rule when none is near: the address classes,
     and the unconfigured groups of rules that would admit it from the other end."""
     parts = [
@@ -268,7 +278,7 @@ def _no_rule(row: dict[str, Any], m: Matrix, hosts: HostIndex) -> list[str]:
         )
     port = row["dst_port"]
     missing: list[str] = []
-    for r in m.rules:
+    for r in unconfigured:
         if row["protocol"] not in r.protocols:
             continue
         if row["protocol"] in PORTED and not any(lo <= (port or 0) <= hi for lo, hi in r.ports):
@@ -283,7 +293,9 @@ def _no_rule(row: dict[str, Any], m: Matrix, hosts: HostIndex) -> list[str]:
     return parts
 
 
-def _differences(row: dict[str, Any], m: Matrix, hosts: HostIndex) -> str:
+def _differences(
+    row: dict[str, Any], m: Matrix, hosts: HostIndex, unconfigured: tuple[Rule, ...] = ()
+) -> str:
     parts: list[str] = []
     if row["reason"] == "off-vlan" and row["vlan_id"] is None:
         parts.append(
@@ -295,7 +307,9 @@ def _differences(row: dict[str, Any], m: Matrix, hosts: HostIndex) -> str:
     if rid is None:
         if row["reason"] == "control-plane":
             return "LAN control plane (--strict): link-scoped, no port matrix governs it"
-        return "; ".join(parts + _no_rule(row, m, hosts)) if m.rules else "the matrix has no rules"
+        if not m.rules:
+            return "the matrix has no rules"
+        return "; ".join(parts + _no_rule(row, m, hosts, unconfigured))
     r: Rule = m.rule(rid)
     fwd_src = hosts.in_any(row["src_ip"], r.from_groups)
     fwd_dst = hosts.in_any(row["dst_ip"], r.to_groups)

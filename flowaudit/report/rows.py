@@ -363,13 +363,24 @@ def change_rows(result: AuditResult) -> list[tuple[str, ...]]:
     return rows
 
 
+def new_group_table(result: AuditResult) -> tuple[list[str], list[list[str]]]:
+    """The finding groups new since the baseline (what a mail of new findings leads with)."""
+    if result.changes is None:
+        return [], []
+    hs, rows = group_table(result)
+    ch = hs.index("change")
+    keep = [i for i, h in enumerate(hs) if h not in ("change", "first seen", "last seen")]
+    return [hs[i] for i in keep], [[r[i] for i in keep] for r in rows if r[ch] == "new"]
+
+
 def changes_line(result: AuditResult) -> str | None:
     c = result.changes
     if c is None:
         return None
     line = (
         f"Since {c.baseline_file} (sha256 {c.baseline_sha256[:12]}): {len(c.new)} new, "
-        f"{len(c.persisting)} persisting, {len(c.resolved)} resolved"
+        f"{len(c.persisting)} persisting, {len(c.resolved)} resolved; "
+        f"{len(c.new_groups)} new finding groups"
     )
     if c.baseline_matrix_sha256 and c.baseline_matrix_sha256 != result.rules_digest:
         line += "; the matrix changed since the baseline"
