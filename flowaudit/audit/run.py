@@ -183,14 +183,19 @@ def prepare_conversations(
     eng.register_matrix(matrix)
     eng.register_rows("service_ports", SERVICE_PORTS, list(matrix.service_ports))
     eng.execute("conversations", since=since, until=until)
-    eng.register_rows("addresses", ADDRESSES, _address_texts(eng.run("conversation_addresses")))
+    # an Arrow table, not rows: inserting 1M addresses row by row took most of an audit of
+    # many conversations
+    addrs = eng.run("conversation_addresses").column("addr")
+    texts = _address_texts(addrs)
+    eng.register_table(
+        "addresses", pa.Table.from_arrays([addrs, text_array(texts)], ["addr", "ip"])
+    )
     eng.execute("conversation_ids")
     eng.register_rows("sides", SIDES, _side_rows(matrix))
     eng.execute("address_sides")
     eng.execute("matches")
 
 
-ADDRESSES = pa.schema([("addr", pa.binary(16)), ("ip", pa.string())])
 SERVICE_PORTS = pa.schema([("lo", pa.int32()), ("hi", pa.int32())])
 CONTROL_PLANE = pa.schema(
     [
@@ -220,11 +225,11 @@ def _side_rows(m: Matrix) -> list[tuple[Any, ...]]:
     return [(i, s, addr_bytes(lo), addr_bytes(hi), g) for i, s, lo, hi, g in side_ranges(m)]
 
 
-def _address_texts(addrs: pa.Table) -> list[tuple[bytes, str]]:
-    """16-byte addresses → (address, text) rows (IPv4-mapped ones as dotted quads)."""
+def _address_texts(addrs: pa.ChunkedArray) -> list[str]:
+    """16-byte addresses → text (IPv4-mapped ones as dotted quads)."""
     from flowaudit.matrix.model import addr_text
 
-    return [(a, addr_text(int.from_bytes(a, "big"))) for a in addrs.column("addr").to_pylist()]
+    return [addr_text(int.from_bytes(a, "big")) for a in addrs.to_pylist()]
 
 
 # ------------------------------------------------------------------ violations
