@@ -181,8 +181,7 @@ def prepare_conversations(
     tables ``conv`` (conversations with address text and ids) and ``conv_match``."""
     eng.register_flows(flow_source)
     eng.register_matrix(matrix)
-    eng.register_rows("service_ports", SERVICE_PORTS, list(matrix.service_ports))
-    eng.execute("conversations", since=since, until=until)
+    eng.execute("conversations", since=since, until=until, service_ports=service_port_bits(matrix))
     # an Arrow table, not rows: inserting 1M addresses row by row took most of an audit of
     # many conversations
     addrs = eng.run("conversation_addresses").column("addr")
@@ -196,7 +195,6 @@ def prepare_conversations(
     eng.execute("matches")
 
 
-SERVICE_PORTS = pa.schema([("lo", pa.int32()), ("hi", pa.int32())])
 CONTROL_PLANE = pa.schema(
     [
         ("kind", pa.string()),
@@ -216,6 +214,15 @@ SIDES = pa.schema(
         ("is_group", pa.bool_()),
     ]
 )
+
+
+def service_port_bits(m: Matrix) -> str:
+    """The matrix's service ports as a 65536-character bit string (bit p: port p), bound as
+    ``$service_ports`` and read with ``get_bit``: a lookup per flow without a join."""
+    bits = bytearray(b"0" * 65536)
+    for lo, hi in m.service_ports:
+        bits[lo : hi + 1] = b"1" * (hi - lo + 1)
+    return bits.decode()
 
 
 def _side_rows(m: Matrix) -> list[tuple[Any, ...]]:
