@@ -1,12 +1,18 @@
 """Audit speed: `flowaudit audit` over a store of N flows against the full shipped matrix.
 
     python benchmarks/bench_audit.py --flows 10000000
+    python benchmarks/bench_audit.py --conversations 1000000
 
 Builds (once, cached under benchmarks/out/) a flow store of N synthetic VLAN 111 flows
 (mostly approved traffic between the deployment's hosts, a few percent violations, many
 ephemeral ports), then times the whole process `flowaudit audit --store DIR --format json`
 three times and prints seconds, flows/s and peak RSS. The issue's bar: 10M flows in
 <= 3 s whole process, under 1 GiB. No timing asserts live in the tests.
+
+``--conversations N`` builds instead a store of N flows that are N distinct conversations over
+many addresses (a day of image pulls and scans): 70 % node → a distinct internet address
+:443, 20 % one of ~500 unknown site hosts → a node on a distinct high port, 10 % node → node
+on a distinct unapproved port. The bar: 1M conversations in <= 10 s whole process, < 1 GiB.
 """
 
 from __future__ import annotations
@@ -132,6 +138,93 @@ def build_store(store: Path, n: int, seed: int = 1) -> None:
     writer.commit(rec)
 
 
+def conversation_columns(start: int, m: int) -> dict[str, np.ndarray]:
+    """(src, dst, dport) of flows start .. start+m of the many-conversations store."""
+    i = np.arange(start, start + m, dtype=np.int64)
+    kind = i % 10  # 0-6 internet, 7-8 unknown site host, 9 node → node
+    node = (0xFFFF << 32) | 0x0A19E904  # ::ffff:10.25.233.4
+    src = np.empty(m, dtype=object)
+    dst = np.empty(m, dtype=object)
+    dport = np.empty(m, dtype=np.uint16)
+    # internet: 35.0.0.0 + i (distinct for every flow)
+    inet = kind < 7
+    src[inet] = [node + int(k) % 3 for k in i[inet]]
+    dst[inet] = [(0xFFFF << 32) | (0x23000000 + int(k)) for k in i[inet]]
+    dport[inet] = 443
+    site = (kind == 7) | (kind == 8)
+    j = i[site] // 10 * 2 + (kind[site] - 7)
+    src[site] = [(0xFFFF << 32) | (0x0A19E800 + 7 + int(k) % 500) for k in j]  # 10.25.232.7+
+    dst[site] = [node + int(k) // 500 % 3 for k in j]
+    dport[site] = (1024 + (j // 1500) % 64000).astype(np.uint16)
+    nn = kind == 9
+    j = i[nn] // 10
+    src[nn] = [node + int(k) % 3 for k in j]
+    dst[nn] = [node + (int(k) % 3 + 1 + int(k) // 3 % 2) % 3 for k in j]
+    dport[nn] = (20000 + (j // 6) % 40000).astype(np.uint16)
+    return {"src": src, "dst": dst, "dport": dport}
+
+
+def build_conversation_store(store: Path, n: int) -> None:
+    sys.path.insert(0, str(Path(__file__).parent.parent))
+    from flowaudit.matrix.model import addr_text
+    from flowaudit.schema import FLOW_SCHEMA
+    from flowaudit.store import CaptureRecord, FlowStore
+
+    rng = np.random.default_rng(2)
+    t0 = int(dt.datetime(2026, 11, 20, tzinfo=dt.UTC).timestamp() * 1e6)
+    writer = FlowStore(store).begin()
+    for start in range(0, n, CHUNK):
+        m = min(CHUNK, n - start)
+        c = conversation_columns(start, m)
+        first = t0 + np.sort(rng.integers(0, 86_400_000_000, m))
+        cols = {
+            "flow_id": pa.array(np.char.add("1:c", np.arange(start, start + m).astype(str))),
+            "source_kind": pa.array(["pcap"] * m),
+            "capture_id": pa.array(["c" * 64] * m),
+            "vlan_id": pa.array(np.full(m, 111, np.int16)),
+            "ip_version": pa.array(np.full(m, 4, np.int8)),
+            "src_ip": pa.array([addr_text(a) for a in c["src"]]),
+            "dst_ip": pa.array([addr_text(a) for a in c["dst"]]),
+            "src_addr": pa.array([a.to_bytes(16, "big") for a in c["src"]], pa.binary(16)),
+            "dst_addr": pa.array([a.to_bytes(16, "big") for a in c["dst"]], pa.binary(16)),
+            "protocol": pa.array(np.full(m, 6, np.uint8)),
+            "src_port": pa.array(rng.integers(32768, 61000, m).astype(np.uint16)),
+            "dst_port": pa.array(c["dport"]),
+            "first_seen": pa.array(first, pa.timestamp("us", tz="UTC")),
+            "last_seen": pa.array(
+                first + rng.integers(0, 5_000_000, m), pa.timestamp("us", tz="UTC")
+            ),
+            "src_packets": pa.array(rng.integers(1, 50, m).astype(np.uint64)),
+            "src_bytes": pa.array(rng.integers(60, 50_000, m).astype(np.uint64)),
+            "dst_packets": pa.array(rng.integers(0, 50, m).astype(np.uint64)),
+            "dst_bytes": pa.array(rng.integers(0, 50_000, m).astype(np.uint64)),
+            "tcp_flags_src": pa.array(np.full(m, 0x1B, np.uint8)),
+            "tcp_flags_dst": pa.array(np.full(m, 0x1B, np.uint8)),
+            "state": pa.array(["SF"] * m),
+            "direction": pa.array(["syn"] * m),
+            "sampling": pa.array(np.ones(m, np.uint32)),
+        }
+        table = pa.table(
+            [cols.get(f.name, pa.nulls(m, f.type)) for f in FLOW_SCHEMA], schema=FLOW_SCHEMA
+        )
+        writer.add(table)
+    rec = CaptureRecord(
+        sha256="c" * 64,
+        path="synthetic-conversations",
+        size=0,
+        source_kind="pcap",
+        reader="bench",
+        packets=0,
+        flows=n,
+        skipped=0,
+        first_seen=None,
+        last_seen=None,
+        flowaudit_version="bench",
+        ingested_at="2026-11-20T00:00:00Z",
+    )
+    writer.commit(rec)
+
+
 def time_audit(store: Path) -> tuple[float, float, int]:
     cmd = [
         sys.executable,
@@ -160,14 +253,27 @@ def time_audit(store: Path) -> tuple[float, float, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--flows", type=int, default=10_000_000)
+    ap.add_argument(
+        "--conversations",
+        type=int,
+        default=0,
+        help="instead: a store of N flows that are N distinct conversations (many addresses)",
+    )
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
-    store = OUT / f"audit-store-{args.flows}"
+    if args.conversations:
+        args.flows = args.conversations
+        store = OUT / f"audit-conversations-{args.conversations}"
+        build = build_conversation_store
+    else:
+        store = OUT / f"audit-store-{args.flows}"
+        build = build_store
     if not (store / "manifest").exists():
         t = time.perf_counter()
-        build_store(store, args.flows)
+        build(store, args.flows)
         print(f"built {store} ({args.flows:,} flows) in {time.perf_counter() - t:.1f} s")
-    print(f"flowaudit audit over {args.flows:,} flows, {os.cpu_count()} cores")
+    what = "distinct conversations" if args.conversations else "flows"
+    print(f"flowaudit audit over {args.flows:,} {what}, {os.cpu_count()} cores")
     for i in range(args.runs):
         secs, rss_mib, rc = time_audit(store)
         print(

@@ -83,6 +83,22 @@ def _service_label(dst: str, proto: int, ports: Ports) -> str:
     return f"{dst} {protocol_name(proto)}/{ports_text(ports)}"
 
 
+_OUTSIDE_CLASSES = frozenset(
+    {"internet", "private", "multicast", "link-local", "loopback", "unspecified"}
+)
+
+
+def _placed(side: str, ip: str, hosts: HostIndex) -> str:
+    """A finding's side (smallest group, else address class) as the grid's row/column."""
+    if side in hosts.ranges:
+        return side
+    if side == "site":
+        return UNKNOWN
+    if side in _OUTSIDE_CLASSES:
+        return OUTSIDE
+    return hosts.place(ip)  # a broadcast address may be a scope subnet's
+
+
 def coverage_rows(
     m: Matrix, usage: pa.Table, violations: pa.Table, observed: set[str] | None = None
 ) -> list[tuple[Any, ...]]:
@@ -131,8 +147,15 @@ def coverage_rows(
     extra: dict[ServiceKey, None] = {}
     narrowest: dict[tuple[str, int, int | None], ServiceKey | None] = {}
     cols = ["finding_id", "src_ip", "dst_ip", "protocol", "dst_port", "flows"]
+    sided = "src_side" in violations.column_names
+    if sided:  # the audit's sides (finding groups) place the hosts without a lookup
+        cols += ["src_side", "dst_side"]
     for v in pylist(violations.select(cols)):
-        src, dst = hosts.place(v["src_ip"]), hosts.place(v["dst_ip"])
+        if sided:
+            src = _placed(v["src_side"], v["src_ip"], hosts)
+            dst = _placed(v["dst_side"], v["dst_ip"], hosts)
+        else:
+            src, dst = hosts.place(v["src_ip"]), hosts.place(v["dst_ip"])
         proto, port = v["protocol"], v["dst_port"]
         fit_key = (dst, proto, port)
         if fit_key not in narrowest:

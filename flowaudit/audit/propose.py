@@ -291,7 +291,7 @@ def propose(
             shaped[(initiator_set, frozenset(ds), bidir, pr)].add(proto)
 
     groups = _Groups(m, units)
-    captures = tuple(c["sha256"] for c in result.captures)
+    captures = tuple(c["blake3"] for c in result.captures)
     taken_ids = {r.id for r in m.rules}
     out: list[ProposedRule] = []
     for (srcs, dsts, bidir, pr), protos in sorted(

@@ -189,17 +189,20 @@ def prepare_conversations(
     tables ``conv`` (conversations with address text and ids) and ``conv_match``."""
     eng.register_flows(flow_source)
     eng.register_matrix(matrix)
-    eng.register_rows("service_ports", SERVICE_PORTS, list(matrix.service_ports))
-    eng.execute("conversations", since=since, until=until)
-    eng.register_rows("addresses", ADDRESSES, _address_texts(eng.run("conversation_addresses")))
+    eng.execute("conversations", since=since, until=until, service_ports=service_port_bits(matrix))
+    # an Arrow table, not rows: inserting 1M addresses row by row took most of an audit of
+    # many conversations
+    addrs = eng.run("conversation_addresses").column("addr")
+    texts = _address_texts(addrs)
+    eng.register_table(
+        "addresses", pa.Table.from_arrays([addrs, text_array(texts)], ["addr", "ip"])
+    )
     eng.execute("conversation_ids")
     eng.register_rows("sides", SIDES, _side_rows(matrix))
     eng.execute("address_sides")
     eng.execute("matches")
 
 
-ADDRESSES = pa.schema([("addr", pa.binary(16)), ("ip", pa.string())])
-SERVICE_PORTS = pa.schema([("lo", pa.int32()), ("hi", pa.int32())])
 CONTROL_PLANE = pa.schema(
     [
         ("kind", pa.string()),
@@ -221,6 +224,15 @@ SIDES = pa.schema(
 )
 
 
+def service_port_bits(m: Matrix) -> str:
+    """The matrix's service ports as a 65536-character bit string (bit p: port p), bound as
+    ``$service_ports`` and read with ``get_bit``: a lookup per flow without a join."""
+    bits = bytearray(b"0" * 65536)
+    for lo, hi in m.service_ports:
+        bits[lo : hi + 1] = b"1" * (hi - lo + 1)
+    return bits.decode()
+
+
 def _side_rows(m: Matrix) -> list[tuple[Any, ...]]:
     from flowaudit.matrix.hosts import side_ranges
     from flowaudit.matrix.model import addr_bytes
@@ -228,11 +240,11 @@ def _side_rows(m: Matrix) -> list[tuple[Any, ...]]:
     return [(i, s, addr_bytes(lo), addr_bytes(hi), g) for i, s, lo, hi, g in side_ranges(m)]
 
 
-def _address_texts(addrs: pa.Table) -> list[tuple[bytes, str]]:
-    """16-byte addresses → (address, text) rows (IPv4-mapped ones as dotted quads)."""
+def _address_texts(addrs: pa.ChunkedArray) -> list[str]:
+    """16-byte addresses → text (IPv4-mapped ones as dotted quads)."""
     from flowaudit.matrix.model import addr_text
 
-    return [(a, addr_text(int.from_bytes(a, "big"))) for a in addrs.column("addr").to_pylist()]
+    return [addr_text(int.from_bytes(a, "big")) for a in addrs.to_pylist()]
 
 
 # ------------------------------------------------------------------ violations
@@ -243,8 +255,9 @@ def _add_differences(v: pa.Table, m: Matrix) -> pa.Table:
     hosts = HostIndex(m)
     texts = []
     cols = ["src_ip", "dst_ip", "protocol", "dst_port", "nearest_rule", "reason", "vlan_id"]
+    unconfigured = _unconfigured_rules(m)
     for row in v.select([*cols, "src_side", "dst_side"]).to_pylist():
-        texts.append(_differences(row, m, hosts))
+        texts.append(_differences(row, m, hosts, unconfigured))
     return v.append_column("differences", text_array(texts))
 
 
@@ -260,7 +273,16 @@ CLASS_TEXT = {
 }
 
 
-def _no_rule(row: dict[str, Any], m: Matrix, hosts: HostIndex) -> list[str]:
+def _unconfigured_rules(m: Matrix) -> tuple[Rule, ...]:
+    """The rules with a group that has no addresses (they can match nothing yet)."""
+    return tuple(
+        r for r in m.rules if any(not m.groups[g].configured for g in r.from_groups + r.to_groups)
+    )
+
+
+def _no_rule(
+    row: dict[str, Any], m: Matrix, hosts: HostIndex, unconfigured: tuple[Rule, ...]
+) -> list[str]:
     """What separates a finding from every rule when none is near: the address classes,
     and the unconfigured groups of rules that would admit it from the other end."""
     parts = [
@@ -276,7 +298,7 @@ def _no_rule(row: dict[str, Any], m: Matrix, hosts: HostIndex) -> list[str]:
         )
     port = row["dst_port"]
     missing: list[str] = []
-    for r in m.rules:
+    for r in unconfigured:
         if row["protocol"] not in r.protocols:
             continue
         if row["protocol"] in PORTED and not any(lo <= (port or 0) <= hi for lo, hi in r.ports):
@@ -291,7 +313,9 @@ def _no_rule(row: dict[str, Any], m: Matrix, hosts: HostIndex) -> list[str]:
     return parts
 
 
-def _differences(row: dict[str, Any], m: Matrix, hosts: HostIndex) -> str:
+def _differences(
+    row: dict[str, Any], m: Matrix, hosts: HostIndex, unconfigured: tuple[Rule, ...] = ()
+) -> str:
     parts: list[str] = []
     if row["reason"] == "off-vlan" and row["vlan_id"] is None:
         parts.append(
@@ -303,7 +327,9 @@ def _differences(row: dict[str, Any], m: Matrix, hosts: HostIndex) -> str:
     if rid is None:
         if row["reason"] == "control-plane":
             return "LAN control plane (--strict): link-scoped, no port matrix governs it"
-        return "; ".join(parts + _no_rule(row, m, hosts)) if m.rules else "the matrix has no rules"
+        if not m.rules:
+            return "the matrix has no rules"
+        return "; ".join(parts + _no_rule(row, m, hosts, unconfigured))
     r: Rule = m.rule(rid)
     fwd_src = hosts.in_any(row["src_ip"], r.from_groups)
     fwd_dst = hosts.in_any(row["dst_ip"], r.to_groups)

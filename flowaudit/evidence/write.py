@@ -103,7 +103,7 @@ def finding_flows(
     engine over the same flow files), then ``finding_flows.sql`` per finding."""
     from flowaudit._util.arrow import pylist
     from flowaudit.audit.engine import Engine
-    from flowaudit.audit.run import prepare_conversations
+    from flowaudit.audit.run import prepare_conversations, service_port_bits
 
     eng = Engine()
     out = []
@@ -119,6 +119,7 @@ def finding_flows(
                 dst_ip=row["dst_ip"],
                 protocol=row["protocol"],
                 dst_port=row["dst_port"],
+                service_ports=service_port_bits(matrix),
             )
             out.append(pylist(table))
     finally:

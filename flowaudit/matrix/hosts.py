@@ -109,6 +109,7 @@ class HostIndex:
         self.size = {g: sum(hi - lo + 1 for lo, hi in rs) for g, rs in self.ranges.items()}
         self.scope = [rng for rng, _ in m.scope.parsed]
 
+    @functools.lru_cache(maxsize=65536)  # noqa: B019 (an index lives as long as one audit)
     def member(self, ip: str, group: str) -> bool:
         n = addr_int(ip)
         return any(lo <= n <= hi for lo, hi in self.ranges.get(group, ()))

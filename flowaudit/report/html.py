@@ -22,6 +22,7 @@ from flowaudit.report.rows import (
     control_plane_rows,
     group_table,
     input_lines,
+    new_group_table,
     pairs_line,
     rule_sections,
     shape_rows,
@@ -204,6 +205,8 @@ def render_html_fragment(result: AuditResult) -> str:
             "<h2>Changes since the baseline</h2>",
             f"<p>{escape(line)}. New findings are listed first and marked "
             "<b>new</b> in the tables below.</p>",
+            f"<h3>New finding groups ({len(new_group_table(result)[1])})</h3>",
+            _table(*new_group_table(result)),
             "<h3>New and resolved findings</h3>",
             _table(CHANGE_HEADERS, change_rows(result), new_col=True),
         ]

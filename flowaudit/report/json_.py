@@ -157,5 +157,17 @@ def result_to_dict(result: AuditResult) -> dict[str, Any]:
 
 
 def render_json(result: AuditResult) -> str:
-    """The JSON report as strict JSON text (``report.values``: no NaN, no Decimal)."""
-    return dumps(result_to_dict(result), indent=2) + "\n"
+    """The report as strict JSON text (``report.values``: no NaN, no Decimal): one
+    top-level key per line, the items of a list key (violations, groups, rules, cells …)
+    one compact object per line. ``indent`` would switch ``json`` to its pure-Python
+    encoder: 10× slower on a million findings."""
+    doc = result_to_dict(result)
+    parts = []
+    for key, value in doc.items():
+        if isinstance(value, list) and value:
+            items = ",\n    ".join(dumps(v) for v in value)
+            text = f"[\n    {items}\n  ]"
+        else:
+            text = dumps(value)
+        parts.append(f"  {dumps(key)}: {text}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"

@@ -32,6 +32,7 @@ from flowaudit.report.rows import (
     control_plane_rows,
     group_table,
     input_lines,
+    new_group_table,
     pairs_line,
     rule_sections,
     shape_rows,
@@ -136,6 +137,9 @@ def render_markdown(result: AuditResult, *, detail: bool = False) -> str:
             "",
             line + ". New findings are listed first.",
         ]
+        nh, nrows = new_group_table(result)
+        lines += ["", f"### New finding groups ({len(nrows)})", ""]
+        lines += _table(nh, nrows)
         lines += ["", "New and resolved findings (resolved: in the baseline, gone now):", ""]
         lines += _table(CHANGE_HEADERS, change_rows(result))
     lines += ["", "## Matrix coverage", "", *coverage_markdown(result)]

@@ -378,6 +378,16 @@ def visible(s: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", s)
 
 
+def new_group_table(result: AuditResult) -> tuple[list[str], list[list[str]]]:
+    """The finding groups new since the baseline (what a mail of new findings leads with)."""
+    if result.changes is None:
+        return [], []
+    hs, rows = group_table(result)
+    ch = hs.index("change")
+    keep = [i for i, h in enumerate(hs) if h not in ("change", "first seen", "last seen")]
+    return [hs[i] for i in keep], [[r[i] for i in keep] for r in rows if r[ch] == "new"]
+
+
 def changes_line(result: AuditResult, esc: Callable[[str], str] = _same) -> str | None:
     """The baseline comparison in one line; ``esc`` escapes the baseline's file name."""
     c = result.changes
@@ -385,7 +395,8 @@ def changes_line(result: AuditResult, esc: Callable[[str], str] = _same) -> str 
         return None
     line = (
         f"Since {esc(c.baseline_file)} (sha256 {c.baseline_sha256[:12]}): {len(c.new)} new, "
-        f"{len(c.persisting)} persisting, {len(c.resolved)} resolved"
+        f"{len(c.persisting)} persisting, {len(c.resolved)} resolved; "
+        f"{len(c.new_groups)} new finding groups"
     )
     if c.baseline_matrix_sha256 and c.baseline_matrix_sha256 != result.rules_digest:
         line += "; the matrix changed since the baseline"

@@ -20,6 +20,7 @@ from flowaudit.report.rows import (
     changes_line,
     control_plane_rows,
     group_table,
+    new_group_table,
     pairs_line,
     rule_sections,
     shape_rows,
@@ -109,6 +110,14 @@ def render_terminal(
     line = changes_line(result, visible)
     if line is not None:
         console.print(line, highlight=False, markup=False, emoji=False)
+        nh, nrows = new_group_table(result)
+        if nrows:
+            t = Table(title=f"New finding groups ({len(nrows)})", title_justify="left")
+            for h in nh:
+                t.add_column(h, overflow="fold", no_wrap=h not in FOLDING)
+            for r in nrows:
+                t.add_row(*(_plain(x) for x in r))
+            console.print(t)
         changed = change_rows(result)
         if changed:
             t = Table(title="New and resolved findings", title_justify="left")

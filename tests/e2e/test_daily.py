@@ -105,7 +105,10 @@ def test_four_days_mail_only_what_is_new(env: dict[str, str], tmp_path: Path) ->
     (new_id,) = day3["changes"]["new"]
     assert violation_ids(third) == [new_id]
     assert "Traffic outside the approved matrix (1)" in third
-    assert "1 new, 46 persisting, 0 resolved" in third
+    assert "1 new, 46 persisting, 0 resolved; 1 new finding groups" in third
+    # the mail leads with the new group: port-not-approved node → node tcp/8081
+    assert third.index("### New finding groups (1)") < third.index("New and resolved findings")
+    assert "| port-not-approved | nodes → nodes | tcp/8081 | 1 |" in third
 
     # day 4: a broken capture: exit 2, no mail, yesterday's baseline kept
     before = (home / "last.json").read_bytes()

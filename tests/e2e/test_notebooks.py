@@ -163,7 +163,7 @@ def test_post_deployment_audit_notebook(tmp_path: Path, python3_kernel: str) -> 
     # one violation row per truth group (vlan, initiator, responder, protocol, port)
     groups: dict[tuple[Any, ...], list[str]] = defaultdict(list)
     for t in flows:
-        if t["label"] != "approved":
+        if t["label"] not in ("approved", "control-plane"):
             groups[(t["vlan"], t["src_ip"], t["dst_ip"], t["protocol"], t["dst_port"])].append(
                 t["label"]
             )
@@ -171,7 +171,14 @@ def test_post_deployment_audit_notebook(tmp_path: Path, python3_kernel: str) -> 
         [labels[0], f"{s} → {d}", proto_port(p, port), len(labels)]
         for (_, s, d, p, port), labels in groups.items()
     )
-    assert got["violations"] == got["violation_rows"] == len(groups) == 18
+    assert got["violations"] == got["violation_rows"] == len(groups) == 14
+    # the finding groups: the audit's, and they partition the violations
+    assert got["groups"] == {
+        g["group_id"]: [g["reason"], g["src_side"], g["dst_side"], len(g["findings"])]
+        for g in result.finding_groups.to_pylist()
+    }
+    assert sum(g[3] for g in got["groups"].values()) == 14 and len(got["groups"]) == 12
+    assert got["control_plane_flows"] == 4
     assert sorted(got["findings"].values()) == want_findings
     assert set(got["findings"]) == set(result.violations.column("finding_id").to_pylist())
 
@@ -215,7 +222,7 @@ def test_post_deployment_audit_notebook(tmp_path: Path, python3_kernel: str) -> 
         rows = list(csv.DictReader(f))
     assert [r["rule"] for r in rows if r["kind"] == "rule"] == [r.id for r in m.rules]
     assert sorted(r["finding"] for r in rows if r["kind"] == "violation") == sorted(got["findings"])
-    assert len(rows) == 41 + 18
+    assert len(rows) == 41 + 14
     assert all(r["decision"] == "" and r["ticket"] == "" for r in rows)
     assert (tmp_path / "store").is_dir()
 
@@ -232,7 +239,7 @@ def test_security_review_notebook(tmp_path: Path, python3_kernel: str) -> None:
     got = checks(nb)
     flows = truth(MIXED) + truth(APPROVED)
     assert got["flows"] == len(flows) == 125 + 85
-    assert got["violations"] == 18
+    assert got["violations"] == 14 and got["groups"] == 12
 
     # top talkers: bytes of both directions and flows, per initiator and per responder
     for side, key in (("top_initiators", "src_ip"), ("top_responders", "dst_ip")):
@@ -246,11 +253,11 @@ def test_security_review_notebook(tmp_path: Path, python3_kernel: str) -> None:
     assert got["top_responders"][0] == ["10.25.232.155", 42, 1561514]
 
     # unexpected flows over time: every truth violation flow, in its 10 s bin, by reason
-    bad = [t for t in flows if t["label"] != "approved"]
+    bad = [t for t in flows if t["label"] not in ("approved", "control-plane")]
     timeline: dict[str, Counter[str]] = defaultdict(Counter)
     for t in bad:
         timeline[bin_10s(t["first_seen"])][t["label"]] += 1
-    assert got["unexpected_flows"] == len(bad) == 18
+    assert got["unexpected_flows"] == len(bad) == 14
     assert got["timeline"] == {k: dict(v) for k, v in timeline.items()}
 
     # per-rule usage, unused rules as zero
@@ -284,7 +291,7 @@ def test_security_review_notebook(tmp_path: Path, python3_kernel: str) -> None:
     flagged = {
         (o, t["vlan"], t["src_ip"], t["dst_ip"], t["protocol"], t["dst_port"], t["state"])
         for o, t in attempts
-        if t["label"] != "approved"
+        if t["label"] not in ("approved", "control-plane")
     }
     assert got["attempt_violations"] == len(flagged)
     assert has_images(nb) == 3  # top talkers, timeline, per-rule usage

@@ -3,7 +3,8 @@
 -- (vlan, initiator, responder, protocol, responder port). The initiator is certain when
 -- the flow builder saw it (direction 'syn' or 'exporter'), when a TCP/UDP/SCTP flow goes
 -- from an ephemeral port (>= 1024 and not a service port) to a well-known (< 1024) or
--- service port (`service_ports`: the ports the matrix approves), or when an ICMP flow's
+-- service port ($service_ports: a 65536-bit string, bit p set for a port the matrix
+-- approves), or when an ICMP flow's
 -- initiator sent the request of a request/response pair (echo, timestamp, information,
 -- address mask; ICMPv6 echo). Otherwise it is uncertain and the initiator port is kept too
 -- (ICMP: always, it is the initiator's type), so the reversed orientation can be tried. `native_vlan` marks untagged flows of a capture
@@ -12,7 +13,6 @@
 -- Addresses stay 16-byte keys here (decoding 2 x N address strings was a fifth of the
 -- audit's time); conversation_ids.sql adds their text and a conversation id.
 CREATE OR REPLACE TEMP TABLE conv_raw AS
-WITH svc AS (SELECT DISTINCT unnest(range(lo, hi + 1)) AS port FROM service_ports)
 SELECT
     vlan_id,
     any_value(ip_version) AS ip_version,
@@ -44,8 +44,9 @@ FROM (
         t.capture_id IS NOT NULL AS capture_tagged,
         coalesce(
             f.direction IN ('syn', 'exporter')
-            OR (f.protocol IN (6, 17, 132) AND f.src_port >= 1024 AND sp.port IS NULL
-                AND (f.dst_port < 1024 OR dp.port IS NOT NULL))
+            OR (f.protocol IN (6, 17, 132) AND f.src_port >= 1024
+                AND get_bit($service_ports::BIT, f.src_port) = 0
+                AND (f.dst_port < 1024 OR get_bit($service_ports::BIT, f.dst_port) = 1))
             OR (f.protocol = 1 AND f.src_port IN (8, 13, 15, 17))
             OR (f.protocol = 58 AND f.src_port = 128),
             false) AS certain
@@ -53,8 +54,7 @@ FROM (
     LEFT JOIN (
         SELECT DISTINCT capture_id FROM flows WHERE vlan_id IS NOT NULL
     ) AS t ON t.capture_id = f.capture_id
-    LEFT JOIN svc AS sp ON sp.port = f.src_port
-    LEFT JOIN svc AS dp ON dp.port = f.dst_port
+
     WHERE ($since IS NULL OR f.last_seen >= $since)
       AND ($until IS NULL OR f.first_seen < $until)
 )

@@ -4,19 +4,19 @@
 -- initiator port when the initiator is uncertain, native-VLAN flag) no rule admits
 -- (matches.sql), and whose conversation belongs to the finding's group (violations.sql:
 -- vlan, initiator ip, responder ip, protocol, responder port). Needs the temp tables
--- conv and conv_match built by the audit's steps. Parameters: $since, $until (as for
--- conversations.sql), $vlan_id, $src_ip, $dst_ip, $protocol, $dst_port (the finding's key;
--- NULL vlan/port match NULL).
-WITH svc AS (SELECT DISTINCT unnest(range(lo, hi + 1)) AS port FROM service_ports),
-f AS (
+-- conv and conv_match built by the audit's steps. Parameters: $since, $until and
+-- $service_ports (as for conversations.sql), $vlan_id, $src_ip, $dst_ip, $protocol,
+-- $dst_port (the finding's key; NULL vlan/port match NULL).
+WITH f AS (
     SELECT
         fl.*,
         -- the same certainty and alt_port as conversations.sql
         CASE
             WHEN fl.protocol NOT IN (1, 58) AND coalesce(
                 fl.direction IN ('syn', 'exporter')
-                OR (fl.protocol IN (6, 17, 132) AND fl.src_port >= 1024 AND sp.port IS NULL
-                    AND (fl.dst_port < 1024 OR dp.port IS NOT NULL)),
+                OR (fl.protocol IN (6, 17, 132) AND fl.src_port >= 1024
+                    AND get_bit($service_ports::BIT, fl.src_port) = 0
+                    AND (fl.dst_port < 1024 OR get_bit($service_ports::BIT, fl.dst_port) = 1)),
                 false)
             THEN NULL
             ELSE fl.src_port
@@ -26,8 +26,7 @@ f AS (
     LEFT JOIN (
         SELECT DISTINCT capture_id FROM flows WHERE vlan_id IS NOT NULL
     ) AS t ON t.capture_id = fl.capture_id
-    LEFT JOIN svc AS sp ON sp.port = fl.src_port
-    LEFT JOIN svc AS dp ON dp.port = fl.dst_port
+
     WHERE ($since IS NULL OR fl.last_seen >= $since)
       AND ($until IS NULL OR fl.first_seen < $until)
 ),

@@ -115,7 +115,11 @@ scored AS (
                        abs(coalesce(v.dst_port, 0)::INTEGER - r.port_hi::INTEGER))
         END AS port_distance
     FROM reasoned AS v
-    CROSS JOIN rules AS r
+    JOIN rules AS r
+      -- only rules that share a host group with the finding, in either orientation
+      ON v.src_in_scope AND v.dst_in_scope
+     AND (v.src_addr BETWEEN r.src_lo AND r.src_hi OR v.dst_addr BETWEEN r.dst_lo AND r.dst_hi
+          OR v.src_addr BETWEEN r.dst_lo AND r.dst_hi OR v.dst_addr BETWEEN r.src_lo AND r.src_hi)
 ),
 candidates AS (
     SELECT *

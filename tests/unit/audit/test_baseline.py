@@ -161,7 +161,7 @@ def test_cli_fail_on_new_and_every_format_carries_changes(
     added_at = added_at.strftime("%Y-%m-%d %H:%M:%S")
     new = runner.invoke(cli, [*base, str(added), "--fail-on", "new"])
     assert new.exit_code == 1
-    assert "1 new, 46 persisting, 0 resolved" in new.output
+    assert "1 new, 46 persisting, 0 resolved; 1 new finding groups" in new.output
     for fmt in ("text", "markdown", "html", "csv", "json"):
         out = tmp_path / f"report.{fmt}"
         r = runner.invoke(cli, [*base, str(added), "--format", fmt, "-o", str(out)])
@@ -169,8 +169,9 @@ def test_cli_fail_on_new_and_every_format_carries_changes(
         text = out.read_text()
         assert want in text, fmt
         if fmt == "text":  # the changes table lists the new id; the findings table has it first
-            rows = [line for line in text.splitlines() if line.startswith("│")]
+            rows = [line for line in text.splitlines() if line.startswith("│ new")]
             assert [c.strip() for c in rows[0].split("│")[1:3]] == ["new", want]
+            assert text.index("New finding groups (1)") < text.index("New and resolved")
             assert "New and resolved findings" in text
         if fmt == "csv":  # the groups first, the new one on top; then the findings
             header, first = text.splitlines()[:2]

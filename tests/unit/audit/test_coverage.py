@@ -95,6 +95,8 @@ def test_extra_service_columns_fold_beyond_the_cap(result: Any) -> None:
             dst_ip="9.9.9.9",
             protocol=6,
             dst_port=1000 + i,
+            src_side="internet",  # the sides the audit gives these addresses
+            dst_side="internet",
         )
         rows.append(d)
     got = coverage_rows(m, result.rule_usage, pa.Table.from_pylist(rows))

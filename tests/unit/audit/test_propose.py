@@ -119,7 +119,7 @@ def test_bad_input_exits_2(mixed_store, tmp_path) -> None:
     r = runner.invoke(cli, [*base, "--all", "--group", "nodes=10.0.0.0/8"])
     assert r.exit_code == 2 and "conflicting group names" in r.output
     r = runner.invoke(cli, [*base])
-    assert r.exit_code == 2 and "--findings ID[,ID] or --all" in r.output
+    assert r.exit_code == 2 and "--findings ID[,ID], --group-id ID[,ID] or --all" in r.output
     out = tmp_path / "p.yaml"
     r = runner.invoke(cli, [*base, "--findings", "fe11e0e7d5f0aedf", "-o", str(out)])
     assert r.exit_code == 0, r.output
