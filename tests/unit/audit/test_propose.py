@@ -286,7 +286,7 @@ rules:
       findings: [fe11e0e7d5f0aedf]
       window: 2026-11-20T08:00:08.582025Z .. 2026-11-20T08:00:08.585413Z
       flows: 1
-      captures: [e48bee4361ac371c037ad45baa45162e2974f621b6af8538a3b92943b97d214b]
+      captures: [f1e26702f281f3d8657e91f4cb7a0a1acd268c5db902a078975de1a8ce37ec31]
   - id: observed-tcp-10250
     from: observed_2
     to: observed_3
@@ -298,7 +298,7 @@ rules:
       findings: [2f8957eb21288451, 619688b64c254500]
       window: 2026-11-20T08:00:20.725162Z .. 2026-11-20T08:00:23.051399Z
       flows: 2
-      captures: [e48bee4361ac371c037ad45baa45162e2974f621b6af8538a3b92943b97d214b]
+      captures: [f1e26702f281f3d8657e91f4cb7a0a1acd268c5db902a078975de1a8ce37ec31]
 """
 
 
