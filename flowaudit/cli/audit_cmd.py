@@ -14,6 +14,7 @@ from flowaudit.cli.common import (
     handle_errors,
     parse_time,
     rules_option,
+    say,
 )
 
 
@@ -133,7 +134,7 @@ def audit(
             strict=strict,
         )
         for w in result.stats.get("warnings", []):
-            click.echo(f"flowaudit: warning: {w}", err=True)
+            say("warning", w)
         if only_new:
             from flowaudit.audit.baseline import only_new as keep_new
 

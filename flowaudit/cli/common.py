@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from flowaudit._util.text import visible
 from flowaudit.choices import ENGINES
 from flowaudit.errors import FlowAuditError
 
@@ -18,6 +19,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 USAGE = 2
 RUNTIME = 3
+
+
+def say(kind: str, text: str) -> None:
+    """``flowaudit: KIND: TEXT`` on stderr, control characters of names made visible."""
+    click.echo(f"flowaudit: {kind}: {visible(text, keep_newlines=True)}", err=True)
 
 
 @contextmanager
@@ -28,7 +34,7 @@ def handle_errors() -> Iterator[None]:
     except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
         raise  # click reports these itself (usage errors exit 2)
     except FlowAuditError as e:
-        click.echo(f"flowaudit: error: {e}", err=True)
+        say("error", str(e))
         sys.exit(USAGE if e.usage else RUNTIME)
     except KeyboardInterrupt:
         click.echo("flowaudit: interrupted", err=True)
@@ -39,7 +45,7 @@ def handle_errors() -> Iterator[None]:
     except OSError as e:
         # disk full, permission denied, ... at run time: name the file, no traceback
         where = f"{e.filename}: " if e.filename else ""
-        click.echo(f"flowaudit: error: {where}{e.strerror or e}", err=True)
+        say("error", f"{where}{e.strerror or e}")
         sys.exit(RUNTIME)
     except Exception as e:  # a bug: say so, keep the traceback for the report
         if os.environ.get("FLOWAUDIT_DEBUG"):

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from flowaudit.choices import INPUT_FORMATS
-from flowaudit.cli.common import engine_option, handle_errors, rules_path_option, store_option
+from flowaudit.cli.common import engine_option, handle_errors, rules_path_option, say, store_option
 
 PROGRESS_MIN_BYTES = 32 << 20
 
@@ -78,7 +78,7 @@ def ingest(
 def _report(results: Any, quiet: bool) -> None:
     for res in results:
         for w in res.warnings:
-            click.echo(f"flowaudit: warning: {w}", err=True)
+            say("warning", w)
         if not quiet:
             click.echo(res.summary(), err=True)
 

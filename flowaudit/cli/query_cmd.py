@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from flowaudit.choices import QUERY_FORMATS
-from flowaudit.cli.common import handle_errors, rules_option, store_option
+from flowaudit.cli.common import handle_errors, rules_option, say, store_option
 
 
 @click.command()
@@ -68,7 +68,7 @@ def query(
             store = api.open_store(store_dir)
             table = api.query(sql, store=store, rules=rules_path, groups=groups)
             for w in store.warnings:
-                click.echo(f"flowaudit: warning: {w}", err=True)
+                say("warning", w)
         if output is None:
             click.echo(format_table(table, fmt), nl=False)
         else:

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from flowaudit.cli.common import engine_option, group_option, handle_errors
+from flowaudit.cli.common import engine_option, group_option, handle_errors, say
 
 CHANGES = 1
 
@@ -137,7 +137,7 @@ def propose_cmd(
             engine=engine,
         )
         for fid, why in proposal.skipped:
-            click.echo(f"flowaudit: warning: finding {fid} not proposed: {why}", err=True)
+            say("warning", f"finding {fid} not proposed: {why}")
         text = proposal.to_yaml()
         if output:
             from flowaudit.report.output import write_atomic

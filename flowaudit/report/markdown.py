@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from flowaudit._util.arrow import pylist
+from flowaudit._util.text import visible
 from flowaudit.report.rows import (
     CHANGE_HEADERS,
     CONTROL_PLANE_HEADERS,
@@ -38,7 +39,6 @@ from flowaudit.report.rows import (
     shape_rows,
     summary_line,
     violation_table,
-    visible,
 )
 
 if TYPE_CHECKING:

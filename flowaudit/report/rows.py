@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -367,15 +366,6 @@ def change_rows(result: AuditResult) -> list[tuple[str, ...]]:
 
 def _same(s: str) -> str:
     return s
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def visible(s: str) -> str:
-    """``s`` with every control character (C0, DEL, C1) shown as ``\\xNN``: an escape
-    sequence in a name must not drive the terminal that shows a report."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", s)
 
 
 def new_group_table(result: AuditResult) -> tuple[list[str], list[list[str]]]:

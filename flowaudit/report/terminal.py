@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any
 
+from flowaudit._util.text import visible
 from flowaudit.report.rows import (
     CHANGE_HEADERS,
     CONTROL_PLANE_HEADERS,
@@ -26,7 +27,6 @@ from flowaudit.report.rows import (
     shape_rows,
     summary_line,
     violation_table,
-    visible,
 )
 
 if TYPE_CHECKING:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 HEAVY = ("numpy", "pyarrow", "duckdb", "pyshark", "pandas", "numba")
 
@@ -76,3 +77,16 @@ def test_audit_returns_a_result_that_shows_itself() -> None:
     assert r.to_dict()["schema_version"] == 1
     assert r.coverage_svg().startswith("<svg")
     assert 'class="fa-report' in r._repr_html_()
+
+
+def test_messages_show_control_characters_of_names_as_escapes(tmp_path: Path) -> None:
+    """A file name with an escape sequence must not drive the terminal of an error."""
+    from click.testing import CliRunner
+
+    from flowaudit.cli import cli
+
+    name = tmp_path / "evil\x1b[2Jname.pcap"
+    name.write_bytes(b"not a capture\n")
+    r = CliRunner().invoke(cli, ["ingest", str(name), "--store", str(tmp_path / "s")])
+    assert r.exit_code == 2
+    assert "\x1b" not in r.output and "evil\\x1b[2Jname.pcap" in r.output

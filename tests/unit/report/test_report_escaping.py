@@ -23,10 +23,10 @@ import pytest
 from testpaths import ADMIN, MIXED, REPO
 
 from flowaudit import api
+from flowaudit._util.text import visible
 from flowaudit.report import render
 from flowaudit.report.csv_ import csv_cell
 from flowaudit.report.markdown import md_code, md_text
-from flowaudit.report.rows import visible
 
 CAPTURE = "x`<img src=x onerror=alert(1)>`|=cmd.pcap"
 NAME = "m`<script>alert(1)</script>`|[a](javascript:alert(1))"
