@@ -1,0 +1,90 @@
+"""Concurrent `flowaudit ingest` processes on one store: one manifest per capture, no
+orphan flow file, exactly one run per capture says "already in the store".
+
+Two ingests of the same capture are made to meet at the commit: the test holds the
+capture's lock file (with its own, live pid) until both have written their flow files
+to ``.tmp/`` and wait for the lock, then lets them go. Only the idempotency check under
+the lock can then tell the loser it lost. Two ingests of another capture race freely.
+Flow counts come from the generator's ground truth (samples/pcaps/*.truth.summary.json).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from testpaths import APPROVED, MIXED, REPO
+
+pytestmark = pytest.mark.slow
+
+
+def truth_flows(capture: Path) -> int:
+    summary = capture.with_name(capture.name.replace(".pcap", ".truth.summary.json"))
+    return int(json.loads(summary.read_text())["flows"])
+
+
+def start_ingest(capture: Path, store: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "flowaudit", "ingest", str(capture), "--store", str(store)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+
+
+def waiting_runs(store: Path) -> int:
+    """Ingests that have written their flow files and not committed yet."""
+    tmp = store / ".tmp"
+    return sum(1 for d in tmp.glob("*") if any(d.glob("*.parquet"))) if tmp.is_dir() else 0
+
+
+def test_concurrent_ingests_commit_once_and_leave_no_orphan(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    sha = {c: hashlib.sha256(c.read_bytes()).hexdigest() for c in (MIXED, APPROVED)}
+    lock = store / ".locks" / f"{sha[MIXED]}.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(str(os.getpid()))  # held by a live process: both MIXED ingests wait
+
+    mixed = [start_ingest(MIXED, store) for _ in range(2)]
+    approved = [start_ingest(APPROVED, store) for _ in range(2)]
+    outs: dict[Path, list[tuple[int, str]]] = {MIXED: [], APPROVED: []}
+    for p in approved:
+        _, err = p.communicate(timeout=120)
+        outs[APPROVED].append((p.returncode, err))
+    deadline = time.monotonic() + 25  # the ingests give up on a lock after 30 s
+    while waiting_runs(store) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert waiting_runs(store) == 2, "both ingests of one capture should wait for its lock"
+    lock.unlink()
+    for p in mixed:
+        _, err = p.communicate(timeout=120)
+        outs[MIXED].append((p.returncode, err))
+
+    manifests = {p.stem: json.loads(p.read_text()) for p in (store / "manifest").glob("*.json")}
+    assert set(manifests) == set(sha.values())
+    for capture, runs in outs.items():
+        assert [rc for rc, _ in runs] == [0, 0], runs
+        already = [err for _, err in runs if "already in the store" in err]
+        assert len(already) == 1, runs
+        (added,) = [err for _, err in runs if "already in the store" not in err]
+        n = truth_flows(capture)
+        assert f"{n:,} flows" in added
+        m = manifests[sha[capture]]
+        assert m["flows"] == n
+        assert sum(pq.read_metadata(store / f).num_rows for f in m["files"]) == n
+    # every flow file on disk belongs to exactly one manifest, and every listed file exists
+    on_disk = sorted(p.relative_to(store).as_posix() for p in (store / "flows").rglob("*.parquet"))
+    listed = sorted(f for m in manifests.values() for f in m["files"])
+    assert on_disk == listed
+    assert not (store / ".tmp").exists() or not any((store / ".tmp").iterdir())
+    assert not list((store / ".locks").glob("*"))
