@@ -20,9 +20,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from testpaths import APPROVED, MIXED, REPO
+from testpaths import APPROVED, MIXED
+
+import flowaudit
 
 pytestmark = pytest.mark.slow
+#: the package under test (a mutant's copy in tests/mutation runs), for the child processes
+PACKAGE_ROOT = Path(flowaudit.__file__).resolve().parents[1]
 
 
 def truth_flows(capture: Path) -> int:
@@ -31,14 +35,14 @@ def truth_flows(capture: Path) -> int:
 
 
 def start_ingest(capture: Path, store: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)}
     return subprocess.Popen(
         [sys.executable, "-m", "flowaudit", "ingest", str(capture), "--store", str(store)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
-        cwd=REPO,
+        cwd=PACKAGE_ROOT,
     )
 
 
