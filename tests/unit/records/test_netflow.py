@@ -13,6 +13,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -272,6 +273,50 @@ def test_raw_payload_files(tmp_path: Path, names: tuple[str, ...], records: int,
     assert st.records == records == raw.num_rows
     assert set(raw["source_kind"].to_pylist()) == {kind}
     assert set(raw["exporter"].to_pylist()) == {"file"}
+
+
+# Records as logstash-codec-netflow's spec (spec/codecs/netflow_spec.rb, the files' origin)
+# publishes them: (src, sport, dst, dport, protocol, packets, bytes, tcp flags, sampling)
+PUBLISHED = [
+    (("netflow5",), [
+        ("10.0.2.2", 54435, "10.0.2.15", 22, 6, 5, 230, 16, 1),
+        ("10.0.2.15", 22, "10.0.2.2", 54435, 6, 4, 304, 24, 1)]),
+    (("netflow5_test_microtik",), [
+        ("10.0.8.1", 80, "192.168.0.1", 51826, 6, 13, 11442, 82, 1)]),
+    (("netflow5_test_juniper_mx80",), [  # the header's sampling interval: 1000
+        ("66.249.92.75", 37387, "192.168.0.1", 80, 6, 2, 104, 16, 1000)]),
+    (("ipfix",), [
+        ("192.168.253.1", 60560, "192.168.253.128", 22, 6, 5, 260, 16, 1),
+        ("192.168.253.128", 22, "192.168.253.1", 60560, 6, 6, 1000, 24, 1),
+        ("192.168.253.2", 53, "192.168.253.132", 35262, 17, 2, 601, 0, 1),
+        ("192.168.253.132", 35262, "192.168.253.2", 53, 17, 2, 148, 0, 1),
+        ("54.214.9.161", 443, "192.168.253.132", 49935, 6, 14, 5946, 26, 1),
+        ("192.168.253.132", 49935, "54.214.9.161", 443, 6, 13, 2608, 26, 1)]),
+    (("ipfix_test_netscaler_tpl", "ipfix_test_netscaler_data"), [
+        ("192.168.0.1", 51053, "10.0.0.1", 443, 6, 2, 1541, 24, 1)]),
+    (("ipfix_test_openbsd_pflow_tpl", "ipfix_test_openbsd_pflow_data"), [
+        ("192.168.0.1", 80, "192.168.0.17", 64026, 6, 8, 6425, 0, 1)]),
+    (("ipfix_test_vmware_vds_tpl", "ipfix_test_vmware_vds_data264",
+      "ipfix_test_vmware_vds_data266"), [
+        ("172.18.65.21", 61209, "172.18.65.211", 5985, 6, 2, 100, 2, 1)]),
+    (("netflow9_test_cisco_asr9k_tpl260", "netflow9_test_cisco_asr9k_data260"), [
+        ("10.0.29.46", 443, "10.0.15.38", 52364, 6, 2, 112, 18, 1)]),
+    (("netflow9_test_ubnt_edgerouter_tpl", "netflow9_test_ubnt_edgerouter_data1024",
+      "netflow9_test_ubnt_edgerouter_data1025"), [
+        ("192.168.1.102", 47690, "10.2.0.95", 443, 6, 21, 3668, 27, 1)]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("names", "published"), PUBLISHED, ids=lambda v: str(v)[:40])
+def test_records_equal_the_published_decode(
+    tmp_path: Path, names: tuple[str, ...], published: list[tuple[Any, ...]]
+) -> None:
+    raw, _ = read(_concat(tmp_path, *names), pair=False)
+    cols = ["src_ip", "src_port", "dst_ip", "dst_port", "protocol", "src_packets",
+            "src_bytes", "tcp_flags_src", "sampling"]  # fmt: skip
+    got = collections.Counter(tuple(r[c] for c in cols) for r in raw.to_pylist())
+    missing = collections.Counter(published) - got
+    assert not missing, f"not decoded as published: {sorted(missing)}"
 
 
 def test_variable_length_fields_netscaler(tmp_path: Path) -> None:
