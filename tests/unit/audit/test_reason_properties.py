@@ -75,7 +75,8 @@ GROUPS = {
     "app": {f"10.1.0.{i}" for i in (10, 11, 12)},
     "admin": {"192.168.5.5"},
 }
-# (protocols, ports, from, to, bidirectional)
+# (protocols, ports, from, to, bidirectional), in rule-id order below
+RULE_IDS = ["web-app", "app-dns", "admin-ssh", "web-peers"]
 RULES = [
     ({6}, [(443, 443), (8000, 8010)], {"web"}, {"app"}, False),
     ({17}, [(53, 53)], {"app"}, {"web"}, False),
@@ -151,6 +152,25 @@ def reason(key: tuple[Any, ...], native: bool) -> str:
     if other_protocol or (pair and not any(proto in r[0] for r in pair)):
         return "protocol-not-approved"
     return "port-not-approved"
+
+
+def nearest(key: tuple[Any, ...]) -> str:
+    """ARCHITECTURE.md "Nearest rule": the least weighted distance (a host outside the
+    rule's group 4, initiator and responder swapped 1, another protocol 1, a port outside
+    the rule's ports 2), ties by distance to the rule's ports, then rule id."""
+    _, src, dst, proto, port = key
+    best = []
+    for rid, (protos, ports, frm, to, _) in zip(RULE_IDS, RULES, strict=True):
+        hosts = min(
+            4 * (not in_group(src, frm)) + 4 * (not in_group(dst, to)),
+            1 + 4 * (not in_group(src, to)) + 4 * (not in_group(dst, frm)),
+        )
+        for p in protos:
+            for lo, hi in ports:
+                inside = lo <= port <= hi
+                score = hosts + (p != proto) + 2 * (not inside)
+                best.append((score, 0 if inside else min(abs(port - lo), abs(port - hi)), rid))
+    return min(best)[2]
 
 
 @pytest.fixture(scope="module")
@@ -266,6 +286,7 @@ def test_findings_and_reasons_follow_the_documented_precedence(
         assert v["reason"] == reason(key, native), key
         event(v["reason"])  # --hypothesis-show-statistics: how often each reason is drawn
         assert v["native_vlan"] is native
+        assert v["nearest_rule"] == nearest(key), key
         assert v["flows"] == expected[key]
         assert v["direction_uncertain"] is uncertain[key]
     assert result.flows == len(rows)
