@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import Mutant, baseline, report, sandbox  # noqa: E402
 
-HYPOTHESIS = ("--hypothesis-profile=ci",)
+HYPOTHESIS = ("--hypothesis-profile=mutation",)
 PLANTED = [
     Mutant(
         "reason precedence: out-of-scope checked before off-vlan",

@@ -30,10 +30,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import REPO, Mutant, Outcome, baseline, report, sandbox  # noqa: E402
 
 SQL = REPO / "flowaudit" / "audit" / "sql"
-STAGE1 = ("tests/unit/audit",)
+STAGE1 = (  # the audit's unit and property tests, quickest and most telling first
+    "tests/unit/audit/test_audit.py",
+    "tests/unit/audit/test_reason_properties.py",
+    "tests/unit/audit/test_window_properties.py",
+    "tests/unit/audit/test_coverage.py",
+)
 STAGE1_EXTRA = {"finding_flows.sql": ("tests/unit/evidence/test_evidence.py",)}
-STAGE2 = ("tests/e2e/test_samples.py", "tests/e2e/test_golden_reports.py")
-HYPOTHESIS = ("--hypothesis-profile=ci",)
+STAGE2 = (  # the samples' ground truth and golden reports
+    "tests/e2e/test_samples.py::test_violations_equal_the_ground_truth",
+    "tests/e2e/test_samples.py::test_unused_rules_follow_the_ground_truth",
+    "tests/e2e/test_samples.py::test_approved_only_sample_has_no_violation",
+    "tests/e2e/test_golden_reports.py::test_report_equals_golden[json-vlan111-mixed]",
+    "tests/e2e/test_golden_reports.py::test_report_with_baseline_equals_golden[json]",
+)
+HYPOTHESIS = ("--hypothesis-profile=mutation",)
 
 
 def _unique(lines: list[str], i: int, j: int, text: str) -> tuple[str, int]:
