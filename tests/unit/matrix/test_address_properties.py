@@ -1,0 +1,70 @@
+"""Addresses, ranges and protocol names of the matrix model against ``ipaddress``.
+
+The model maps IPv4 into IPv6 (``::ffff:a.b.c.d``) so one integer order covers both
+families; the oracle here is the standard library's own parsing, per family.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from flowaudit.matrix.model import (
+    addr_bytes,
+    addr_text,
+    parse_address,
+    parse_protocol,
+    protocol_name,
+    range_text,
+)
+
+V4 = st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address)
+V6 = (
+    st.integers(0, 2**128 - 1)
+    .map(ipaddress.IPv6Address)
+    .filter(
+        lambda a: int(a) >> 32 != 0xFFFF  # IPv4-mapped: printed as IPv4 on purpose
+    )
+)
+
+
+def as_int(a: ipaddress.IPv4Address | ipaddress.IPv6Address) -> int:
+    return (0xFFFF << 32) | int(a) if a.version == 4 else int(a)
+
+
+@given(addr=st.one_of(V4, V6), prefix=st.integers(0, 128))
+@example(addr=ipaddress.IPv6Address("2001:db8::"), prefix=32)
+@example(addr=ipaddress.IPv4Address("10.25.233.0"), prefix=24)
+def test_cidr_bounds_and_text(
+    addr: ipaddress.IPv4Address | ipaddress.IPv6Address, prefix: int
+) -> None:
+    net = ipaddress.ip_network(f"{addr}/{min(prefix, addr.max_prefixlen)}", strict=False)
+    (lo, hi), text = parse_address(str(net))
+    assert (lo, hi) == (as_int(net.network_address), as_int(net.broadcast_address))
+    assert text == str(net)
+    assert addr_text(lo) == str(net.network_address)
+    assert addr_bytes(lo) == (
+        ipaddress.IPv6Address(lo).packed if net.version == 6 else b"\0" * 10 + b"\xff\xff"
+        + net.network_address.packed
+    )  # fmt: skip
+    assert range_text(lo, hi) == (
+        str(net.network_address) if lo == hi else f"{net.network_address}-{net.broadcast_address}"
+    )
+
+
+@given(a=st.one_of(V4, V6))
+def test_address_range_text_round_trips(a: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+    (lo, hi), text = parse_address(f"{a}-{a}")
+    assert lo == hi == as_int(a)
+    assert addr_text(lo) == str(a) and text == f"{a}-{a}"
+
+
+@given(number=st.integers(0, 255))
+@example(number=47)  # GRE: no name, shown as its number
+def test_protocol_names_round_trip(number: int) -> None:
+    name = protocol_name(number)
+    iana = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", 132: "sctp"}  # keywords
+    assert name == iana.get(number, str(number))
+    assert parse_protocol(name) == number
