@@ -1,10 +1,10 @@
 """Concurrent `flowaudit ingest` processes on one store: one manifest per capture, no
 orphan flow file, exactly one run per capture says "already in the store".
 
-Two ingests of the same capture are made to meet at the commit: the test holds the
-capture's lock file (with its own, live pid) until both have written their flow files
-to ``.tmp/`` and wait for the lock, then lets them go. Only the idempotency check under
-the lock can then tell the loser it lost. Two ingests of another capture race freely.
+Two ingests of each of two captures are made to meet at the commit: the test holds both
+captures' lock files (with its own, live pid) until all four have written their flow
+files to ``.tmp/`` and wait, then lets them go at once. Only the idempotency check under
+the lock can then tell each capture's loser it lost.
 Flow counts come from the generator's ground truth (samples/pcaps/*.truth.summary.json).
 """
 
@@ -55,24 +55,24 @@ def waiting_runs(store: Path) -> int:
 def test_concurrent_ingests_commit_once_and_leave_no_orphan(tmp_path: Path) -> None:
     store = tmp_path / "store"
     sha = {c: hashlib.sha256(c.read_bytes()).hexdigest() for c in (MIXED, APPROVED)}
-    lock = store / ".locks" / f"{sha[MIXED]}.lock"
-    lock.parent.mkdir(parents=True)
-    lock.write_text(str(os.getpid()))  # held by a live process: both MIXED ingests wait
+    locks = [store / ".locks" / f"{digest}.lock" for digest in sha.values()]
+    locks[0].parent.mkdir(parents=True)
+    for lock in locks:  # held by a live process: every ingest waits at its commit
+        lock.write_text(str(os.getpid()))
 
-    mixed = [start_ingest(MIXED, store) for _ in range(2)]
-    approved = [start_ingest(APPROVED, store) for _ in range(2)]
-    outs: dict[Path, list[tuple[int, str]]] = {MIXED: [], APPROVED: []}
-    for p in approved:
-        _, err = p.communicate(timeout=120)
-        outs[APPROVED].append((p.returncode, err))
+    procs = {c: [start_ingest(c, store) for _ in range(2)] for c in (MIXED, APPROVED)}
     deadline = time.monotonic() + 25  # the ingests give up on a lock after 30 s
-    while waiting_runs(store) < 2 and time.monotonic() < deadline:
+    while waiting_runs(store) < 4 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert waiting_runs(store) == 2, "both ingests of one capture should wait for its lock"
-    lock.unlink()
-    for p in mixed:
-        _, err = p.communicate(timeout=120)
-        outs[MIXED].append((p.returncode, err))
+    assert waiting_runs(store) == 4, "all four ingests should wait for their capture's lock"
+    for lock in locks:
+        lock.unlink()
+    outs: dict[Path, list[tuple[int, str]]] = {}
+    for capture, ps in procs.items():
+        outs[capture] = []
+        for p in ps:
+            _, err = p.communicate(timeout=120)
+            outs[capture].append((p.returncode, err))
 
     manifests = {p.stem: json.loads(p.read_text()) for p in (store / "manifest").glob("*.json")}
     assert set(manifests) == set(sha.values())
