@@ -5,8 +5,9 @@ flowset 1 with scope and option lengths in bytes, data flowsets padded to 4 byte
 RFC 7011 (IPFIX: message length in the header, template set 2, options template set 3
 with a scope field count, enterprise bit and PEN). Templates are drawn with any field
 order, reduced-size counters of every width 1..8 (3, 5, 6 and 7 included), fields the
-reader skips (IANA and enterprise), and an options template announcing a sampling
-interval. A valid export must decode with no warning at all.
+reader skips (IANA and enterprise, fixed and IPFIX variable length, short and long
+form), and an options template announcing a sampling interval. A valid export must
+decode with no warning at all.
 """
 
 from __future__ import annotations
@@ -69,14 +70,18 @@ def message(ipfix: bool, sets: list[bytes], records: int) -> bytes:
     return struct.pack("!HHIIII", 9, records, UPTIME_MS, EXPORT_SECS, 1, DOMAIN) + body
 
 
+def field_bytes(f: F, r: dict[str, Any]) -> bytes:
+    if f.length == 65535:  # IPFIX variable length: 1-byte length, or 255 and 2 bytes
+        v = r[f.key]
+        return (bytes([len(v)]) if len(v) < 255 else b"\xff" + be(len(v), 2)) + v
+    return be(r[f.key], f.length) if f.key else b"\x5a" * f.length
+
+
 def encode(case: dict[str, Any]) -> bytes:
     """The export as raw datagrams back to back (what ``nc -u -l`` would capture)."""
     ipfix, fields, recs = case["ipfix"], case["fields"], case["records"]
     tid, opt_tid = 300, 301
-    data = b"".join(
-        b"".join(be(r[f.key], f.length) if f.key else b"\x5a" * f.length for f in fields)
-        for r in recs
-    )
+    data = b"".join(b"".join(field_bytes(f, r) for f in fields) for r in recs)
     tpl = set_(2 if ipfix else 0, struct.pack("!HH", tid, len(fields)) + template_record(
         fields, ipfix), pad=False)  # fmt: skip
     datagrams = [
@@ -133,6 +138,8 @@ def cases(draw: st.DrawFn) -> dict[str, Any]:
         if pen and not ipfix:
             continue  # enterprise fields exist in IPFIX only
         fields.append(F(pen, ie, ln, ""))
+    varlen = draw(st.integers(0, 2)) if ipfix else 0  # e.g. interfaceName, a vendor string
+    fields += [F(*[(0, 82), (9, 201)][i], 65535, f"var{i}") for i in range(varlen)]
     fields = draw(st.permutations(fields))
     addr = (
         st.integers(1, 2**128 - 1).map(lambda n: str(ipaddress.IPv6Address(n)))
@@ -156,6 +163,7 @@ def cases(draw: st.DrawFn) -> dict[str, Any]:
             "flags": draw(st.integers(0, 256**wf - 1)),
             "vlan": draw(st.integers(1, 4094)),
             "first": first, "last": last,
+            **{f"var{i}": draw(st.binary(max_size=300)) for i in range(varlen)},
         })  # fmt: skip
     sampling = None
     if draw(st.booleans()):
