@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -75,3 +76,23 @@ def test_protocol_names_round_trip(number: int) -> None:
     iana = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", 132: "sctp"}  # keywords
     assert name == iana.get(number, str(number))
     assert parse_protocol(name) == number
+
+
+@given(value=st.integers(-3, 300))
+@example(value=0)  # protocol 0 (HOPOPT) and 255 are protocol numbers
+@example(value=255)
+def test_parse_protocol_accepts_exactly_0_to_255(value: int) -> None:
+    for v in (value, str(value)):
+        if 0 <= value <= 255:
+            assert parse_protocol(v) == value
+        elif isinstance(v, int):
+            with pytest.raises(ValueError, match=rf"^protocol number {value} outside 0-255$"):
+                parse_protocol(v)
+        else:
+            with pytest.raises(ValueError):
+                parse_protocol(v)
+
+
+def test_parse_protocol_refuses_a_bool_by_name() -> None:
+    with pytest.raises(ValueError, match=r"^unknown protocol True$"):
+        parse_protocol(True)

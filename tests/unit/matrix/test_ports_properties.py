@@ -1,4 +1,5 @@
-"""Port ranges against set-based oracles: ``port_complement`` and ``merge_ranges``.
+"""Port ranges against set-based oracles: ``port_complement``, ``merge_ranges``, and
+``parse_port_range`` against the port space 0-65535.
 
 The oracles below enumerate ports one by one (plain sets, no range arithmetic), so a
 bug in a boundary (a range's top port, an adjacent range, a single-port range) shows
@@ -7,10 +8,11 @@ as a difference in the exact output, not only in set membership.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from flowaudit.matrix.model import merge_ranges, port_complement
+from flowaudit.matrix.model import merge_ranges, parse_port_range, port_complement
 
 # ports near the edges and a small band in the middle, so ranges touch and overlap often
 PORT = st.one_of(st.integers(0, 40), st.integers(2370, 2400), st.integers(65500, 65535))
@@ -73,3 +75,40 @@ def test_port_complement_is_empty_or_whole(ranges: list[tuple[int, int]], used: 
 def test_merge_ranges_equals_set_oracle(ranges: list[tuple[int, int]]) -> None:
     every = sorted({p for lo, hi in ranges for p in range(lo, hi + 1)})
     assert merge_ranges(ranges) == tuple(runs(every))
+
+
+@given(lo=st.integers(-2, 65537), hi=st.integers(-2, 65537), form=st.sampled_from(["int", "str"]))
+@example(lo=443, hi=443, form="str")  # "443-443": a one-port range, lo == hi
+@example(lo=0, hi=0, form="int")  # port 0 and 65535 are ports
+@example(lo=65535, hi=65535, form="int")
+def test_parse_port_range_accepts_exactly_the_port_space(lo: int, hi: int, form: str) -> None:
+    if form == "int":
+        if 0 <= lo <= 65535:
+            assert parse_port_range(lo) == (lo, lo)
+        else:
+            with pytest.raises(ValueError, match=rf"^port {lo} outside 0-65535$"):
+                parse_port_range(lo)
+        return
+    text = f"{lo}-{hi}" if lo != hi or lo % 2 else str(lo)  # both spellings of one port
+    if lo < 0 or hi < 0:  # "-1-5": not a number where a port should be
+        with pytest.raises(ValueError, match=rf"^bad port '{text}'$"):
+            parse_port_range(text)
+    elif lo > 65535 or hi > 65535:
+        with pytest.raises(ValueError, match=r"^port \d+ outside 0-65535$"):
+            parse_port_range(text)
+    elif lo > hi:
+        with pytest.raises(ValueError, match=rf"^port range '{text}' has lo > hi$"):
+            parse_port_range(text)
+    else:
+        assert parse_port_range(text) == (lo, hi)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [(True, "bad port True"), ("80-x", "bad port '80-x'"), ("x", "bad port 'x'"),
+     (1.5, "bad port 1.5 (use 443, '2379-2380' or a list of them)")],
+)  # fmt: skip
+def test_parse_port_range_names_the_bad_value(value: object, message: str) -> None:
+    with pytest.raises(ValueError) as e:
+        parse_port_range(value)
+    assert str(e.value) == message
