@@ -96,3 +96,32 @@ def test_parse_protocol_accepts_exactly_0_to_255(value: int) -> None:
 def test_parse_protocol_refuses_a_bool_by_name() -> None:
     with pytest.raises(ValueError, match=r"^unknown protocol True$"):
         parse_protocol(True)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("10.25.233.4/24",
+         "bad address or CIDR '10.25.233.4/24': 10.25.233.4/24 has host bits set"),
+        ("10.0.0.1-::1", "address range '10.0.0.1-::1' mixes IPv4 and IPv6"),
+        ("10.0.0.9-10.0.0.1", "address range '10.0.0.9-10.0.0.1' has first > last"),
+        ("10.0.0.1-x", "bad address range '10.0.0.1-x': 'x' does not appear to be an IPv4 or "
+                       "IPv6 address"),
+    ],
+)  # fmt: skip
+def test_parse_address_names_the_bad_spec(spec: str, message: str) -> None:
+    with pytest.raises(ValueError) as e:
+        parse_address(spec)
+    assert str(e.value) == message
+
+
+@given(a=st.one_of(V4, V6), b=st.one_of(V4, V6))
+def test_address_ranges_need_one_family_and_order(
+    a: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    b: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
+    if a.version != b.version or int(a) > int(b):
+        with pytest.raises(ValueError):
+            parse_address(f"{a}-{b}")
+    else:
+        assert parse_address(f"{a}-{b}")[0] == (as_int(a), as_int(b))
