@@ -39,29 +39,48 @@ def at(s: int | None) -> dt.datetime | None:
 
 # a third of the profile's examples: each one runs the audit twice over
 @settings(max_examples=max(10, settings.default.max_examples // 3))
-@given(spans=st.lists(st.tuples(SECOND, SECOND), min_size=1, max_size=6), since=BOUND,
-       until=BOUND)  # fmt: skip
-@example(spans=[(0, 2), (4, 4)], since=2, until=4)  # ends at since: in; starts at until: out
+@given(
+    spans=st.lists(
+        st.tuples(SECOND, SECOND, st.sampled_from([111, None]), st.sampled_from([6, 47])),
+        min_size=1,
+        max_size=6,
+    ),
+    since=BOUND,
+    until=BOUND,
+)
+@example(spans=[(0, 2, 111, 6), (4, 4, 111, 6)], since=2, until=4)  # ends at since: in;
+# starts at until: out
+@example(spans=[(0, 1, None, 47), (1, 2, None, 47)], since=None, until=None)  # untagged
+# capture, no ports (GRE): NULL keys must still find their flows
+@example(spans=[(0, 1, None, 6), (0, 1, 111, 47)], since=None, until=None)  # native VLAN
 def test_window_keeps_exactly_the_documented_flows(
-    matrix: Matrix, spans: list[tuple[int, int]], since: int | None, until: int | None
+    matrix: Matrix,
+    spans: list[tuple[int, int, int | None, int]],
+    since: int | None,
+    until: int | None,
 ) -> None:
     if since is not None and until is not None and since >= until:
         return  # refused before the audit runs (UsageError)
     rows = []
-    for i, (a, b) in enumerate(spans):  # one finding per flow: port 3000 + i is not approved
+    want: dict[tuple[object, ...], list[tuple[object, ...]]] = {}
+    for i, (a, b, vlan, proto) in enumerate(spans):
         first, last = min(a, b), max(a, b)
-        rows.append(flow(N5, N6, 3000 + i, t=float(first), dur=float(last - first)))
-    want = {
-        3000 + i
-        for i, (a, b) in enumerate(spans)
-        if (since is None or max(a, b) >= since) and (until is None or min(a, b) < until)
-    }
+        port = 3000 + i if proto == 6 else None  # 3000 + i: no rule approves it
+        rows.append(
+            flow(N5, N6, port, proto=proto, sport=40000 if port else None, vlan=vlan,
+                 t=float(first), dur=float(last - first))
+        )  # fmt: skip
+        if (since is None or last >= since) and (until is None or first < until):
+            key = (vlan, proto, port)
+            want.setdefault(key, []).append((port, at(first), at(last)))
     table = make_flows(rows)
     result = run_audit(matrix, table, since=at(since), until=at(until))
     found = result.violations.to_pylist()
-    assert {v["dst_port"] for v in found} == want
-    assert result.flows == len(want)
+    assert sorted(((v["vlan_id"], v["protocol"], v["dst_port"]) for v in found), key=str) == (
+        sorted(want, key=str)
+    )
+    assert result.flows == sum(len(x) for x in want.values())
     per_finding = finding_flows(table, matrix, found, at(since), at(until))
-    assert [[f["dst_port"] for f in flows] for flows in per_finding] == [
-        [v["dst_port"]] for v in found
-    ]
+    for v, flows in zip(found, per_finding, strict=True):
+        got = sorted((f["dst_port"], f["first_seen"], f["last_seen"]) for f in flows)
+        assert got == sorted(want[(v["vlan_id"], v["protocol"], v["dst_port"])])
