@@ -16,7 +16,7 @@ Stage 1 runs the audit's unit tests against each mutant (finding_flows.sql: the
 evidence tests too); a survivor goes to stage 2, the end-to-end sample audits. Prints
 the score and every survivor; tests/MUTATION.md records them with their reasons.
 
-    python tests/mutation/sql_mutants.py [--list] [--only SUBSTRING]
+    python tests/mutation/sql_mutants.py [--list] [--only SUBSTRING] [--range A:B]
 """
 
 from __future__ import annotations
@@ -131,9 +131,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--list", action="store_true", help="print the mutants, run nothing")
     ap.add_argument("--only", default="", help="run only mutants whose name contains this")
+    ap.add_argument("--range", default=":", help="a slice of the mutant list, e.g. 60:101")
     ap.add_argument("--timeout", type=float, default=150, help="seconds per mutant and stage")
     args = ap.parse_args()
-    mutants = [m for m in all_mutants() if args.only in m.name]
+    lo, _, hi = args.range.partition(":")
+    chosen = all_mutants()[int(lo) if lo else None : int(hi) if hi else None]
+    mutants = [m for m in chosen if args.only in m.name]
     if args.list:
         for m in mutants:
             print(f"{m.name}\n  - {m.old.strip()}\n  + {m.new.strip()}")
