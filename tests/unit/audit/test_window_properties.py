@@ -41,21 +41,49 @@ def at(s: int | None) -> dt.datetime | None:
 @settings(max_examples=max(10, settings.default.max_examples // 3))
 @given(
     spans=st.lists(
-        st.tuples(SECOND, SECOND, st.sampled_from([111, None]), st.sampled_from([6, 47])),
+        st.tuples(
+            SECOND,
+            SECOND,
+            st.sampled_from([111, None]),
+            st.sampled_from([6, 47]),
+            st.sampled_from([3000, 3001]),
+            st.sampled_from(["syn", "first_packet"]),
+            st.sampled_from([40000, 40001]),
+        ),
         min_size=1,
         max_size=6,
     ),
     since=BOUND,
     until=BOUND,
 )
-@example(spans=[(0, 2, 111, 6), (4, 4, 111, 6)], since=2, until=4)  # ends at since: in;
-# starts at until: out
-@example(spans=[(0, 1, None, 47), (1, 2, None, 47)], since=None, until=None)  # untagged
-# capture, no ports (GRE): NULL keys must still find their flows
-@example(spans=[(0, 1, None, 6), (0, 1, 111, 47)], since=None, until=None)  # native VLAN
+@example(
+    spans=[(0, 2, 111, 6, 3000, "syn", 40000), (4, 4, 111, 6, 3001, "syn", 40000)], since=2, until=4
+)  # ends at since: in; starts at until: out
+@example(
+    spans=[(0, 1, 111, 47, 0, "syn", 0), (4, 5, 111, 47, 0, "syn", 0)], since=None, until=4
+)  # one finding: its flow that starts at until is not its
+@example(
+    spans=[(0, 2, 111, 47, 0, "syn", 0), (3, 5, 111, 47, 0, "syn", 0)], since=2, until=None
+)  # one finding: its flow that ends at since is its
+@example(
+    spans=[(0, 1, None, 47, 0, "syn", 0), (1, 2, None, 47, 0, "syn", 0)], since=None, until=None
+)  # untagged capture, no ports (GRE): NULL keys
+@example(
+    spans=[(0, 1, None, 6, 3000, "syn", 40000), (0, 1, 111, 47, 0, "syn", 0)],
+    since=None,
+    until=None,
+)  # native VLAN
+@example(
+    spans=[
+        (0, 1, 111, 6, 3000, "first_packet", 40000),
+        (0, 1, 111, 6, 3000, "first_packet", 40001),
+    ],
+    since=None,
+    until=None,
+)  # one finding, two initiator ports (uncertain direction)
 def test_window_keeps_exactly_the_documented_flows(
     matrix: Matrix,
-    spans: list[tuple[int, int, int | None, int]],
+    spans: list[tuple[int, int, int | None, int, int, str, int]],
     since: int | None,
     until: int | None,
 ) -> None:
@@ -63,12 +91,12 @@ def test_window_keeps_exactly_the_documented_flows(
         return  # refused before the audit runs (UsageError)
     rows = []
     want: dict[tuple[object, ...], list[tuple[object, ...]]] = {}
-    for i, (a, b, vlan, proto) in enumerate(spans):
+    for a, b, vlan, proto, dport, direction, sport in spans:
         first, last = min(a, b), max(a, b)
-        port = 3000 + i if proto == 6 else None  # 3000 + i: no rule approves it
+        port = dport if proto == 6 else None  # no rule approves 3000 or 3001
         rows.append(
-            flow(N5, N6, port, proto=proto, sport=40000 if port else None, vlan=vlan,
-                 t=float(first), dur=float(last - first))
+            flow(N5, N6, port, proto=proto, sport=sport if port else None, vlan=vlan,
+                 t=float(first), dur=float(last - first), direction=direction)
         )  # fmt: skip
         if (since is None or last >= since) and (until is None or first < until):
             key = (vlan, proto, port)
