@@ -87,7 +87,7 @@ RULES = [
 ADDRESSES = [
     "10.1.0.1", "10.1.0.3", "10.1.0.10", "10.1.0.12",  # web, app
     "192.168.5.5",  # admin: outside the subnet, in scope as a group member
-    "10.1.0.50",  # in the subnet, in no group
+    "10.1.0.50", "10.1.0.51",  # in the subnet, in no group
     "8.8.8.8", "10.1.1.1", "2001:db8::1",  # outside scope
 ]  # fmt: skip
 PORTS = [22, 53, 443, 442, 444, 7999, 8000, 8010, 8011, 2379, 2380, 2381, 40000]
@@ -183,7 +183,7 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Matrix:
 @st.composite
 def flow_rows(draw: st.DrawFn) -> dict[str, Any]:
     # group members twice as often: most findings then get past the address checks
-    pool = st.sampled_from([*ADDRESSES, *ADDRESSES[:5]])
+    pool = st.sampled_from([*ADDRESSES, *ADDRESSES[:5], "10.1.0.50"])
     src = draw(pool)
     dst = draw(pool.filter(lambda a: a != src))
     proto = draw(st.sampled_from([6, 17, 1]))
@@ -258,6 +258,9 @@ def rows_of(drawn: list[tuple[dict[str, Any], int | None]]) -> list[dict[str, An
                   "sport": 40001, "direction": "syn"}, 111)])  # fmt: skip
 # an unknown source on a reversed port: unknown-source comes before reverse-direction
 @example(drawn=[({"src": "10.1.0.50", "dst": "10.1.0.1", "dport": 443, "proto": 6,
+                  "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
+# both ends unknown: unknown-source comes before unknown-destination
+@example(drawn=[({"src": "10.1.0.50", "dst": "10.1.0.51", "dport": 443, "proto": 6,
                   "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
 # reversed and on another protocol's port at once: reverse-direction first
 @example(drawn=[({"src": "10.1.0.10", "dst": "10.1.0.1", "dport": 443, "proto": 6,
