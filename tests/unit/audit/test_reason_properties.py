@@ -210,11 +210,15 @@ def near_rule_rows(draw: st.DrawFn) -> dict[str, Any]:
     lo, hi = draw(st.sampled_from(ports))
     port = draw(st.sampled_from(sorted({lo, hi})))
     proto = draw(st.sampled_from(sorted(protos)))
-    changes = ["none", "swap", "protocol", "below", "above", "stranger", "outsider"]
+    changes = ["none", "swap", "protocol", "below", "above", "stranger", "outsider", "member"]
     change = draw(st.sampled_from(changes))
-    if change in ("stranger", "outsider"):  # one end in the subnet but no group, or outside
-        other = "10.1.0.50" if change == "stranger" else "8.8.8.8"
+    if change in ("stranger", "outsider", "member"):  # one end: in the subnet but in no
+        # group, outside the scope, or a host of another (or the same) group
+        other = {"stranger": "10.1.0.50", "outsider": "8.8.8.8"}.get(change)
+        other = other or draw(st.sampled_from(sorted(set().union(*GROUPS.values()))))
         init, resp = draw(st.sampled_from([(other, resp), (init, other)]))
+        if init == resp:
+            init = "10.1.0.51"
     elif change == "swap":
         init, resp = resp, init
     elif change == "protocol":
@@ -258,6 +262,9 @@ def rows_of(drawn: list[tuple[dict[str, Any], int | None]]) -> list[dict[str, An
                   "sport": 40001, "direction": "syn"}, 111)])  # fmt: skip
 # an unknown source on a reversed port: unknown-source comes before reverse-direction
 @example(drawn=[({"src": "10.1.0.50", "dst": "10.1.0.1", "dport": 443, "proto": 6,
+                  "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
+# a known host that is no rule's responder, to a rule's initiator on its port: not reversed
+@example(drawn=[({"src": "192.168.5.5", "dst": "10.1.0.1", "dport": 443, "proto": 6,
                   "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
 # both ends unknown: unknown-source comes before unknown-destination
 @example(drawn=[({"src": "10.1.0.50", "dst": "10.1.0.51", "dport": 443, "proto": 6,
