@@ -57,6 +57,13 @@ rules:
     ports: 22
     purpose: p3
     provenance: {table: T, row: "3", origin: component}
+  - id: web-app-stream
+    from: web
+    to: app
+    protocol: udp
+    ports: 5000-5001
+    purpose: p5
+    provenance: {table: T, row: "5", origin: component}
   - id: web-peers
     from: web
     to: web
@@ -76,11 +83,12 @@ GROUPS = {
     "admin": {"192.168.5.5"},
 }
 # (protocols, ports, from, to, bidirectional), in rule-id order below
-RULE_IDS = ["web-app", "app-dns", "admin-ssh", "web-peers"]
+RULE_IDS = ["web-app", "app-dns", "admin-ssh", "web-app-stream", "web-peers"]
 RULES = [
     ({6}, [(443, 443), (8000, 8010)], {"web"}, {"app"}, False),
     ({17}, [(53, 53)], {"app"}, {"web"}, False),
     ({6}, [(22, 22)], {"admin"}, {"web", "app"}, False),
+    ({17}, [(5000, 5001)], {"web"}, {"app"}, False),
     ({6, 17}, [(2379, 2380)], {"web"}, {"web"}, True),
 ]
 
@@ -90,7 +98,7 @@ ADDRESSES = [
     "10.1.0.50", "10.1.0.51",  # in the subnet, in no group
     "8.8.8.8", "10.1.1.1", "2001:db8::1",  # outside scope
 ]  # fmt: skip
-PORTS = [22, 53, 443, 442, 444, 7999, 8000, 8010, 8011, 2379, 2380, 2381, 40000]
+PORTS = [22, 53, 443, 442, 444, 5000, 5001, 7999, 8000, 8010, 8011, 2379, 2380, 2381, 40000]
 
 
 def in_group(ip: str, names: set[str]) -> bool:
@@ -265,6 +273,9 @@ def rows_of(drawn: list[tuple[dict[str, Any], int | None]]) -> list[dict[str, An
                   "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
 # a known host that is no rule's responder, to a rule's initiator on its port: not reversed
 @example(drawn=[({"src": "192.168.5.5", "dst": "10.1.0.1", "dport": 443, "proto": 6,
+                  "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
+# the pair has a udp rule, and a tcp rule holds this port: protocol-not-approved
+@example(drawn=[({"src": "10.1.0.1", "dst": "10.1.0.10", "dport": 8010, "proto": 17,
                   "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
 # both ends unknown: unknown-source comes before unknown-destination
 @example(drawn=[({"src": "10.1.0.50", "dst": "10.1.0.51", "dport": 443, "proto": 6,
