@@ -114,8 +114,9 @@ def in_scope(ip: str) -> bool:
     return (a.version == 4 and a in SUBNET) or known(ip)
 
 
-def port_in(port: int, ranges: list[tuple[int, int]]) -> bool:
-    return any(lo <= port <= hi for lo, hi in ranges)
+def port_in(port: int | None, ranges: list[tuple[int, int]]) -> bool:
+    """A protocol without ports (GRE: port NULL) is in no port range."""
+    return port is not None and any(lo <= port <= hi for lo, hi in ranges)
 
 
 def admits(rule: tuple[Any, ...], proto: int, init: str, resp: str, port: int) -> bool:
@@ -129,16 +130,20 @@ def admits(rule: tuple[Any, ...], proto: int, init: str, resp: str, port: int) -
     return fwd or rev
 
 
-def matched(f: dict[str, Any], capture_tagged: bool) -> bool:
+def admitted_by(rule: tuple[Any, ...], f: dict[str, Any], capture_tagged: bool) -> bool:
     native = f["vlan_id"] is None and capture_tagged
     if native or (f["vlan_id"] is not None and f["vlan_id"] not in SCOPE_VLANS):
         return False  # off-VLAN traffic is always a finding
     p, s, d = f["protocol"], f["src_ip"], f["dst_ip"]
-    if any(admits(r, p, s, d, f["dst_port"]) for r in RULES):
+    if admits(rule, p, s, d, f["dst_port"]):
         return True
     # an uncertain initiator is also tried the other way round, on the initiator's port
     uncertain = f["direction"] not in ("syn", "exporter")
-    return uncertain and any(admits(r, p, d, s, f["src_port"]) for r in RULES)
+    return uncertain and admits(rule, p, d, s, f["src_port"])
+
+
+def matched(f: dict[str, Any], capture_tagged: bool) -> bool:
+    return any(admitted_by(r, f, capture_tagged) for r in RULES)
 
 
 def reason(key: tuple[Any, ...], native: bool) -> str:
@@ -167,6 +172,7 @@ def nearest(key: tuple[Any, ...]) -> str:
     rule's group 4, initiator and responder swapped 1, another protocol 1, a port outside
     the rule's ports 2), ties by distance to the rule's ports, then rule id."""
     _, src, dst, proto, port = key
+    port = port or 0  # no port (GRE) is measured as port 0
     best = []
     for rid, (protos, ports, frm, to, _) in zip(RULE_IDS, RULES, strict=True):
         hosts = min(
@@ -194,10 +200,13 @@ def flow_rows(draw: st.DrawFn) -> dict[str, Any]:
     pool = st.sampled_from([*ADDRESSES, *ADDRESSES[:5], "10.1.0.50"])
     src = draw(pool)
     dst = draw(pool.filter(lambda a: a != src))
-    proto = draw(st.sampled_from([6, 17, 1]))
+    proto = draw(st.sampled_from([6, 17, 1, 47]))
     direction = draw(st.sampled_from(["syn", "service_port", "first_packet"]))
     if proto == 1:
         return {"src": src, "dst": dst, "dport": 0, "proto": 1, "sport": 8, "direction": direction}
+    if proto == 47:  # GRE: no ports at all
+        return {"src": src, "dst": dst, "dport": None, "proto": 47, "sport": None,
+                "direction": direction}  # fmt: skip
     return {
         "src": src,
         "dst": dst,
@@ -311,3 +320,27 @@ def test_findings_and_reasons_follow_the_documented_precedence(
         assert v["flows"] == expected[key]
         assert v["direction_uncertain"] is uncertain[key]
     assert result.flows == len(rows)
+
+    # unused and partly used rules, per (rule, protocol): how many flows the rule admits
+    # (each flow once per rule), and how many flows its hosts exchanged at all (either way,
+    # any port or protocol): "unused" is proven only when they talked
+    unused = {(u["rule_id"], u["protocol"]): u for u in result.unused_rules.to_pylist()}
+    for rid, rule in zip(RULE_IDS, RULES, strict=True):
+        protos, _, frm, to, _ = rule
+        between = sum(
+            (in_group(r["src_ip"], frm) and in_group(r["dst_ip"], to))
+            or (in_group(r["src_ip"], to) and in_group(r["dst_ip"], frm))
+            for r in rows
+        )
+        for p in protos:
+            n = sum(r["protocol"] == p and admitted_by(rule, r, tagged) for r in rows)
+            u = unused.get((rid, p))
+            if n == 0:
+                assert u is not None and u["status"] == "unused", (rid, p)
+            elif u is not None:
+                assert u["status"] == "partly-used", (rid, p)
+            if u is not None:
+                assert u["flows"] == n, (rid, p)
+                assert u["observable"] is (between > 0), (rid, p)
+                if between:
+                    assert f"{between:,} flows between these hosts" in u["evidence"]
