@@ -64,6 +64,14 @@ rules:
     ports: 5000-5001
     purpose: p5
     provenance: {table: T, row: "5", origin: component}
+  - id: admin-app-mgmt
+    from: admin
+    to: app
+    protocol: tcp
+    ports: 9000
+    bidirectional: true
+    purpose: p6
+    provenance: {table: T, row: "6", origin: component}
   - id: web-peers
     from: web
     to: web
@@ -83,12 +91,13 @@ GROUPS = {
     "admin": {"192.168.5.5"},
 }
 # (protocols, ports, from, to, bidirectional), in rule-id order below
-RULE_IDS = ["web-app", "app-dns", "admin-ssh", "web-app-stream", "web-peers"]
+RULE_IDS = ["web-app", "app-dns", "admin-ssh", "web-app-stream", "admin-app-mgmt", "web-peers"]
 RULES = [
     ({6}, [(443, 443), (8000, 8010)], {"web"}, {"app"}, False),
     ({17}, [(53, 53)], {"app"}, {"web"}, False),
     ({6}, [(22, 22)], {"admin"}, {"web", "app"}, False),
     ({17}, [(5000, 5001)], {"web"}, {"app"}, False),
+    ({6}, [(9000, 9000)], {"admin"}, {"app"}, True),
     ({6, 17}, [(2379, 2380)], {"web"}, {"web"}, True),
 ]
 
@@ -98,7 +107,7 @@ ADDRESSES = [
     "10.1.0.50", "10.1.0.51",  # in the subnet, in no group
     "8.8.8.8", "10.1.1.1", "2001:db8::1",  # outside scope
 ]  # fmt: skip
-PORTS = [22, 53, 443, 442, 444, 5000, 5001, 7999, 8000, 8010, 8011, 2379, 2380, 2381, 40000]
+PORTS = [22, 53, 443, 442, 444, 5000, 5001, 9000, 7999, 8000, 8010, 8011, 2379, 2380, 2381, 40000]
 
 
 def in_group(ip: str, names: set[str]) -> bool:
