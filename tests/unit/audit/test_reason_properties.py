@@ -295,6 +295,11 @@ def rows_of(drawn: list[tuple[dict[str, Any], int | None]]) -> list[dict[str, An
 # the pair has a udp rule, and a tcp rule holds this port: protocol-not-approved
 @example(drawn=[({"src": "10.1.0.1", "dst": "10.1.0.10", "dport": 8010, "proto": 17,
                   "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
+# another protocol's rule holds the port, but for other hosts: port-not-approved
+@example(drawn=[({"src": "192.168.5.5", "dst": "10.1.0.10", "dport": 5000, "proto": 6,
+                  "sport": 40000, "direction": "syn"}, 111),
+                ({"src": "10.1.0.12", "dst": "10.1.0.10", "dport": 5000, "proto": 6,
+                  "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
 # both ends unknown: unknown-source comes before unknown-destination
 @example(drawn=[({"src": "10.1.0.50", "dst": "10.1.0.51", "dport": 443, "proto": 6,
                   "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
