@@ -255,6 +255,8 @@ def near_rule_rows(draw: st.DrawFn) -> dict[str, Any]:
         port = hi + 1
     direction = draw(st.sampled_from(["syn", "syn", "first_packet"]))
     sport = draw(st.sampled_from([40000, port]))
+    if draw(st.integers(0, 5)) == 0:  # seen from the responder's side, mid-stream
+        init, resp, port, sport, direction = resp, init, 40000, port, "first_packet"
     return {"src": init, "dst": resp, "dport": port, "proto": proto, "sport": sport,
             "direction": direction}  # fmt: skip
 
@@ -300,6 +302,14 @@ def rows_of(drawn: list[tuple[dict[str, Any], int | None]]) -> list[dict[str, An
                   "sport": 40000, "direction": "syn"}, 111),
                 ({"src": "10.1.0.12", "dst": "10.1.0.10", "dport": 5000, "proto": 6,
                   "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
+# mid-stream flows seen from the responder: matched the other way round only when the
+# rule admits that (a bidirectional rule's reverse needs both of its groups)
+@example(drawn=[({"src": "10.1.0.10", "dst": "10.1.0.1", "dport": 40000, "proto": 6,
+                  "sport": 443, "direction": "first_packet"}, 111),
+                ({"src": "192.168.5.5", "dst": "10.1.0.1", "dport": 40000, "proto": 6,
+                  "sport": 9000, "direction": "first_packet"}, 111),
+                ({"src": "10.1.0.10", "dst": "192.168.5.5", "dport": 40000, "proto": 6,
+                  "sport": 9000, "direction": "first_packet"}, 111)])  # fmt: skip
 # both ends unknown: unknown-source comes before unknown-destination
 @example(drawn=[({"src": "10.1.0.50", "dst": "10.1.0.51", "dport": 443, "proto": 6,
                   "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
