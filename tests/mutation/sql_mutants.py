@@ -130,13 +130,16 @@ def all_mutants() -> list[Mutant]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--list", action="store_true", help="print the mutants, run nothing")
-    ap.add_argument("--only", default="", help="run only mutants whose name contains this")
+    ap.add_argument(
+        "--only", default="", help="run only mutants whose name contains one of these (a,b,...)"
+    )
     ap.add_argument("--range", default=":", help="a slice of the mutant list, e.g. 60:101")
     ap.add_argument("--timeout", type=float, default=150, help="seconds per mutant and stage")
     args = ap.parse_args()
     lo, _, hi = args.range.partition(":")
     chosen = all_mutants()[int(lo) if lo else None : int(hi) if hi else None]
-    mutants = [m for m in chosen if args.only in m.name]
+    wanted = args.only.split(",")
+    mutants = [m for m in chosen if any(w in m.name for w in wanted)]
     if args.list:
         for m in mutants:
             print(f"{m.name}\n  - {m.old.strip()}\n  + {m.new.strip()}")
