@@ -126,3 +126,22 @@ def test_window_keeps_exactly_the_documented_flows(
         got = sorted((f["dst_port"], f["first_seen"], f["last_seen"]) for f in flows)
         assert got == sorted(want[(v["vlan_id"], v["src_ip"], v["dst_ip"], v["protocol"],
                                    v["dst_port"])])  # fmt: skip
+
+
+def test_untagged_flows_of_a_tagged_and_an_untagged_capture_are_listed_once(
+    matrix: Matrix,
+) -> None:
+    # capture A holds tagged frames, so its untagged flow is native VLAN; capture B holds
+    # none, so its untagged flow is not: one finding, two conversations, two flows
+    rows = [flow(N5, N6, 3000, vlan=111), flow(N5, N6, 3000, vlan=None, sport=40001),
+            flow(N5, N6, 3000, vlan=None, sport=40002)]  # fmt: skip
+    rows[2]["capture_id"] = "1" * 64
+    table = make_flows(rows)
+    found = run_audit(matrix, table).violations.to_pylist()
+    untagged = [v for v in found if v["vlan_id"] is None]
+    assert len(untagged) == 1 and untagged[0]["flows"] == 2
+    (flows,) = finding_flows(table, matrix, untagged, None, None)
+    assert sorted((f["src_port"], f["capture_id"][0]) for f in flows) == [
+        (40001, "0"),
+        (40002, "1"),
+    ]
