@@ -81,7 +81,10 @@ def mutants_of(path: Path) -> list[Mutant]:
     def add(op: str, i: int, j: int, new: list[str]) -> None:
         old, new_text = _replace_block(lines, i, j, new, text)
         if old != new_text:
-            out.append(Mutant(f"{path.name}:{i + 1}:{op}", rel, old, new_text, tests))
+            name = f"{path.name}:{i + 1}:{op}"
+            same = sum(m.name.split("#")[0] == name for m in out)
+            name += f"#{same + 1}" if same else ""  # e.g. both sides of one line swapped
+            out.append(Mutant(name, rel, old, new_text, tests))
 
     # case-swap: WHEN branches (a WHEN line and its deeper-indented continuation lines)
     whens = [i for i, ln in enumerate(lines) if ln.lstrip().startswith("WHEN ")]
