@@ -309,7 +309,12 @@ def rows_of(drawn: list[tuple[dict[str, Any], int | None]]) -> list[dict[str, An
                 ({"src": "192.168.5.5", "dst": "10.1.0.1", "dport": 40000, "proto": 6,
                   "sport": 9000, "direction": "first_packet"}, 111),
                 ({"src": "10.1.0.10", "dst": "192.168.5.5", "dport": 40000, "proto": 6,
+                  "sport": 9000, "direction": "first_packet"}, 111),
+                ({"src": "192.168.5.5", "dst": "10.1.0.10", "dport": 40000, "proto": 6,
                   "sport": 9000, "direction": "first_packet"}, 111)])  # fmt: skip
+# a bidirectional rule's responder initiates: matched (either side may initiate)
+@example(drawn=[({"src": "10.1.0.10", "dst": "192.168.5.5", "dport": 9000, "proto": 6,
+                  "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
 # both ends unknown: unknown-source comes before unknown-destination
 @example(drawn=[({"src": "10.1.0.50", "dst": "10.1.0.51", "dport": 443, "proto": 6,
                   "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
