@@ -72,6 +72,13 @@ rules:
     bidirectional: true
     purpose: p6
     provenance: {table: T, row: "6", origin: component}
+  - id: app-admin-api
+    from: app
+    to: admin
+    protocol: tcp
+    ports: 8443
+    purpose: p7
+    provenance: {table: T, row: "7", origin: component}
   - id: web-peers
     from: web
     to: web
@@ -91,13 +98,15 @@ GROUPS = {
     "admin": {"192.168.5.5"},
 }
 # (protocols, ports, from, to, bidirectional), in rule-id order below
-RULE_IDS = ["web-app", "app-dns", "admin-ssh", "web-app-stream", "admin-app-mgmt", "web-peers"]
+RULE_IDS = ["web-app", "app-dns", "admin-ssh", "web-app-stream", "admin-app-mgmt", "app-admin-api",
+            "web-peers"]  # fmt: skip
 RULES = [
     ({6}, [(443, 443), (8000, 8010)], {"web"}, {"app"}, False),
     ({17}, [(53, 53)], {"app"}, {"web"}, False),
     ({6}, [(22, 22)], {"admin"}, {"web", "app"}, False),
     ({17}, [(5000, 5001)], {"web"}, {"app"}, False),
     ({6}, [(9000, 9000)], {"admin"}, {"app"}, True),
+    ({6}, [(8443, 8443)], {"app"}, {"admin"}, False),
     ({6, 17}, [(2379, 2380)], {"web"}, {"web"}, True),
 ]
 
@@ -107,7 +116,25 @@ ADDRESSES = [
     "10.1.0.50", "10.1.0.51",  # in the subnet, in no group
     "8.8.8.8", "10.1.1.1", "2001:db8::1",  # outside scope
 ]  # fmt: skip
-PORTS = [22, 53, 443, 442, 444, 5000, 5001, 9000, 7999, 8000, 8010, 8011, 2379, 2380, 2381, 40000]
+PORTS = [
+    22,
+    53,
+    443,
+    442,
+    444,
+    5000,
+    5001,
+    8443,
+    9000,
+    7999,
+    8000,
+    8010,
+    8011,
+    2379,
+    2380,
+    2381,
+    40000,
+]
 
 
 def in_group(ip: str, names: set[str]) -> bool:
@@ -314,6 +341,9 @@ def rows_of(drawn: list[tuple[dict[str, Any], int | None]]) -> list[dict[str, An
                   "sport": 9000, "direction": "first_packet"}, 111)])  # fmt: skip
 # a bidirectional rule's responder initiates: matched (either side may initiate)
 @example(drawn=[({"src": "10.1.0.10", "dst": "192.168.5.5", "dport": 9000, "proto": 6,
+                  "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
+# the pair's rules are udp only, the initiator's tcp rule is for other hosts
+@example(drawn=[({"src": "10.1.0.10", "dst": "10.1.0.1", "dport": 8000, "proto": 6,
                   "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
 # both ends unknown: unknown-source comes before unknown-destination
 @example(drawn=[({"src": "10.1.0.50", "dst": "10.1.0.51", "dport": 443, "proto": 6,
