@@ -79,6 +79,7 @@ def test_merge_ranges_equals_set_oracle(ranges: list[tuple[int, int]]) -> None:
 
 @given(lo=st.integers(-2, 65537), hi=st.integers(-2, 65537), form=st.sampled_from(["int", "str"]))
 @example(lo=443, hi=443, form="str")  # "443-443": a one-port range, lo == hi
+@example(lo=70000, hi=-2, form="str")  # two bad parts: the first one is reported
 @example(lo=0, hi=0, form="int")  # port 0 and 65535 are ports
 @example(lo=65535, hi=65535, form="int")
 def test_parse_port_range_accepts_exactly_the_port_space(lo: int, hi: int, form: str) -> None:
@@ -90,11 +91,18 @@ def test_parse_port_range_accepts_exactly_the_port_space(lo: int, hi: int, form:
                 parse_port_range(lo)
         return
     text = f"{lo}-{hi}" if lo != hi or lo % 2 else str(lo)  # both spellings of one port
-    if lo < 0 or hi < 0:  # "-1-5": not a number where a port should be
+    # the first bad part, left to right, is the one reported
+    if lo < 0:  # "-1-5": no number where the first port should be
         with pytest.raises(ValueError, match=rf"^bad port '{text}'$"):
             parse_port_range(text)
-    elif lo > 65535 or hi > 65535:
-        with pytest.raises(ValueError, match=r"^port \d+ outside 0-65535$"):
+    elif lo > 65535:
+        with pytest.raises(ValueError, match=rf"^port {lo} outside 0-65535$"):
+            parse_port_range(text)
+    elif hi < 0:
+        with pytest.raises(ValueError, match=rf"^bad port '{text}'$"):
+            parse_port_range(text)
+    elif hi > 65535:
+        with pytest.raises(ValueError, match=rf"^port {hi} outside 0-65535$"):
             parse_port_range(text)
     elif lo > hi:
         with pytest.raises(ValueError, match=rf"^port range '{text}' has lo > hi$"):
