@@ -42,4 +42,6 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
 
 def test_readme_states_the_exit_codes() -> None:
     assert "0 no findings, 1 findings, 2 bad usage or bad input" in README
-    assert "Exit codes: 0 no findings, 1 findings" in CliRunner().invoke(cli, ["--help"]).output
+    r = CliRunner().invoke(cli, ["--help"])
+    assert r.exit_code == 0
+    assert "Exit codes: 0 no findings, 1 findings" in r.output

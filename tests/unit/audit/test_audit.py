@@ -264,3 +264,47 @@ def test_counters_beyond_int64_saturate_instead_of_failing_the_audit() -> None:
     )
     (v,) = run_audit(matrix, flows).violations.to_pylist()
     assert (v["flows"], v["packets"], v["bytes"]) == (2, 2**63 - 1, 2**63 - 1)
+
+
+MINI = """\
+name: mini
+scope:
+  subnets: [10.25.233.0/24]
+groups:
+  nodes: {addresses: [10.25.233.4-10.25.233.6]}
+rules: RULES
+"""
+ETCD = """
+  - id: etcd
+    from: nodes
+    to: nodes
+    protocol: tcp
+    ports: 2379-2380
+    purpose: etcd
+    provenance: {table: T, row: "1", origin: component}
+"""
+
+
+def test_scope_without_vlans_accepts_every_tag_but_not_the_native_vlan(tmp_path) -> None:
+    p = tmp_path / "mini.yaml"
+    p.write_text(MINI.replace("RULES", ETCD))
+    m = load_matrix(p)
+    rows = [flow(N4, N5, 2379, vlan=999), flow(N4, N5, 2380, vlan=None, sport=40001)]
+    (v,) = run_audit(m, make_flows(rows)).violations.to_pylist()
+    assert (v["dst_port"], v["vlan_id"], v["reason"], v["native_vlan"]) == (
+        2380,
+        None,
+        "off-vlan",
+        True,
+    )
+
+
+def test_a_matrix_without_rules_reports_every_flow(tmp_path) -> None:
+    p = tmp_path / "mini.yaml"
+    p.write_text(MINI.replace("RULES", "[]"))
+    (v,) = run_audit(load_matrix(p), make_flows([flow(N4, N5, 2379)])).violations.to_pylist()
+    assert (v["reason"], v["nearest_rule"], v["differences"]) == (
+        "port-not-approved",
+        None,
+        "the matrix has no rules",
+    )

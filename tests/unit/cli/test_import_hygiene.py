@@ -22,7 +22,9 @@ def test_help_imports_nothing_heavy() -> None:
     code = (
         "import sys\nsys.argv=['flowaudit','--help']\n"
         "from flowaudit.cli import cli\n"
-        "try:\n    cli.main(standalone_mode=True)\nexcept SystemExit:\n    pass"
+        "try:\n    cli.main(standalone_mode=True)\n"
+        "except SystemExit as e:\n    assert e.code == 0, e.code\n"
+        "else:\n    raise AssertionError('--help: no exit')"
     )
     assert _loaded_after(code) == set()
 
@@ -32,7 +34,8 @@ def test_subcommand_help_imports_nothing_heavy() -> None:
         "import sys\nfrom flowaudit.cli import cli\n"
         "for args in (['rules','--help'],['ingest','--help'],['audit','--help']):\n"
         "    try:\n        cli.main(args, standalone_mode=True)\n"
-        "    except SystemExit:\n        pass"
+        "    except SystemExit as e:\n        assert e.code == 0, (args, e.code)\n"
+        "    else:\n        raise AssertionError(f'{args}: no exit')"
     )
     assert _loaded_after(code) == set()
 

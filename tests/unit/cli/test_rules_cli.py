@@ -179,7 +179,8 @@ def test_rules_command_help_imports_nothing_heavy() -> None:
         "for args in (['rules','check','--help'],['rules','show','--help'],"
         "['rules','lint','--help']):\n"
         "    try:\n        cli.main(args, standalone_mode=True)\n"
-        "    except SystemExit:\n        pass\n"
+        "    except SystemExit as e:\n        assert e.code == 0, (args, e.code)\n"
+        "    else:\n        raise AssertionError(f'{args}: no exit')\n"
         "print(' '.join(m for m in ('numpy','pyarrow','duckdb','pyshark','pandas','numba',"
         "'flowaudit.matrix') if m in sys.modules))"
     )
