@@ -203,24 +203,55 @@ def reason(key: tuple[Any, ...], native: bool) -> str:
     return "port-not-approved"
 
 
-def nearest(key: tuple[Any, ...]) -> str:
-    """ARCHITECTURE.md "Nearest rule": the least weighted distance (a host outside the
-    rule's group 4, initiator and responder swapped 1, another protocol 1, a port outside
-    the rule's ports 2), ties by distance to the rule's ports, then rule id."""
+#: the matrix's service ports: every port of a TCP/UDP rule (the audit's service_ports)
+SERVICE = {p for protos, ports, *_ in RULES if protos & {6, 17}
+           for lo, hi in ports for p in range(lo, hi + 1)}  # fmt: skip
+
+
+def certain(r: dict[str, Any]) -> bool:
+    """ARCHITECTURE.md "Uncertain initiators": the flow builder saw the initiator (syn,
+    exporter); or TCP/UDP/SCTP from an ephemeral port (>= 1024, no service port) to a
+    well-known (< 1024) or service port; or ICMP from the sender of a request type (echo,
+    timestamp, information, address mask; ICMPv6 echo)."""
+    if r["direction"] in ("syn", "exporter"):
+        return True
+    sp, dp = r["src_port"], r["dst_port"]
+    if r["protocol"] in (6, 17, 132) and sp is not None and dp is not None:
+        return sp >= 1024 and sp not in SERVICE and (dp < 1024 or dp in SERVICE)
+    if r["protocol"] == 1:
+        return sp in (8, 13, 15, 17)
+    return r["protocol"] == 58 and sp == 128
+
+
+def nearest(key: tuple[Any, ...]) -> str | None:
+    """ARCHITECTURE.md "Nearest rule, honestly": a rule is a candidate only when both hosts
+    are in scope, it shares the initiator's or the responder's group in one orientation and
+    differs there in at most two of (source, destination, protocol, port) — the swapped
+    orientation counts one more, the port counts only for TCP/UDP/SCTP. Among candidates the
+    least weighted distance wins (a host outside the rule's group 4, initiator and responder
+    swapped 1, another protocol 1, a port outside the rule's ports 2), ties by distance to
+    the rule's ports, then rule id. No candidate: no nearest rule."""
     _, src, dst, proto, port = key
+    if not (in_scope(src) and in_scope(dst)):
+        return None
     port = port or 0  # no port (GRE) is measured as port 0
+    ported = proto in (6, 17, 132)
     best = []
     for rid, (protos, ports, frm, to, _) in zip(RULE_IDS, RULES, strict=True):
-        hosts = min(
-            4 * (not in_group(src, frm)) + 4 * (not in_group(dst, to)),
-            1 + 4 * (not in_group(src, to)) + 4 * (not in_group(dst, frm)),
-        )
+        fs, fd = in_group(src, frm), in_group(dst, to)
+        rs, rd = in_group(src, to), in_group(dst, frm)
+        hosts = min(4 * (not fs) + 4 * (not fd), 1 + 4 * (not rs) + 4 * (not rd))
         for p in protos:
             for lo, hi in ports:
                 inside = lo <= port <= hi
+                other = (p != proto) + (ported and not inside)
+                forward = (fs or fd) and (not fs) + (not fd) + other <= 2
+                swapped = (rs or rd) and 1 + (not rs) + (not rd) + other <= 2
+                if not (forward or swapped):
+                    continue
                 score = hosts + (p != proto) + 2 * (not inside)
                 best.append((score, 0 if inside else min(abs(port - lo), abs(port - hi)), rid))
-    return min(best)[2]
+    return min(best)[2] if best else None
 
 
 @pytest.fixture(scope="module")
@@ -362,7 +393,7 @@ def test_findings_and_reasons_follow_the_documented_precedence(
         if not matched(r, tagged):
             key = (r["vlan_id"], r["src_ip"], r["dst_ip"], r["protocol"], r["dst_port"])
             expected[key] += 1
-            uncertain[key] |= r["direction"] not in ("syn", "exporter")
+            uncertain[key] |= not certain(r)
 
     result = run_audit(matrix, make_flows(rows))
     got = {

@@ -10,7 +10,6 @@ Flow counts come from the generator's ground truth (samples/pcaps/*.truth.summar
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -18,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import blake3
 import pyarrow.parquet as pq
 import pytest
 from testpaths import APPROVED, MIXED
@@ -54,7 +54,7 @@ def waiting_runs(store: Path) -> int:
 
 def test_concurrent_ingests_commit_once_and_leave_no_orphan(tmp_path: Path) -> None:
     store = tmp_path / "store"
-    sha = {c: hashlib.sha256(c.read_bytes()).hexdigest() for c in (MIXED, APPROVED)}
+    sha = {c: blake3.blake3(c.read_bytes()).hexdigest() for c in (MIXED, APPROVED)}
     locks = [store / ".locks" / f"{digest}.lock" for digest in sha.values()]
     locks[0].parent.mkdir(parents=True)
     for lock in locks:  # held by a live process: every ingest waits at its commit
