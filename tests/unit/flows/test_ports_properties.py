@@ -1,7 +1,8 @@
 """The service-port mask against its documented meaning, port by port.
 
-flows/ports.py: service ports are the well-known ports 1..``below``-1 plus the ports
-passed in (single ports or inclusive ranges); port 0 never is.
+flows/ports.py: level 2 for Zeek's likely server ports, level 1 for the well-known ports
+1..``below``-1 plus the ports passed in (single ports or inclusive ranges), 0 for the rest;
+port 0 never is a service port unless passed in.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from flowaudit.flows.ports import WELL_KNOWN_BELOW, service_port_mask
+from flowaudit.flows.ports import LIKELY_SERVER_PORTS, WELL_KNOWN_BELOW, service_port_mask
 
 PORT = st.one_of(st.integers(0, 1100), st.integers(65500, 65535))
 ITEM = st.one_of(PORT, st.tuples(PORT, PORT).map(lambda t: (min(t), max(t))))
@@ -23,6 +24,12 @@ def test_mask_holds_exactly_the_service_ports(
 ) -> None:
     ranges = [(p, p) if isinstance(p, int) else p for p in ports]
     want = {p for p in range(1, below)} | {p for lo, hi in ranges for p in range(lo, hi + 1)}
+    likely = {
+        p
+        for x in LIKELY_SERVER_PORTS
+        for p in ([x] if isinstance(x, int) else range(x[0], x[1] + 1))
+    }
     mask = service_port_mask(ports, below)
     assert mask.shape == (65536,)
-    assert {int(p) for p in mask.nonzero()[0]} == want
+    assert {int(p) for p in (mask == 2).nonzero()[0]} == likely
+    assert {int(p) for p in (mask == 1).nonzero()[0]} == want - likely
