@@ -55,8 +55,8 @@ PLANTED = [
     Mutant(
         "store: the idempotency check under the lock never true",
         "flowaudit/store.py",
-        'if (store.manifest_dir / f"{record.sha256}.json").exists():',
-        'if (store.manifest_dir / f"{record.sha256}.json").exists() and False:',
+        'if (store.manifest_dir / f"{record.blake3}.json").exists():',
+        'if (store.manifest_dir / f"{record.blake3}.json").exists() and False:',
         ("tests/unit/ingest/test_concurrency_properties.py",),
     ),
     Mutant(
