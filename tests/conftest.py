@@ -42,8 +42,15 @@ TOOLS = {
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # tests/e2e runs the samples, the notebooks and the daily job end to end: slow by nature
     # (`make test-fast` leaves them out); tests/unit mirrors the packages of flowaudit/
+    # `make test-fast` (-m "not slow") is the inner loop: it also leaves out what runs an
+    # external tool (tshark, nfdump, softflowd, chromium) and the property-based modules
+    # (hypothesis draws dozens of audits each); CI runs everything
     for item in items:
-        if "e2e" in item.path.parts:
+        if (
+            "e2e" in item.path.parts
+            or item.path.name.endswith("_properties.py")
+            or any(marker in item.keywords for marker in TOOLS)
+        ):
             item.add_marker(pytest.mark.slow)
     for marker, program in TOOLS.items():
         if shutil.which(program):

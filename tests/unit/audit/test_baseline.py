@@ -81,6 +81,7 @@ def removed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_same_behaviour_other_ports_and_day_nothing_new(
     tmp_path: Path, baseline: tuple[Path, Any]
 ) -> None:

@@ -20,6 +20,9 @@ from flowaudit.cli import cli
 from flowaudit.matrix import load_matrix, shipped_rules_dir
 from flowaudit.matrix.merge import merge_text
 
+# every test here audits a sample store, proposes, merges and audits again: slow
+pytestmark = pytest.mark.slow
+
 SHIPPED = shipped_rules_dir() / "tmna-vlan111.yaml"
 OFF_VLAN = {"65cf9065bab8c81c", "40ea9ad26129288a"}
 

@@ -51,6 +51,7 @@ def escapes(root: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_every_escape_is_refused_through_the_api(store: Path) -> None:
     for name, sql in escapes(store.parent).items():
         with pytest.raises(UsageError) as e:
@@ -58,6 +59,7 @@ def test_every_escape_is_refused_through_the_api(store: Path) -> None:
         assert SECRET not in str(e.value), name
 
 
+@pytest.mark.slow
 def test_every_escape_is_refused_through_the_cli(store: Path) -> None:
     for name, sql in escapes(store.parent).items():
         r = CliRunner().invoke(cli, ["query", sql, "--store", str(store), "--format", "csv"])

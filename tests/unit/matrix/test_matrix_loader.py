@@ -246,6 +246,7 @@ def test_nesting_is_limited_while_composing(tmp_path: Path) -> None:
         load_matrix(p)
 
 
+@pytest.mark.slow
 def test_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
     text = (RULES / "valid_mini.yaml").read_text()
     pad = MATRIX_MAX_BYTES - len(text.encode())
@@ -259,6 +260,7 @@ def test_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
     assert exc.value.usage
 
 
+@pytest.mark.slow
 def test_rule_count_is_limited(tmp_path: Path) -> None:
     head, _, rule = (RULES / "valid_mini.yaml").read_text().partition("rules:\n")
     rules = "".join(rule.replace("id: etcd", f"id: r{i}") for i in range(MATRIX_MAX_RULES))

@@ -100,6 +100,7 @@ def test_diff_group_and_provenance_edit(tmp_path) -> None:
     assert "| pma_252 | changed | 10.25.232.252 | 10.25.232.253 |" in md.output
 
 
+@pytest.mark.slow
 def test_diff_with_a_store_lists_verdict_changes(tmp_path) -> None:
     store = tmp_path / "store"
     api.ingest([MIXED], store)

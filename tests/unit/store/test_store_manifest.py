@@ -111,6 +111,7 @@ def _warned(stderr: str, p: Path, what: str) -> bool:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kind", ["twice", "directory", "other capture's file", "outside", "unresolvable"]
 )
