@@ -12,7 +12,7 @@ types:
 	mypy
 test:
 	python -m pytest -q
-# the unit tests only (no end-to-end runs over samples, notebooks or the daily job)
+# the inner loop (~1 min): no end-to-end runs, no external tools, no property tests
 test-fast:
 	python -m pytest -q -m "not slow"
 # mutation testing (tests/MUTATION.md): the issue's planted mutants, the SQL harness, then
