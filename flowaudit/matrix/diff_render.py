@@ -11,12 +11,29 @@ findings whose verdict changes.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from flowaudit.matrix.model import ports_text, protocol_name
 
-if TYPE_CHECKING:
-    from flowaudit.matrix.diff import RulesDiff
+
+class RulesDiff(Protocol):
+    """What the renderers read of a ``matrix.diff.RulesDiff`` (a protocol, so this module
+    does not import the one that calls it)."""
+
+    @property
+    def old(self) -> dict[str, str]: ...
+
+    @property
+    def new(self) -> dict[str, str]: ...
+
+    @property
+    def verdicts(self) -> tuple[dict[str, Any], ...] | None: ...
+
+    @property
+    def empty(self) -> bool: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
 
 FORMATS = ("text", "json", "markdown")
 
