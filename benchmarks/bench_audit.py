@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -70,10 +71,56 @@ def _addr16(ip: str) -> bytes:
     return n.to_bytes(16, "big")
 
 
+def _session_columns(rng: np.random.Generator, m: int, first: np.ndarray) -> dict[str, pa.Array]:
+    """Times, counters, flags and state of m established TCP sessions starting at ``first``."""
+    ts = pa.timestamp("us", tz="UTC")
+    return {
+        "first_seen": pa.array(first, ts),
+        "last_seen": pa.array(first + rng.integers(0, 5_000_000, m), ts),
+        "src_packets": pa.array(rng.integers(1, 50, m).astype(np.uint64)),
+        "src_bytes": pa.array(rng.integers(60, 50_000, m).astype(np.uint64)),
+        "dst_packets": pa.array(rng.integers(0, 50, m).astype(np.uint64)),
+        "dst_bytes": pa.array(rng.integers(0, 50_000, m).astype(np.uint64)),
+        "tcp_flags_src": pa.array(np.full(m, 0x1B, np.uint8)),
+        "tcp_flags_dst": pa.array(np.full(m, 0x1B, np.uint8)),
+        "state": pa.array(["SF"] * m),
+        "direction": pa.array(["syn"] * m),
+        "sampling": pa.array(np.ones(m, np.uint32)),
+    }
+
+
+def _table(cols: dict[str, pa.Array], m: int) -> pa.Table:
+    from flowaudit.schema import FLOW_SCHEMA
+
+    return pa.table(
+        [cols.get(f.name, pa.nulls(m, f.type)) for f in FLOW_SCHEMA], schema=FLOW_SCHEMA
+    )
+
+
+def _commit(writer: Any, digest: str, path: str, n: int) -> None:
+    """Commit a synthetic store's flows under one capture record (BLAKE3-shaped id)."""
+    from flowaudit.store import CaptureRecord
+
+    rec = CaptureRecord(
+        blake3=digest,
+        path=path,
+        size=0,
+        source_kind="pcap",
+        reader="bench",
+        packets=0,
+        flows=n,
+        skipped=0,
+        first_seen=None,
+        last_seen=None,
+        flowaudit_version="bench",
+        ingested_at="2026-11-20T00:00:00Z",
+    )
+    writer.commit(rec)
+
+
 def build_store(store: Path, n: int, seed: int = 1) -> None:
     sys.path.insert(0, str(Path(__file__).parent.parent))
-    from flowaudit.schema import FLOW_SCHEMA
-    from flowaudit.store import CaptureRecord, FlowStore
+    from flowaudit.store import FlowStore
 
     rng = np.random.default_rng(seed)
     w = np.array([p[4] for p in PATTERNS], dtype=float)
@@ -103,39 +150,10 @@ def build_store(store: Path, n: int, seed: int = 1) -> None:
             "protocol": pa.array(proto[k]),
             "src_port": pa.array(rng.integers(32768, 61000, m).astype(np.uint16)),
             "dst_port": pa.array(dport[k]),
-            "first_seen": pa.array(first, pa.timestamp("us", tz="UTC")),
-            "last_seen": pa.array(
-                first + rng.integers(0, 5_000_000, m), pa.timestamp("us", tz="UTC")
-            ),
-            "src_packets": pa.array(rng.integers(1, 50, m).astype(np.uint64)),
-            "src_bytes": pa.array(rng.integers(60, 50_000, m).astype(np.uint64)),
-            "dst_packets": pa.array(rng.integers(0, 50, m).astype(np.uint64)),
-            "dst_bytes": pa.array(rng.integers(0, 50_000, m).astype(np.uint64)),
-            "tcp_flags_src": pa.array(np.full(m, 0x1B, np.uint8)),
-            "tcp_flags_dst": pa.array(np.full(m, 0x1B, np.uint8)),
-            "state": pa.array(["SF"] * m),
-            "direction": pa.array(["syn"] * m),
-            "sampling": pa.array(np.ones(m, np.uint32)),
+            **_session_columns(rng, m, first),
         }
-        table = pa.table(
-            [cols.get(f.name, pa.nulls(m, f.type)) for f in FLOW_SCHEMA], schema=FLOW_SCHEMA
-        )
-        writer.add(table)
-    rec = CaptureRecord(
-        blake3="b" * 64,
-        path="synthetic",
-        size=0,
-        source_kind="pcap",
-        reader="bench",
-        packets=0,
-        flows=n,
-        skipped=0,
-        first_seen=None,
-        last_seen=None,
-        flowaudit_version="bench",
-        ingested_at="2026-11-20T00:00:00Z",
-    )
-    writer.commit(rec)
+        writer.add(_table(cols, m))
+    _commit(writer, "b" * 64, "synthetic", n)
 
 
 def conversation_columns(start: int, m: int) -> dict[str, np.ndarray]:
@@ -167,8 +185,7 @@ def conversation_columns(start: int, m: int) -> dict[str, np.ndarray]:
 def build_conversation_store(store: Path, n: int) -> None:
     sys.path.insert(0, str(Path(__file__).parent.parent))
     from flowaudit.matrix.model import addr_text
-    from flowaudit.schema import FLOW_SCHEMA
-    from flowaudit.store import CaptureRecord, FlowStore
+    from flowaudit.store import FlowStore
 
     rng = np.random.default_rng(2)
     t0 = int(dt.datetime(2026, 11, 20, tzinfo=dt.UTC).timestamp() * 1e6)
@@ -190,39 +207,10 @@ def build_conversation_store(store: Path, n: int) -> None:
             "protocol": pa.array(np.full(m, 6, np.uint8)),
             "src_port": pa.array(rng.integers(32768, 61000, m).astype(np.uint16)),
             "dst_port": pa.array(c["dport"]),
-            "first_seen": pa.array(first, pa.timestamp("us", tz="UTC")),
-            "last_seen": pa.array(
-                first + rng.integers(0, 5_000_000, m), pa.timestamp("us", tz="UTC")
-            ),
-            "src_packets": pa.array(rng.integers(1, 50, m).astype(np.uint64)),
-            "src_bytes": pa.array(rng.integers(60, 50_000, m).astype(np.uint64)),
-            "dst_packets": pa.array(rng.integers(0, 50, m).astype(np.uint64)),
-            "dst_bytes": pa.array(rng.integers(0, 50_000, m).astype(np.uint64)),
-            "tcp_flags_src": pa.array(np.full(m, 0x1B, np.uint8)),
-            "tcp_flags_dst": pa.array(np.full(m, 0x1B, np.uint8)),
-            "state": pa.array(["SF"] * m),
-            "direction": pa.array(["syn"] * m),
-            "sampling": pa.array(np.ones(m, np.uint32)),
+            **_session_columns(rng, m, first),
         }
-        table = pa.table(
-            [cols.get(f.name, pa.nulls(m, f.type)) for f in FLOW_SCHEMA], schema=FLOW_SCHEMA
-        )
-        writer.add(table)
-    rec = CaptureRecord(
-        sha256="c" * 64,
-        path="synthetic-conversations",
-        size=0,
-        source_kind="pcap",
-        reader="bench",
-        packets=0,
-        flows=n,
-        skipped=0,
-        first_seen=None,
-        last_seen=None,
-        flowaudit_version="bench",
-        ingested_at="2026-11-20T00:00:00Z",
-    )
-    writer.commit(rec)
+        writer.add(_table(cols, m))
+    _commit(writer, "c" * 64, "synthetic-conversations", n)
 
 
 def time_audit(store: Path) -> tuple[float, float, int]:
