@@ -16,6 +16,7 @@ from flowaudit.report.rows import (
     CHANGE_HEADERS,
     CONTROL_PLANE_HEADERS,
     FIRST_FINDINGS,
+    GROUP_HEADERS,
     SHAPE_HEADERS,
     change_rows,
     changes_line,
@@ -33,20 +34,8 @@ if TYPE_CHECKING:
     from flowaudit.audit.result import AuditResult
 
 # the columns shown on a terminal (the others are in every file format)
-TERMINAL_GROUP_COLS = (
-    "change",
-    "group",
-    "reason",
-    "who",
-    "proto/port",
-    "findings",
-    "flows",
-    "packets",
-    "bytes",
-    "first seen",
-    "last seen",
-    "top addresses (by bytes)",
-)
+# the group table's columns on a terminal: all but the long group id
+TERMINAL_GROUP_COLS = ("change", *(h for h in GROUP_HEADERS if h != "id"))
 TERMINAL_VIOLATION_COLS = (
     "change",
     "group",
