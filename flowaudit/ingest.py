@@ -27,6 +27,7 @@ from flowaudit._util.files import digest_file, file_digest
 from flowaudit.choices import INPUT_FORMATS, RECORD_FORMATS
 from flowaudit.errors import CaptureError, UsageError
 from flowaudit.packets import open_capture
+from flowaudit.packets.tunnels import VXLAN_PORTS
 from flowaudit.store import CaptureRecord, FlowStore
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
@@ -157,11 +158,13 @@ def ingest_file(
     engine: str = "auto",
     progress: Progress | None = None,
     service_ports: ServicePorts = (),
+    vxlan_ports: Sequence[int] | None = VXLAN_PORTS,
 ) -> IngestResult:
     """Ingest one pcap/pcapng capture into ``store``. Idempotent by content hash.
 
     ``service_ports`` (besides the well-known ones) orient flows seen without a SYN: pass
-    the matrix's (``Matrix.service_ports``)."""
+    the matrix's (``Matrix.service_ports``). ``vxlan_ports``: the UDP ports whose VXLAN
+    frames are opened (Geneve and GRE always are) into inner flows; None opens none."""
     t0 = time.perf_counter()
     p = _input_path(path)
     is_file = p.is_file()
@@ -170,7 +173,7 @@ def ingest_file(
     # kernels are even imported); the writer stamps it into capture_id when it spills.
     hasher = _Hasher(p) if is_file else None
     try:
-        return _ingest(p, size, hasher, store, engine, progress, service_ports, t0)
+        return _ingest(p, size, hasher, store, engine, progress, service_ports, vxlan_ports, t0)
     except BaseException:
         if hasher is not None:
             hasher.cancel()
@@ -185,13 +188,16 @@ def _ingest(
     engine: str,
     progress: Progress | None,
     service_ports: ServicePorts,
+    vxlan_ports: Sequence[int] | None,
     t0: float,
 ) -> IngestResult:
     from flowaudit.flows.builder import FlowBuilder, FlowConfig
     from flowaudit.flows.ports import service_port_mask
+    from flowaudit.flows.tunnel import InnerFlowBuilder
 
     on_bytes = None if progress is None else (lambda n: progress(min(n, size), size))
-    opened = open_capture(p, engine=engine, progress=on_bytes)  # checks the format first
+    # checks the format first
+    opened = open_capture(p, engine=engine, progress=on_bytes, vxlan_ports=vxlan_ports)
     if hasher is None:  # not a regular file (a pipe ...): hash it the slow way
         hasher = _Hasher(p)
     # Only a capture of the same size can already be in the store: then wait for the
@@ -208,6 +214,7 @@ def _ingest(
         source_kind=opened.source_kind,
         config=FlowConfig(service_ports=service_port_mask(service_ports)),
     )
+    inner: InnerFlowBuilder | None = None  # made at the first tunnelled frame
     writer = store.begin(capture_id=hasher.digest)
     try:
         stats = opened.stats
@@ -217,11 +224,17 @@ def _ingest(
         try:
             for batch in batches:
                 writer.add(builder.add(batch))
+                if batch.inner is not None:
+                    if inner is None:
+                        inner = InnerFlowBuilder("", opened.source_kind, builder.config)
+                    writer.add(inner.add(batch.inner))
         finally:  # a failure here stops the reader thread at once
             close = getattr(batches, "close", None)
             if close is not None:
                 close()
         writer.add(builder.finish())
+        if inner is not None:
+            writer.add(inner.finish())
         if engine == "auto" and stats.frames and stats.unsupported == stats.frames:
             from flowaudit.packets.tshark import tshark_available
 
@@ -230,8 +243,9 @@ def _ingest(
                 writer.abort()
                 hasher.cancel()
                 return ingest_file(
-                    p, store, engine="tshark", progress=progress, service_ports=service_ports
-                )
+                    p, store, engine="tshark", progress=progress, service_ports=service_ports,
+                    vxlan_ports=vxlan_ports,
+                )  # fmt: skip
         if stats.frames == 0 and stats.warnings:
             # nothing could be read at all: a bad capture, not an empty one
             raise CaptureError("; ".join(stats.warnings))
@@ -414,6 +428,7 @@ def ingest_paths(
     progress: Progress | None = None,
     service_ports: ServicePorts = (),
     jobs: int = 1,
+    vxlan_ports: Sequence[int] | None = VXLAN_PORTS,
 ) -> list[IngestResult]:
     """Ingest captures or flow-record files into ``store``, each in its own format.
 
@@ -425,10 +440,10 @@ def ingest_paths(
     todo = [Path(p) for p in paths]
     if jobs > 1 and len(todo) > 1:
         todo = [_input_path(p) for p in todo]  # refused before any worker starts
-        return _ingest_parallel(todo, store, engine, format, service_ports, jobs)
+        return _ingest_parallel(todo, store, engine, format, service_ports, jobs, vxlan_ports)
     out: list[IngestResult] = []
     for p in todo:
-        out.extend(_ingest_input(p, store, engine, format, progress, service_ports))
+        out.extend(_ingest_input(p, store, engine, format, progress, service_ports, vxlan_ports))
     return out
 
 
@@ -439,21 +454,31 @@ def _ingest_input(
     format: str,
     progress: Progress | None,
     service_ports: ServicePorts,
+    vxlan_ports: Sequence[int] | None = VXLAN_PORTS,
 ) -> list[IngestResult]:
     p = _input_path(p)
     fmt = input_format(p, format)
     if fmt == "pcap":
         ports = service_ports
-        return [ingest_file(p, store, engine=engine, progress=progress, service_ports=ports)]
+        return [
+            ingest_file(p, store, engine=engine, progress=progress, service_ports=ports,
+                        vxlan_ports=vxlan_ports)
+        ]  # fmt: skip
     return ingest_records(p, store, fmt, service_ports)
 
 
 def _worker(
-    p: Path, root: Path, engine: str, format: str, service_ports: ServicePorts
+    p: Path,
+    root: Path,
+    engine: str,
+    format: str,
+    service_ports: ServicePorts,
+    vxlan_ports: Sequence[int] | None = VXLAN_PORTS,
 ) -> tuple[list[IngestResult], list[str]]:
     """One input, in a worker process: its results and what the store's readers warned."""
     store = FlowStore(root)
-    return _ingest_input(p, store, engine, format, None, service_ports), store.warnings
+    results = _ingest_input(p, store, engine, format, None, service_ports, vxlan_ports)
+    return results, store.warnings
 
 
 def _ingest_parallel(
@@ -463,6 +488,7 @@ def _ingest_parallel(
     format: str,
     service_ports: ServicePorts,
     jobs: int,
+    vxlan_ports: Sequence[int] | None = VXLAN_PORTS,
 ) -> list[IngestResult]:
     import multiprocessing
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
@@ -475,7 +501,9 @@ def _ingest_parallel(
     kernels()  # a first run builds them here, once (and the caller's notice says so)
     ports = list(service_ports)
     with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx) as pool:
-        futures = [pool.submit(_worker, p, store.root, engine, format, ports) for p in todo]
+        futures = [
+            pool.submit(_worker, p, store.root, engine, format, ports, vxlan_ports) for p in todo
+        ]
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
         if pending:  # a failure: start nothing more, let the running ones finish
             for f in pending:

@@ -49,6 +49,12 @@ FLOW_SCHEMA = pa.schema(
         pa.field("observation_domain", pa.uint32()),  # v9 source id / IPFIX domain
         pa.field("verdict", pa.string()),  # Hubble verdict
         pa.field("drop_reason", pa.string()),  # Hubble drop reason
+        # inner flows of a tunnel (VXLAN, Geneve, GRE): null on every other flow
+        pa.field("tunnel", pa.string()),  # vxlan, geneve, gre
+        pa.field("tunnel_id", pa.uint32()),  # VNI / GRE key
+        pa.field("outer_src_ip", pa.string()),  # the node that carried the initiator's packets
+        pa.field("outer_dst_ip", pa.string()),
+        pa.field("outer_flow_id", pa.string()),  # Community ID of the outer UDP/GRE flow
     ]
 )
 
@@ -92,6 +98,14 @@ FLOW_DESCRIPTIONS: dict[str, str] = {
     "observation_domain": "NetFlow v9 source id / IPFIX observation domain; null otherwise",
     "verdict": "Hubble verdict (FORWARDED, DROPPED, ...); null for other sources",
     "drop_reason": "Hubble drop reason; null for other sources",
+    "tunnel": "inner flow of a tunnel: vxlan, geneve or gre (its addresses are the inner, "
+    "pod, ones; the audit never matches them against the node matrix); null otherwise",
+    "tunnel_id": "VXLAN/Geneve VNI or GRE key of an inner flow; null otherwise",
+    "outer_src_ip": "inner flow: the outer address that carried the initiator's packets "
+    "(the first packet's), e.g. the sending node",
+    "outer_dst_ip": "inner flow: the outer address the initiator's packets went to",
+    "outer_flow_id": "inner flow: Community ID of the outer UDP/GRE flow that carried its "
+    "first packet (join with flow_id)",
     "date": "the store's partition: UTC day of first_seen (Hive date=YYYY-MM-DD)",
 }
 

@@ -51,7 +51,8 @@ FLOW_ROWS_PER_FILE = 250_000  # one row group; a file per chunk keeps writes ove
 # dictionary-encode only the columns with few distinct values (flow_id, ports and
 # counters are nearly unique per row: a dictionary there costs time and bytes)
 _DICT = ["source_kind", "capture_id", "src_ip", "dst_ip", "src_addr", "dst_addr", "state",
-         "direction", "exporter", "verdict", "drop_reason"]  # fmt: skip
+         "direction", "exporter", "verdict", "drop_reason", "tunnel", "outer_src_ip",
+         "outer_dst_ip"]  # fmt: skip
 
 
 @dataclass

@@ -154,6 +154,7 @@ class FlowBuilder:
         self._ftab = np.zeros((256, ft.N_F64), dtype=np.int64)
         self._fu = np.zeros((256, ft.N_FU64), dtype=np.uint64)
         self._no_payload = np.zeros(0, dtype=np.uint32)
+        self._no_uids = np.zeros(0, dtype=np.int64)
         self._k = kernels()
 
     # --- table management ----------------------------------------------------------
@@ -210,8 +211,11 @@ class FlowBuilder:
                 self._service)  # fmt: skip
 
     # --- public API ----------------------------------------------------------------
-    def add(self, batch: PacketBatch) -> pa.Table:
-        """Feed one batch; return the flows that ended (closed, idle-expired), maybe none."""
+    def add(self, batch: PacketBatch, uids: npt.NDArray[np.int64] | None = None) -> pa.Table:
+        """Feed one batch; return the flows that ended (closed, idle-expired), maybe none.
+
+        ``uids`` (int64, one per packet), when given, receives each packet's flow uid (the
+        uid ``_more_columns`` is handed at emission); packets in no flow keep its value."""
         batch.check()
         a = batch.arrays
         payload = a.get("payload_len")
@@ -223,8 +227,9 @@ class FlowBuilder:
         walk = self._k.walk
         i = 0
         n = len(batch)
+        uid_out = self._no_uids if uids is None else uids
         while i < n:
-            status, i = walk(*cols, pay, have_payload, i, *self._tables())
+            status, i = walk(*cols, pay, have_payload, i, *self._tables(), uid_out)
             if status == ft.NEED_HASH:
                 self._rehash()
             elif status == ft.NEED_POOL:
@@ -346,8 +351,15 @@ class FlowBuilder:
             "src_ip_bytes": u64(ft.U_IB0, ft.U_IB1, True),
             "dst_ip_bytes": u64(ft.U_IB0, ft.U_IB1, False),
         }
+        self._more_columns(cols, pl[:, ft.I_UID], vlan)
         arrays = [cols[f.name] if f.name in cols else pa.nulls(n, f.type) for f in FLOW_SCHEMA]
         return pa.Table.from_arrays(arrays, schema=FLOW_SCHEMA)
+
+    def _more_columns(
+        self, cols: dict[str, pa.Array], uids: npt.NDArray[np.int64], key: npt.NDArray[np.int32]
+    ) -> None:
+        """Add or replace columns of the flows being emitted (their uids and VLAN key slots,
+        in table order): the inner-flow builder's hook (``flows/tunnel.py``)."""
 
 
 def _addr16(hi: npt.NDArray[np.generic], lo: npt.NDArray[np.generic]) -> pa.Array:

@@ -87,7 +87,13 @@ KERNELS: dict[str, tuple[str, str]] = {
     "walk": (
         "flowaudit.kernels.flowtable",
         f"UniTuple(i8, 2)({_PKT}, u4{_A1}, b1, i8, i8{_A1}, i8{_A1}, i8{_A1}, i8{_A2}, "
-        f"i8{_A2}, u8{_A2}, i4{_A2}, i4{_A1}, i4{_A1}, i8{_A2}, u8{_A2}, u1{_A1})",
+        f"i8{_A2}, u8{_A2}, i4{_A2}, i4{_A1}, i4{_A1}, i8{_A2}, u8{_A2}, u1{_A1}, i8{_A1})",
+    ),
+    "find_inner": (
+        "flowaudit.kernels.tunnel",
+        f"UniTuple(i8, 2)(u1{_A1}, i8{_A1}, i8{_A1}, i4{_A1}, i8, i8, u1{_A1}, u1{_A1}, "
+        f"u2{_A1}, u1{_A1}, u1{_A1}, i8{_A1}, i8{_A1}, i8{_A1}, i8{_A1}, i4{_A1}, u1{_A1}, "
+        f"i8{_A1}, i8)",
     ),
     "sweep": (
         "flowaudit.kernels.flowtable",
@@ -110,6 +116,7 @@ class Kernels:
     walk_pcap: Callable[..., Any]
     walk_pcapng: Callable[..., Any]
     decode: Callable[..., Any]
+    find_inner: Callable[..., Any]
     walk: Callable[..., Any]
     sweep: Callable[..., Any]
     rehash: Callable[..., Any]

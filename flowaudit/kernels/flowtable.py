@@ -198,8 +198,12 @@ def walk(ts: Any, wire: Any, vlan: Any, kind: Any, ipv: Any, shi_a: Any, slo_a: 
          dhi_a: Any, dlo_a: Any, proto_a: Any, sport: Any, dport: Any, flags: Any,
          iplen: Any, frag: Any, fid_a: Any, payload: Any, have_payload: bool, start: int,
          cfg: Any, stats: Any, meta: Any, htab: Any, pl: Any, pu: Any, pi: Any,
-         free: Any, ended: Any, ftab: Any, fu: Any, service: Any) -> tuple[int, int]:  # fmt: skip
-    """Walk packets ``start..`` of one batch into the flow table (see module docstring)."""
+         free: Any, ended: Any, ftab: Any, fu: Any, service: Any,
+         uid_out: Any) -> tuple[int, int]:  # fmt: skip
+    """Walk packets ``start..`` of one batch into the flow table (see module docstring).
+
+    ``uid_out``, when not empty, receives each packet's flow uid (packets in no flow keep
+    what the caller put there): the flow builder keeps first-packet attributes by it."""
     n = len(ts)
     mask = htab.shape[0] - 1
     umask = np.uint64(mask)
@@ -357,6 +361,8 @@ def walk(ts: Any, wire: Any, vlan: Any, kind: Any, ipv: Any, shi_a: Any, slo_a: 
             pi[p, C_RCAND] = 1
             is_orig = True
         _attribute(pl, pu, p, side, 1, wl, il, now, now)
+        if uid_out.shape[0] > 0:
+            uid_out[i] = pl[p, I_UID]
         stats[S_IN_FLOWS] += 1
         stats[S_BYTES_IN_FLOWS] += wl
         if pr == 6:

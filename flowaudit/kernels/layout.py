@@ -89,3 +89,7 @@ KIND_MALFORMED = 4  # headers inconsistent (bad IHL, bad version ...)
 FRAG_IS_FRAGMENT = 1  # part of a fragmented datagram (offset > 0 or more-fragments set)
 FRAG_FIRST = 2  # the fragment with offset 0
 FRAG_HAS_L4 = 4  # sport/dport/tcp_flags were read from this packet
+
+# tunnels opened by kernels/tunnel.py (PacketBatch.inner's ``tunnel``); 0 = none
+TUN_VXLAN, TUN_GENEVE, TUN_GRE = 1, 2, 3
+TUNNEL_NAMES = ("", "vxlan", "geneve", "gre")

@@ -9,7 +9,7 @@ inputs by content; ``linklayer`` finds the IP header of a frame in Python.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,13 +31,18 @@ class OpenedCapture:
 
 
 def open_capture(
-    path: str | Path, engine: str = "auto", progress: Callable[[int], None] | None = None
+    path: str | Path,
+    engine: str = "auto",
+    progress: Callable[[int], None] | None = None,
+    vxlan_ports: Sequence[int] | None = None,
 ) -> OpenedCapture:
     """Open a pcap/pcapng capture (``.gz`` transparently) with the chosen engine.
 
     ``auto`` uses the fast reader; ``tshark`` forces the tshark engine (for link
     types the fast reader does not decode). ``progress(bytes_read_from_disk)`` is
-    called as the fast reader advances.
+    called as the fast reader advances. ``vxlan_ports``, when given, opens tunnels
+    (``packets.tunnels``: VXLAN on those UDP ports, Geneve, GRE): each batch's ``inner``
+    holds the inner packets.
     """
     from flowaudit.packets.batch import ReadStats
     from flowaudit.packets.detect import sniff_format
@@ -56,7 +61,8 @@ def open_capture(
         from flowaudit.packets.tshark import iter_packets_tshark
 
         kind = fmt if fmt in ("pcap", "pcapng") else "pcap"
-        return OpenedCapture(p, kind, "tshark", iter_packets_tshark(p, stats=stats), stats)
+        batches = iter_packets_tshark(p, stats=stats, vxlan_ports=vxlan_ports)
+        return OpenedCapture(p, kind, "tshark", batches, stats)
     if fmt not in ("pcap", "pcapng"):
         raise CaptureError(
             f"{p}: not a pcap or pcapng capture (unrecognised magic bytes at offset 0)",
@@ -64,7 +70,12 @@ def open_capture(
         )
     from flowaudit.packets.pcap import iter_packets
 
-    batches = iter_packets(p, stats=stats, progress=progress)
+    ports = None
+    if vxlan_ports is not None:
+        from flowaudit.packets.tunnels import port_table
+
+        ports = port_table(vxlan_ports)
+    batches = iter_packets(p, stats=stats, progress=progress, tunnel_ports=ports)
     return OpenedCapture(p, fmt, "fast", batches, stats)
 
 

@@ -30,6 +30,11 @@ Optional fields (``RECORD_FIELDS``), set by the fast reader only when asked
 stream offset of the frame's first byte: the file offset for plain files, the
 decompressed offset for ``.gz``), ``caplen`` (int64, captured bytes) and ``link`` (int32,
 the frame's link type). The evidence slicer reads frames by them instead of re-walking.
+
+Tunnels: ``PacketBatch.inner`` holds the inner packets of the batch's VXLAN, Geneve and GRE
+frames (one per opened frame, in capture order), a batch of the same fields (``vlan`` is
+the inner frame's tag, ``wire_len`` the inner frame's length) plus ``INNER_FIELDS``: the
+tunnel and its id, and the outer packet's VLAN, addresses, protocol and ports.
 """
 
 from __future__ import annotations
@@ -61,12 +66,29 @@ PACKET_FIELDS: dict[str, str] = {
 
 RECORD_FIELDS: dict[str, str] = {"rec_pos": "int64", "caplen": "int64", "link": "int32"}
 
+#: the extra fields of an inner batch (``PacketBatch.inner``)
+INNER_FIELDS: dict[str, str] = {
+    "tunnel": "uint8",  # TUN_* (kernels.layout)
+    "tunnel_id": "int64",  # VNI / GRE key, -1 when the header carries none
+    "outer_vlan": "int32",
+    "outer_ip_version": "uint8",
+    "outer_src_hi": "uint64",
+    "outer_src_lo": "uint64",
+    "outer_dst_hi": "uint64",
+    "outer_dst_lo": "uint64",
+    "outer_protocol": "uint8",
+    "outer_sport": "uint16",
+    "outer_dport": "uint16",
+}
+
 
 @dataclass
 class PacketBatch:
     """Parallel arrays, one element per frame (see module docstring)."""
 
     arrays: dict[str, npt.NDArray[np.generic]]
+    #: the inner packets of this batch's tunnelled frames (module docstring), if any
+    inner: PacketBatch | None = None
 
     def __len__(self) -> int:
         return len(self.arrays["ts_ns"])

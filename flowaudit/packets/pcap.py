@@ -74,6 +74,18 @@ _OUT_FIELDS = (
 )
 
 
+# the inner records kernels/tunnel.find_inner writes (its argument order)
+_INNER_REC = (
+    ("row", np.int64),
+    ("off", np.int64),
+    ("cap", np.int64),
+    ("len", np.int64),
+    ("link", np.int32),
+    ("tun", np.uint8),
+    ("id", np.int64),
+)
+
+
 def _linktype_name(link: int) -> str:
     return f"{link} ({LINKTYPE_NAMES[link]})" if link in LINKTYPE_NAMES else str(link)
 
@@ -88,6 +100,7 @@ class _Walker:
         stats: ReadStats,
         max_batch: int,
         positions: bool = False,
+        tunnel_ports: npt.NDArray[np.uint8] | None = None,
     ) -> None:
         self.name, self.b, self.stats, self.positions = name, buf, stats, positions
         self.k = kernels()
@@ -102,6 +115,63 @@ class _Walker:
         self.packets = 0  # records decoded so far
         self.multi_link = False  # several link types possible: look at every record's
         self.warned_links: set[int] = set()
+        # tunnels: ports (1 VXLAN, 2 Geneve by UDP destination port; GRE always), and the
+        # inner records of the scratch rows so far (grown on demand)
+        self.ports = tunnel_ports
+        self.m = 0
+        self._inner_alloc(1024 if tunnel_ports is not None else 0)
+
+    def _inner_alloc(self, cap: int) -> None:
+        old_rec = getattr(self, "in_rec", None)
+        old_out = getattr(self, "in_out", None)
+        self.in_rec = {k: np.zeros(cap, dt) for k, dt in _INNER_REC}
+        self.in_out = {k: np.zeros(cap, dt) for k, dt in _OUT_FIELDS}
+        if old_rec is not None and old_out is not None:
+            for new, old in ((self.in_rec, old_rec), (self.in_out, old_out)):
+                for k, a in old.items():
+                    new[k][: self.m] = a[: self.m]
+
+    def opened(self, lo: int, hi: int) -> None:
+        """Find and decode the inner frames of tunnelled records lo..hi-1 (kernels/tunnel)."""
+        if self.ports is None or hi <= lo:
+            return
+        m0 = self.m
+        o, r = self.out, self.in_rec
+        i = lo
+        while True:
+            i, self.m = self.k.find_inner(
+                self.b.buf, self.rec_off, self.rec_cap, self.rec_link, i, hi, o["kind"],
+                o["protocol"], o["dport"], o["frag"], self.ports, *r.values(), self.m,
+            )  # fmt: skip
+            if i >= hi:
+                break
+            self._inner_alloc(2 * len(r["row"]))
+            r = self.in_rec
+        if self.m > m0:
+            self.k.decode(self.b.buf, r["off"], r["cap"], r["link"], m0, self.m,
+                          *self.in_out.values())  # fmt: skip
+
+    def inner_batch(self) -> PacketBatch | None:
+        """The inner packets found so far, as a batch with INNER_FIELDS; resets them."""
+        m = self.m
+        if not m:
+            return None
+        self.m = 0
+        r, o = self.in_rec, self.out
+        row = r["row"][:m]
+        arrays: dict[str, npt.NDArray[np.generic]] = {
+            "ts_ns": self.rec_ts[row],
+            "wire_len": r["len"][:m].astype(np.uint32),
+        }
+        for k, v in self.in_out.items():
+            arrays[k] = v[:m].copy()
+        arrays["tunnel"] = r["tun"][:m].copy()
+        arrays["tunnel_id"] = r["id"][:m].copy()
+        for k in ("vlan", "ip_version", "src_hi", "src_lo", "dst_hi", "dst_lo", "protocol"):
+            arrays["outer_" + k] = o[k][row]
+        arrays["outer_sport"] = o["sport"][row]
+        arrays["outer_dport"] = o["dport"][row]
+        return PacketBatch(arrays)
 
     def limit(self, wide: bool) -> int:
         b = self.b
@@ -118,6 +188,7 @@ class _Walker:
         if hi > lo:
             self.k.decode(self.b.buf, self.rec_off, self.rec_cap, self.rec_link, lo, hi,
                      *self.out.values())  # fmt: skip
+            self.opened(lo, hi)
             self.packets += hi - lo
 
     def warn_stop(self, what: str, detail: str, pos: int) -> None:
@@ -162,7 +233,7 @@ class _Walker:
             batch["rec_pos"] = self.rec_pos[:n].copy()
             batch["caplen"] = self.rec_cap[:n].copy()
             batch["link"] = self.rec_link[:n].copy()
-        return PacketBatch(batch)
+        return PacketBatch(batch, inner=self.inner_batch())
 
     def finish(self, nsec: bool) -> None:
         bad = int(self.state[0])
@@ -192,6 +263,7 @@ def _pcap(w: _Walker) -> Iterator[PacketBatch]:
             w.rec_ts, w.rec_link, n, w.state, *w.out.values(),
         )  # fmt: skip
         w.walked(n, n2)
+        w.opened(n, n2)
         w.packets += n2 - n  # walked and decoded
         w.stats.bytes_read += pos - b.start
         advanced, b.start, n = pos > b.start, pos, n2
@@ -317,11 +389,14 @@ def iter_packets(
     max_batch: int = DEFAULT_BATCH,
     progress: Callable[[int], None] | None = None,
     positions: bool = False,
+    tunnel_ports: npt.NDArray[np.uint8] | None = None,
 ) -> Iterator[PacketBatch]:
     """Yield ``PacketBatch`` objects for every frame of a pcap/pcapng(.gz) file, in order.
 
     ``positions``: also give each frame's stream position, caplen and link type
     (``packets.RECORD_FIELDS``, for the evidence slicer; ingest does not pay for them).
+    ``tunnel_ports`` (``packets.tunnels.port_table``): open VXLAN/Geneve/GRE frames; each
+    batch's ``inner`` then holds their inner packets.
 
     ``stats`` (optional) is updated as batches are produced: counts per kind, bytes of
     capture data consumed, link types seen, and warnings (truncation, corruption, bad
@@ -349,7 +424,7 @@ def iter_packets(
                 raise CaptureError(f"{name}: unreadable gzip stream at byte 0: {buf.error}")
             raise CaptureError(f"{name}: empty file at byte 0: not a capture")
         magic = buf.bytes_at(0, 4)
-        w = _Walker(name, buf, stats, max_batch, positions)
+        w = _Walker(name, buf, stats, max_batch, positions, tunnel_ports)
         if magic in PCAP_MAGICS:
             gen = _pcap(w)
         elif magic == PCAPNG_MAGIC:

@@ -64,8 +64,12 @@ from flowaudit.kernels.layout import (
     KIND_NON_IP,
     KIND_TRUNCATED,
     KIND_UNSUPPORTED,
+    TUN_GENEVE,
+    TUN_GRE,
+    TUN_VXLAN,
 )
 from flowaudit.packets.batch import (
+    INNER_FIELDS,
     PACKET_FIELDS,
     PacketBatch,
     ReadStats,
@@ -83,6 +87,8 @@ FIELDS: tuple[str, ...] = tuple(
     tcp.srcport tcp.dstport tcp.flags udp.srcport udp.dstport
     icmp.type icmp.code icmpv6.type icmpv6.code _ws.short _ws.malformed
     sctp.srcport sctp.dstport eth.type vlan.etype sll.etype ieee8021ah.etype vntag.etype
+    vxlan.vni geneve.vni geneve.option.length gre.key gre.flags_and_version ip.hdr_len
+    ipv6.hopopts.len ipv6.routing.len ipv6.dstopts.len
     """.split()
 )
 (
@@ -91,6 +97,8 @@ FIELDS: tuple[str, ...] = tuple(
     F_AH, F_6_OFF, F_6_MORE, F_6_ID, F_TCP_S, F_TCP_D, F_TCP_FL, F_UDP_S, F_UDP_D,
     F_ICMP_T, F_ICMP_C, F_ICMP6_T, F_ICMP6_C, F_SHORT, F_MALFORMED, F_SCTP_S, F_SCTP_D,
     F_ETH_TYPE, F_VLAN_ETYPE, F_SLL_ETYPE, F_PBB_ETYPE, F_VNTAG_ETYPE,
+    F_VXLAN_VNI, F_GENEVE_VNI, F_GENEVE_OPTLEN, F_GRE_KEY, F_GRE_FLAGS, F_IP_HDR,
+    F_HBH_LEN, F_RT_LEN, F_DST_LEN,
 ) = range(len(FIELDS))  # fmt: skip
 
 # preferences: no reassembly (outer headers, every packet seen as captured), and the TCP
@@ -252,8 +260,27 @@ def _ethertype(tokens: list[str], f: list[str]) -> int:
     return 0
 
 
+# the protocol token whose layers each field's occurrences follow (tunnel inner layers)
+_FIELD_TOKEN: dict[int, str] = {
+    **{i: "ip" for i in (F_IP_SRC, F_IP_DST, F_IP_PROTO, F_IP_LEN, F_IP_ID, F_IP_MF, F_IP_OFF)},
+    **{i: "ipv6" for i in (F_6_SRC, F_6_DST, F_6_NXT, F_6_PLEN)},
+    F_HBH: "ipv6.hopopts", F_RT: "ipv6.routing", F_DST: "ipv6.dstopts",
+    F_FRAG_NXT: "ipv6.fraghdr", F_6_OFF: "ipv6.fraghdr", F_6_MORE: "ipv6.fraghdr",
+    F_6_ID: "ipv6.fraghdr", F_AH: "ah", F_TCP_S: "tcp", F_TCP_D: "tcp", F_TCP_FL: "tcp",
+    F_UDP_S: "udp", F_UDP_D: "udp", F_ICMP_T: "icmp", F_ICMP_C: "icmp", F_ICMP6_T: "icmpv6",
+    F_ICMP6_C: "icmpv6", F_SCTP_S: "sctp", F_SCTP_D: "sctp",
+}  # fmt: skip
+_TUN_TOKENS = {"vxlan": TUN_VXLAN, "geneve": TUN_GENEVE, "gre": TUN_GRE}
+
+
 def parse_line(line: str, addr: _Addr) -> Row:
-    """One tshark output line → one packet row in PACKET_FIELDS order."""
+    """One tshark output line → one packet row in PACKET_FIELDS order (the outer packet)."""
+    return parse_line_inner(line, addr)[0]
+
+
+def parse_line_inner(line: str, addr: _Addr) -> tuple[Row, tuple[int, ...] | None]:
+    """One tshark output line → the outer packet row, and the inner packet's row followed by
+    its INNER_FIELDS when the frame is VXLAN/Geneve/GRE (opened as the fast reader does)."""
     f = line.rstrip("\r\n").split("\t")
     if len(f) < len(FIELDS):
         f += [""] * (len(FIELDS) - len(f))
@@ -262,49 +289,118 @@ def parse_line(line: str, addr: _Addr) -> Row:
     tokens = f[F_PROTOS].split(":")
     outer = next((i for i, t in enumerate(tokens) if t == "ip" or t == "ipv6"), -1)
     vlan = _outer_vlan(tokens, outer if outer >= 0 else len(tokens), f)
-    bad = KIND_TRUNCATED if f[F_SHORT] else KIND_MALFORMED
     if outer < 0:
         kind = _no_ip_kind(tokens, f)
         et = _ethertype(tokens, f) if kind == KIND_NON_IP else 0  # as the fast reader does
-        return (ts, wire, vlan, kind, 0, 0, 0, 0, 0, 0, et, 0, 0, 0, 0, 0)
-    v6 = tokens[outer] == "ipv6"
-    src_t, dst_t = (_first(f[F_6_SRC]), _first(f[F_6_DST])) if v6 else (
-        _first(f[F_IP_SRC]),
-        _first(f[F_IP_DST]),
-    )  # fmt: skip
+        return (ts, wire, vlan, kind, 0, 0, 0, 0, 0, 0, et, 0, 0, 0, 0, 0), None
+    row, pos = _ip_row(f, tokens, outer, addr, ts, wire, vlan, 0)
+    return row, _inner(f, tokens, pos, addr, row)
+
+
+def _inner(
+    f: list[str], tokens: list[str], pos: int, addr: _Addr, outer: Row
+) -> tuple[int, ...] | None:
+    """The inner packet of a tunnelled frame whose outer L4 header ends at token ``pos``."""
+    kind, proto, frag, dport = outer[3], outer[9], outer[14], outer[11]
+    if kind != KIND_IP or frag & FRAG_IS_FRAGMENT or pos >= len(tokens):
+        return None
+    tun = _TUN_TOKENS.get(tokens[pos])
+    if tun is None or (tun == TUN_GRE) != (proto == 47):
+        return None
+    if tun == TUN_VXLAN:
+        tid = _int(f[F_VXLAN_VNI])
+    elif tun == TUN_GENEVE:
+        tid = _int(f[F_GENEVE_VNI])
+    else:
+        tid = _int(f[F_GRE_KEY]) if f[F_GRE_KEY] else -1
+    ip_at = pos + 1
+    eth = False
+    while ip_at < len(tokens) and tokens[ip_at] in ("eth", "ethertype", "vlan"):
+        eth = eth or tokens[ip_at] == "eth"
+        ip_at += 1
+    if ip_at >= len(tokens) or tokens[ip_at] not in ("ip", "ipv6"):
+        return None  # ARP or anything else that is not IP inside: no inner flow
+    # the inner frame's length: the outer frame less the headers before it
+    inner_wire = _inner_length(f, tokens, pos, ip_at, eth, outer)
+    row, _ = _ip_row(f, tokens, ip_at, addr, outer[0], inner_wire, -1, 1)
+    extra = (tun, tid, outer[2], outer[4], outer[5], outer[6], outer[7], outer[8], proto,
+             outer[10], dport)  # fmt: skip
+    return (*row, *extra)
+
+
+def _inner_length(
+    f: list[str], tokens: list[str], pos: int, ip_at: int, eth: bool, outer: Row
+) -> int:
+    """Bytes of the inner frame (Ethernet header included when there is one): the outer IP
+    packet's length less the outer IP, transport and tunnel headers."""
+    ip_len = outer[13]
+    hdr = _int(f[F_IP_HDR]) if outer[4] == 4 else 40 + _ext_len(f)
+    tun = tokens[pos]
+    if tun == "gre":
+        fl = _int(f[F_GRE_FLAGS])
+        return ip_len - hdr - 4 - 4 * (bool(fl & 0x8000) + bool(fl & 0x2000) + bool(fl & 0x1000))
+    if tun == "vxlan":
+        return ip_len - hdr - 8 - 8
+    return ip_len - hdr - 8 - 8 - _int(f[F_GENEVE_OPTLEN])  # first: all options' bytes
+
+
+def _ext_len(f: list[str]) -> int:
+    """The outer IPv6 extension headers' length (hop-by-hop, routing, destination options)."""
+    total = 0
+    for field in (F_HBH_LEN, F_RT_LEN, F_DST_LEN):
+        if f[field]:
+            total += (_int(f[field]) + 1) * 8
+    return total
+
+
+def _ip_row(
+    f: list[str], tokens: list[str], at: int, addr: _Addr, ts: int, wire: int, vlan: int,
+    layer: int,
+) -> tuple[Row, int]:  # fmt: skip
+    """The packet row of the IP layer at token ``at`` (``layer`` 0 outer, 1 inner) and the
+    token index after its transport header."""
+
+    def field(i: int) -> str:
+        k = tokens[:at].count(_FIELD_TOKEN[i]) if layer else 0
+        return _nth(f[i], k) if k else _first(f[i])
+
+    bad = KIND_TRUNCATED if f[F_SHORT] else KIND_MALFORMED
+    v6 = tokens[at] == "ipv6"
+    src_t, dst_t = (field(F_6_SRC), field(F_6_DST)) if v6 else (field(F_IP_SRC), field(F_IP_DST))
     version = 6 if v6 else 4
     if not src_t or not dst_t:
-        return (ts, wire, vlan, bad, version, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        return (ts, wire, vlan, bad, version, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), at + 1
     s_hi, s_lo = addr(src_t, v6)
     d_hi, d_lo = addr(dst_t, v6)
     frag = 0
-    pos = outer + 1
+    pos = at + 1
     kind = KIND_IP
     if v6:
-        proto = _int(f[F_6_NXT])
-        ip_len = 40 + _int(f[F_6_PLEN])
+        proto = _int(field(F_6_NXT))
+        ip_len = 40 + _int(field(F_6_PLEN))
         seen: dict[int, int] = {}
         while pos < len(tokens) and tokens[pos] in _EXT_TOKENS:
-            number, field = _EXT_TOKENS[tokens[pos]]
-            k = seen.get(field, 0)
-            seen[field] = k + 1
-            nxt = _nth(f[field], k)
+            number, ext = _EXT_TOKENS[tokens[pos]]
+            k = seen.get(ext, 0)
+            seen[ext] = k + 1
+            base = tokens[:at].count(tokens[pos]) if layer else 0
+            nxt = _nth(f[ext], base + k)
             if proto != number or not nxt:
                 kind = bad  # the chain and the tokens disagree (header cut short)
                 break
             proto = int(nxt)
             pos += 1
         frag_id = 0
-        if "ipv6.fraghdr" in tokens[outer + 1 : pos + 1]:
-            off, more = _int(f[F_6_OFF]), _first(f[F_6_MORE])
-            frag_id = _int(f[F_6_ID])
+        if "ipv6.fraghdr" in tokens[at + 1 : pos + 1]:
+            off, more = _int(field(F_6_OFF)), field(F_6_MORE)
+            frag_id = _int(field(F_6_ID))
             if off or more in ("1", "True"):
                 frag = FRAG_IS_FRAGMENT | (FRAG_FIRST if off == 0 else 0)
     else:
-        proto = _int(f[F_IP_PROTO])
-        ip_len = _int(f[F_IP_LEN])
-        frag_id = _int(f[F_IP_ID])
-        off, mf = _int(f[F_IP_OFF]), _first(f[F_IP_MF])
+        proto = _int(field(F_IP_PROTO))
+        ip_len = _int(field(F_IP_LEN))
+        frag_id = _int(field(F_IP_ID))
+        off, mf = _int(field(F_IP_OFF)), field(F_IP_MF)
         if off or mf in ("1", "True"):
             frag = FRAG_IS_FRAGMENT | (FRAG_FIRST if off == 0 else 0)
     sport = dport = flags = 0
@@ -312,31 +408,40 @@ def parse_line(line: str, addr: _Addr) -> Row:
     if want is not None and not (frag & FRAG_IS_FRAGMENT and not frag & FRAG_FIRST):
         got = pos < len(tokens) and tokens[pos] == want
         if proto == 6:
-            a, b, c = f[F_TCP_S], f[F_TCP_D], f[F_TCP_FL]
+            a, b, c = field(F_TCP_S), field(F_TCP_D), field(F_TCP_FL)
         elif proto == 17:
-            a, b, c = f[F_UDP_S], f[F_UDP_D], "0"
+            a, b, c = field(F_UDP_S), field(F_UDP_D), "0"
         elif proto == 132:
-            a, b, c = f[F_SCTP_S], f[F_SCTP_D], "0"
+            a, b, c = field(F_SCTP_S), field(F_SCTP_D), "0"
         elif proto == 1:
-            a, b, c = f[F_ICMP_T], f[F_ICMP_C], "0"
+            a, b, c = field(F_ICMP_T), field(F_ICMP_C), "0"
         else:
-            a, b, c = f[F_ICMP6_T], f[F_ICMP6_C], "0"
+            a, b, c = field(F_ICMP6_T), field(F_ICMP6_C), "0"
         if got and a and b and c:
             sport, dport, flags = _int(a), _int(b), _int(c) & 0xFF
             frag |= FRAG_HAS_L4
+            pos += 1
         elif not frag & FRAG_IS_FRAGMENT or f[F_SHORT] or f[F_MALFORMED]:
             kind = bad  # an unfragmented packet must carry its transport header
-    return (ts, wire, vlan, kind, version, s_hi, s_lo, d_hi, d_lo, proto, sport, dport,
-            flags, ip_len, frag, frag_id)  # fmt: skip
+    row = (ts, wire, vlan, kind, version, s_hi, s_lo, d_hi, d_lo, proto, sport, dport,
+           flags, ip_len, frag, frag_id)  # fmt: skip
+    return row, pos
 
 
-def _to_batch(rows: list[Row]) -> PacketBatch:
+def _to_batch(rows: list[Row], inner: list[tuple[int, ...]] | None = None) -> PacketBatch:
     cols = list(zip(*rows, strict=True)) if rows else [() for _ in PACKET_FIELDS]
     arrays = {
         name: np.array(col, dtype=dtype)
         for (name, dtype), col in zip(PACKET_FIELDS.items(), cols, strict=True)
     }
-    return PacketBatch(arrays)
+    batch = PacketBatch(arrays)
+    if inner:
+        fields = {**PACKET_FIELDS, **INNER_FIELDS}
+        icols = list(zip(*inner, strict=True))
+        batch.inner = PacketBatch(
+            {n: np.array(c, dtype=t) for (n, t), c in zip(fields.items(), icols, strict=True)}
+        )
+    return batch
 
 
 def _count(stats: ReadStats, rows: list[Row]) -> None:
@@ -355,6 +460,20 @@ def _count(stats: ReadStats, rows: list[Row]) -> None:
     stats.frames += len(rows)
 
 
+def _wanted(inner: tuple[int, ...], vxlan: set[int]) -> bool:
+    """VXLAN only on the chosen ports (tshark also opens 4789 by itself), Geneve on 6081
+    and GRE: what the fast reader opens."""
+    from flowaudit.packets.tunnels import GENEVE_PORTS
+
+    n = len(PACKET_FIELDS)
+    tun, dport = inner[n], inner[-1]
+    if tun == TUN_VXLAN:
+        return dport in vxlan
+    if tun == TUN_GENEVE:
+        return dport in GENEVE_PORTS
+    return True
+
+
 def _stderr_text(err: IO[bytes]) -> str:
     err.seek(0)
     lines = err.read().decode("utf-8", "replace").splitlines()
@@ -369,11 +488,14 @@ def iter_packets_tshark(
     stats: ReadStats | None = None,
     batch_size: int = 50_000,
     decode_as: Sequence[str] = (),
+    vxlan_ports: Sequence[int] | None = None,
 ) -> Iterator[PacketBatch]:
     """Yield PacketBatch objects (capture order) for every frame tshark reads in ``path``.
 
     ``decode_as`` takes tshark ``-d`` rules (``"udp.port==8472,vxlan"``); flows stay on the
-    outer header whatever is decoded inside. Raises CaptureError when tshark is missing
+    outer header whatever is decoded inside. ``vxlan_ports``, when given, opens tunnels as
+    the fast reader does (VXLAN on those ports, Geneve, GRE): each batch's ``inner`` holds
+    the inner packets. Raises CaptureError when tshark is missing
     (hint: install it) or cannot read the file; a file cut short is kept up to the last
     whole packet with a warning in ``stats.warnings``.
     """
@@ -384,8 +506,14 @@ def iter_packets_tshark(
         raise CaptureError(f"{name}: no such capture file (byte offset 0)")
     if p.stat().st_size == 0:
         raise CaptureError(f"{name}: empty file, not a capture (byte offset 0)")
+    if vxlan_ports is not None:
+        from flowaudit.packets.tunnels import decode_as as tunnel_rules
+
+        decode_as = [*decode_as, *tunnel_rules(vxlan_ports)]
     cmd = tshark_command(name, decode_as)
     batch_size = max(1, batch_size)
+    opening = vxlan_ports is not None
+    vxlan = set(vxlan_ports or ())
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
             cmd,
@@ -397,15 +525,19 @@ def iter_packets_tshark(
         assert proc.stdout is not None
         addr = _Addr()
         rows: list[Row] = []
+        inner: list[tuple[int, ...]] = []
         total = 0
         try:
             for raw in proc.stdout:
-                rows.append(parse_line(raw.decode("utf-8", "replace"), addr))
+                row, opened = parse_line_inner(raw.decode("utf-8", "replace"), addr)
+                rows.append(row)
+                if opened is not None and opening and _wanted(opened, vxlan):
+                    inner.append(opened)
                 if len(rows) >= batch_size:
                     _count(stats, rows)
                     total += len(rows)
-                    yield _to_batch(rows)
-                    rows = []
+                    yield _to_batch(rows, inner)
+                    rows, inner = [], []
             rc = proc.wait()
         finally:
             if proc.poll() is None:
@@ -416,7 +548,7 @@ def iter_packets_tshark(
     if rows:
         _count(stats, rows)
         total += len(rows)
-        yield _to_batch(rows)
+        yield _to_batch(rows, inner)
     stats.bytes_read += p.stat().st_size
     if "cut short in the middle of a packet" in message or (rc != 0 and total > 0):
         stats.warnings.append(

@@ -101,7 +101,7 @@ def test_aot_module_key_follows_the_kernel_sources() -> None:
     assert path.name.startswith(f"{_native.MODULE}-{_native.key()}")
     assert set(_native.KERNELS) == {
         "walk_pcap", "walk_pcapng", "decode", "walk", "sweep", "rehash", "frag_rehash",
-        "conn_states",
+        "conn_states", "find_inner",
     }  # fmt: skip
     # the key covers every module of the kernels folder, and every kernel lives there
     assert set(_native.SOURCES) == {p.name for p in _native.HERE.glob("*.py")}
