@@ -45,6 +45,7 @@ def ingest(
     rules: str | os.PathLike[str] | None = None,
     groups: dict[str, list[str]] | None = None,
     jobs: int = 1,
+    vxlan_ports: Iterable[int] = (),
 ) -> list[IngestResult]:
     """Ingest captures or flow-record files into the store; known inputs add nothing.
 
@@ -56,15 +57,19 @@ def ingest(
     ``rules``: the matrix whose service ports orient flows seen without a SYN (default:
     the shipped one). ``jobs``: how many inputs to ingest at once (worker processes; each
     capture still commits atomically); ``progress`` is reported only when ``jobs`` is 1.
+    ``vxlan_ports``: UDP ports whose VXLAN frames are opened besides 4789 and 8472 (inner
+    flows are stored marked by ``tunnel``; Geneve and GRE are always opened).
     """
     from flowaudit.ingest import ingest_paths
+    from flowaudit.packets.tunnels import vxlan_ports as all_vxlan_ports
 
     st = _as_store(store)
     paths = [captures] if isinstance(captures, str | os.PathLike) else list(captures)
     ports = load_matrix(rules, groups).service_ports
     return ingest_paths(
-        paths, st, engine=engine, format=format, progress=progress, service_ports=ports, jobs=jobs
-    )
+        paths, st, engine=engine, format=format, progress=progress, service_ports=ports,
+        jobs=jobs, vxlan_ports=all_vxlan_ports(tuple(vxlan_ports)),
+    )  # fmt: skip
 
 
 def load_matrix(
@@ -90,6 +95,7 @@ def audit(
     enrich: bool = False,
     control_plane: str | os.PathLike[str] | None = None,
     strict: bool = False,
+    vxlan_ports: Iterable[int] = (),
 ) -> AuditReport:
     """Audit traffic against the matrix.
 
@@ -127,6 +133,7 @@ def audit(
         progress=progress,
         control_plane=cplane,
         strict=strict,
+        vxlan_ports=tuple(vxlan_ports),
     )
     if enrich:
         from flowaudit.evidence.enrich import enrich_result
@@ -169,7 +176,7 @@ def query(
     matrix = load_matrix(rules, groups)
     eng = Engine(spill_dir=st.root)
     try:
-        eng.register_flows(st.flow_files())
+        eng.register_flows(st.flow_files(), inner=True)
         eng.register_matrix(matrix)
         return eng.read_only_query(sql)
     finally:

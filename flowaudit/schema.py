@@ -58,6 +58,10 @@ FLOW_SCHEMA = pa.schema(
     ]
 )
 
+#: nullable columns added to schema v1 after stores were written without them: a flow file
+#: lacking some of them is still schema v1 (its readers see null there)
+ADDED_COLUMNS = ("tunnel", "tunnel_id", "outer_src_ip", "outer_dst_ip", "outer_flow_id")
+
 #: one line of meaning per column of the ``flows`` view (``flowaudit query --describe``):
 #: every FLOW_SCHEMA column, then ``date``, the store's Hive partition column
 FLOW_DESCRIPTIONS: dict[str, str] = {

@@ -260,15 +260,23 @@ def _named_anyway(root: Path, p: Path) -> Iterable[Path]:
 
 def schema_problem(got: Any) -> str | None:
     """Why the Arrow schema ``got`` is not flow schema v1 (None: it is)."""
-    from flowaudit.schema import FLOW_SCHEMA
+    import pyarrow as pa
+
+    from flowaudit.schema import ADDED_COLUMNS, FLOW_SCHEMA
 
     if got.equals(FLOW_SCHEMA):
         return None
-    missing = [f.name for f in FLOW_SCHEMA if got.get_field_index(f.name) < 0]
+    older = [n for n in ADDED_COLUMNS if got.get_field_index(n) < 0]
+    want = FLOW_SCHEMA
+    if older:  # written before these columns existed: they read as null
+        want = pa.schema([f for f in FLOW_SCHEMA if f.name not in older])
+        if got.equals(want):
+            return None
+    missing = [f.name for f in want if got.get_field_index(f.name) < 0]
     extra = [n for n in got.names if FLOW_SCHEMA.get_field_index(n) < 0]
     if missing or extra:
         return f"columns differ from flow schema v1 (missing {missing}, extra {extra})"
-    for f in FLOW_SCHEMA:
+    for f in want:
         g = got.field(f.name)
         if not g.equals(f):
             return f"column {f.name} is {g.type}{'' if g.nullable else ' not null'}, schema v1 " \

@@ -116,21 +116,36 @@ class Engine:
             self.close()
             raise
 
-    def register_flows(self, source: Sequence[Path] | pa.Table) -> None:
-        """Register the ``flows`` view over Parquet files (or an Arrow table)."""
+    def register_flows(self, source: Sequence[Path] | pa.Table, *, inner: bool = False) -> None:
+        """Register the flow views over Parquet files (or an Arrow table): ``flows``, the
+        flows the node matrix audits (a tunnel's inner flows carry pod addresses: they are
+        in ``inner_flows``), or with ``inner`` every flow (``flowaudit query``). Columns a
+        store's older files lack read as null."""
+        from flowaudit.schema import FLOW_SCHEMA
+
         if isinstance(source, pa.Table):
-            self.con.register("flows", source)
-            return
-        paths = [str(p) for p in source]
-        self._files = paths
-        if not paths:
-            self.con.register("flows", empty_flows())
-            return
-        try:
-            rel = self.con.read_parquet(paths, hive_partitioning=True, union_by_name=True)
-            rel.create_view("flows", replace=True)
-        except duckdb.Error as e:
-            raise StoreError(f"cannot read the flow store: {e}") from e
+            self.con.register("all_flows", source)
+        else:
+            paths = [str(p) for p in source]
+            self._files = paths
+            if not paths:
+                self.con.register("all_flows", empty_flows())
+            else:
+                try:
+                    rel = self.con.read_parquet(paths, hive_partitioning=True, union_by_name=True)
+                    have = set(rel.columns)
+                    # names and types from FLOW_SCHEMA, never from the user
+                    added = [
+                        f'NULL::{_duck_type(f.type)} AS "{f.name}"'
+                        for f in FLOW_SCHEMA
+                        if f.name not in have
+                    ]
+                    if added:
+                        rel = rel.project(", ".join(["*", *added]))
+                    rel.create_view("all_flows", replace=True)
+                except duckdb.Error as e:
+                    raise StoreError(f"cannot read the flow store: {e}") from e
+        self.execute("flow_views_all" if inner else "flow_views")
 
     def register_matrix(self, matrix: Matrix) -> None:
         """Load the compiled matrix as the ``rules``, ``hosts`` and ``scope`` relations."""

@@ -54,10 +54,13 @@ def audit_source(
     progress: Progress | None = None,
     control_plane: ControlPlane | None = None,
     strict: bool = False,
+    vxlan_ports: Sequence[int] = (),
 ) -> tuple[AuditResult, list[CaptureRecord]]:
     """Audit exactly ``captures`` (ingested into ``store``, else a temporary store), or,
-    without captures, the whole ``store``. Returns the result and the captures' records."""
+    without captures, the whole ``store``. Returns the result and the captures' records.
+    ``vxlan_ports``: VXLAN ports opened besides 4789 and 8472 when captures are ingested."""
     from flowaudit.ingest import ingest_file
+    from flowaudit.packets.tunnels import vxlan_ports as all_vxlan_ports
 
     if since is not None and until is not None and since >= until:
         raise UsageError(f"--since {since.isoformat()} is not before --until {until.isoformat()}")
@@ -66,7 +69,14 @@ def audit_source(
         if captures:
             st = store if store is not None else FlowStore(Path(tmp) / "store")
             results = [
-                ingest_file(p, st, engine=engine, progress=progress, service_ports=ports)
+                ingest_file(
+                    p,
+                    st,
+                    engine=engine,
+                    progress=progress,
+                    service_ports=ports,
+                    vxlan_ports=all_vxlan_ports(vxlan_ports),
+                )
                 for p in captures
             ]
             wanted = {r.blake3 for r in results}

@@ -15,6 +15,7 @@ from flowaudit.cli.common import (
     parse_time,
     rules_option,
     say,
+    vxlan_option,
 )
 
 
@@ -42,6 +43,7 @@ from flowaudit.cli.common import (
     help="Write the report here (atomically) instead of stdout.",
 )
 @engine_option
+@vxlan_option
 @click.option(
     "--baseline",
     type=click.Path(exists=True, dir_okay=False),
@@ -98,6 +100,7 @@ def audit(
     fmt: str,
     output: str | None,
     engine: str,
+    vxlan_ports: tuple[int, ...],
     baseline: str | None,
     fail_on: str,
     only_new: bool,
@@ -132,6 +135,7 @@ def audit(
             enrich=enrich,
             control_plane=control_plane,
             strict=strict,
+            vxlan_ports=vxlan_ports,
         )
         for w in result.stats.get("warnings", []):
             say("warning", w)

@@ -104,6 +104,18 @@ def rules_option(f: F) -> F:
     return rules_path_option(group_option(f))
 
 
+def vxlan_option(f: F) -> F:
+    """``--vxlan-port N`` (repeatable): VXLAN on more UDP ports than 4789 and 8472."""
+    return click.option(
+        "--vxlan-port",
+        "vxlan_ports",
+        type=click.IntRange(1, 65535),
+        multiple=True,
+        help="Open VXLAN on this UDP destination port too (4789 and Cilium's 8472 always "
+        "are, Geneve 6081 and GRE as well): inner flows go to the store marked by tunnel.",
+    )(f)
+
+
 def engine_option(f: F) -> F:
     """``--engine auto|fast|tshark``: the packet engine for captures."""
     return click.option(

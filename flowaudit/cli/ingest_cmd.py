@@ -8,7 +8,14 @@ from typing import Any
 import click
 
 from flowaudit.choices import INPUT_FORMATS
-from flowaudit.cli.common import engine_option, handle_errors, rules_path_option, say, store_option
+from flowaudit.cli.common import (
+    engine_option,
+    handle_errors,
+    rules_path_option,
+    say,
+    store_option,
+    vxlan_option,
+)
 
 PROGRESS_MIN_BYTES = 32 << 20
 
@@ -17,6 +24,7 @@ PROGRESS_MIN_BYTES = 32 << 20
 @click.argument("captures", nargs=-1, required=True, type=click.Path(exists=True))
 @store_option
 @engine_option
+@vxlan_option
 @click.option(
     "--format",
     "fmt",
@@ -41,6 +49,7 @@ def ingest(
     captures: tuple[str, ...],
     store_dir: str,
     engine: str,
+    vxlan_ports: tuple[int, ...],
     fmt: str,
     rules_path: str | None,
     jobs: int | None,
@@ -63,15 +72,17 @@ def ingest(
         store = api.open_store(store_dir)
         if jobs > 1 and len(captures) > 1:  # worker processes; summaries in input order
             results = api.ingest(
-                list(captures), store, engine=engine, format=fmt, rules=rules_path, jobs=jobs
-            )
+                list(captures), store, engine=engine, format=fmt, rules=rules_path, jobs=jobs,
+                vxlan_ports=vxlan_ports,
+            )  # fmt: skip
             _report(results, quiet)
             return
         for path in captures:
             with _progress(path, quiet) as cb:
                 results = api.ingest(
-                    path, store, engine=engine, format=fmt, progress=cb, rules=rules_path
-                )
+                    path, store, engine=engine, format=fmt, progress=cb, rules=rules_path,
+                    vxlan_ports=vxlan_ports,
+                )  # fmt: skip
             _report(results, quiet)
 
 
