@@ -214,8 +214,9 @@ class FlowBuilder:
     def add(self, batch: PacketBatch, uids: npt.NDArray[np.int64] | None = None) -> pa.Table:
         """Feed one batch; return the flows that ended (closed, idle-expired), maybe none.
 
-        ``uids`` (int64, one per packet), when given, receives each packet's flow uid (the
-        uid ``_more_columns`` is handed at emission); packets in no flow keep its value."""
+        ``uids`` (int64, one per packet), when given, receives the uid of the flow each
+        packet creates (the uid ``_more_columns`` is handed at emission); other packets keep
+        their value."""
         batch.check()
         a = batch.arrays
         payload = a.get("payload_len")

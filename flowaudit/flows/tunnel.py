@@ -44,7 +44,7 @@ class InnerFlowBuilder(FlowBuilder):
         self._key_rows: list[tuple[int, int, int]] = []
         self._pending: tuple[dict[str, npt.NDArray[np.generic]], npt.NDArray[np.int64]] | None
         self._pending = None  # the batch being added (flows may end within it)
-        self._seen_uid = -1  # the highest flow uid whose first packet is remembered
+        self._done = True  # its first packets are remembered
         self._first_uid = np.zeros(0, dtype=np.int64)  # sorted
         self._first: dict[str, npt.NDArray[np.generic]] = {
             k: np.zeros(0, dtype=_dtype(k)) for k in _FIRST
@@ -57,10 +57,10 @@ class InnerFlowBuilder(FlowBuilder):
         plain = PacketBatch({k: a[k] for k in PACKET_FIELDS})
         plain.arrays["vlan"] = keys
         uids = np.full(n, -1, dtype=np.int64)
-        self._pending = (a, uids)
+        self._pending, self._done = (a, uids), False
         table = super().add(plain, uids)
-        self._pending = None
         self._remember(a, uids)
+        self._pending = None
         return table
 
     def _tunnel_keys(
@@ -69,11 +69,18 @@ class InnerFlowBuilder(FlowBuilder):
         tid: npt.NDArray[np.generic],
         vlan: npt.NDArray[np.generic],
     ) -> npt.NDArray[np.int32]:
-        combo = np.stack([tun.astype(np.int64), tid.astype(np.int64), vlan.astype(np.int64)], 1)
-        uniq, inv = np.unique(combo, axis=0, return_inverse=True)
+        """Each packet's dense key of (tunnel, id, outer VLAN), the flow table's VLAN slot."""
+        # one int64 per packet: tunnel (2 bits) | id + 1 (33 bits) | VLAN + 1 (13 bits)
+        packed = ((tun.astype(np.int64) << 46) | ((tid.astype(np.int64) + 1) << 13)) | (
+            vlan.astype(np.int64) + 1
+        )
+        if len(packed) and (packed == packed[0]).all():  # the usual case: one VNI
+            uniq, inv = packed[:1], np.zeros(len(packed), dtype=np.intp)
+        else:
+            uniq, inv = np.unique(packed, return_inverse=True)
         codes = np.empty(len(uniq), dtype=np.int32)
-        for j, row in enumerate(uniq.tolist()):
-            t = (int(row[0]), int(row[1]), int(row[2]))
+        for j, v in enumerate(uniq.tolist()):
+            t = (v >> 46, ((v >> 13) & ((1 << 33) - 1)) - 1, (v & 0x1FFF) - 1)
             k = self._keys.get(t)
             if k is None:
                 k = self._keys[t] = len(self._key_rows)
@@ -83,22 +90,20 @@ class InnerFlowBuilder(FlowBuilder):
 
     def _remember(self, a: dict[str, npt.NDArray[np.generic]], uids: npt.NDArray[np.int64]) -> None:
         """Keep the first packet of each flow created by this batch (uids grow by creation)."""
-        new = np.flatnonzero(uids > self._seen_uid)
-        if not len(new):
+        if self._done:
             return
-        u, first = np.unique(uids[new], return_index=True)
-        rows = new[first]
-        self._seen_uid = int(u[-1])
-        self._first_uid = np.concatenate([self._first_uid, u])
+        self._done = True
+        rows = np.flatnonzero(uids >= 0)  # the packets that created a flow, uids ascending
+        if not len(rows):
+            return
+        self._first_uid = np.concatenate([self._first_uid, uids[rows]])
         for k in _FIRST:
             self._first[k] = np.concatenate([self._first[k], a[k][rows]])
 
     def _lookup(self, uids: npt.NDArray[np.int64]) -> dict[str, npt.NDArray[np.generic]]:
         """The first-packet rows of flows ``uids`` (emitted now), and forget them."""
-        if self._pending is not None:  # flows that ended within the batch being added
-            a, batch_uids = self._pending
-            self._pending = None
-            self._remember(a, batch_uids)
+        if self._pending is not None:  # flows may end within the batch being added
+            self._remember(*self._pending)
         pos = np.searchsorted(self._first_uid, uids)
         out = {k: v[pos] for k, v in self._first.items()}
         keep = np.ones(len(self._first_uid), dtype=bool)
@@ -120,7 +125,8 @@ class InnerFlowBuilder(FlowBuilder):
         cols["tunnel_id"] = A.fixed(pa.uint32(), tid.astype(np.uint32), null=tid < 0)
         # orient the outer addresses with the inner flow: did its initiator send packet 1?
         src = _addr_hi_lo(cols["src_addr"])
-        sport = np.asarray(cols["src_port"].fill_null(0).to_numpy(), dtype=np.int64)
+        sp = cols["src_port"]  # null (no ports) reads as whatever the buffer holds: unused
+        sport = np.frombuffer(sp.buffers()[1], np.uint16, len(sp), 2 * sp.offset).astype(np.int64)
         same = (src[0] == f["src_hi"]) & (src[1] == f["src_lo"])
         dst = _addr_hi_lo(cols["dst_addr"])
         loop = (src[0] == dst[0]) & (src[1] == dst[1])  # same address both ends: by port

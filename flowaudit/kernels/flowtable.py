@@ -202,8 +202,9 @@ def walk(ts: Any, wire: Any, vlan: Any, kind: Any, ipv: Any, shi_a: Any, slo_a: 
          uid_out: Any) -> tuple[int, int]:  # fmt: skip
     """Walk packets ``start..`` of one batch into the flow table (see module docstring).
 
-    ``uid_out``, when not empty, receives each packet's flow uid (packets in no flow keep
-    what the caller put there): the flow builder keeps first-packet attributes by it."""
+    ``uid_out``, when not empty, receives the uid of the flow a packet creates (other
+    packets keep what the caller put there): the inner-flow builder keeps each flow's first
+    packet's attributes by it."""
     n = len(ts)
     mask = htab.shape[0] - 1
     umask = np.uint64(mask)
@@ -361,7 +362,7 @@ def walk(ts: Any, wire: Any, vlan: Any, kind: Any, ipv: Any, shi_a: Any, slo_a: 
             pi[p, C_RCAND] = 1
             is_orig = True
         _attribute(pl, pu, p, side, 1, wl, il, now, now)
-        if uid_out.shape[0] > 0:
+        if new_flow and uid_out.shape[0] > 0:
             uid_out[i] = pl[p, I_UID]
         stats[S_IN_FLOWS] += 1
         stats[S_BYTES_IN_FLOWS] += wl
