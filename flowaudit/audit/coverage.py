@@ -59,6 +59,8 @@ COVERAGE_SCHEMA = pa.schema(
         ("flows", pa.int64()),
         ("unused_ports", pa.string()),
         ("purpose", pa.string()),
+        # inner conversations (overlay rows) the cell's tunnel rules carried
+        ("inner", pa.int64()),
     ]
 )
 
@@ -100,12 +102,17 @@ def _placed(side: str, ip: str, hosts: HostIndex) -> str:
 
 
 def coverage_rows(
-    m: Matrix, usage: pa.Table, violations: pa.Table, observed: set[str] | None = None
+    m: Matrix,
+    usage: pa.Table,
+    violations: pa.Table,
+    observed: set[str] | None = None,
+    inner: dict[str, int] | None = None,
 ) -> list[tuple[Any, ...]]:
     """The coverage cells as COVERAGE_SCHEMA rows (row/col give the grid order).
 
     ``observed``: the rules whose hosts exchanged any traffic in the window (the audit's
-    rule_observability); None means all of them."""
+    rule_observability); None means all of them. ``inner``: inner conversations (overlay
+    rows) per tunnel rule."""
     hosts = HostIndex(m)
     cells: dict[tuple[str, ServiceKey], _Cell] = defaultdict(_Cell)
     by_rule: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
@@ -223,6 +230,7 @@ def coverage_rows(
                 c.flows + c.violation_flows,
                 ports_text(tuple(unused_ports)) if unused_ports else "",
                 "; ".join(c.purposes),
+                sum((inner or {}).get(r, 0) for r in c.rules),
             )
         )
     return out

@@ -102,6 +102,11 @@ class AuditResult:
     # the shape of the traffic (traffic_shape.sql): flows and bytes per (source side →
     # destination side), approved, LAN control plane and not approved
     traffic_shape: pa.Table | None = None
+    # what the tunnels carried (overlay.sql): inner flows per (rule of the outer flow,
+    # tunnel, id, outer pair, inner source /24, inner destination, protocol, port)
+    overlay: pa.Table | None = None
+    # the limit of sight (encrypted.sql): WireGuard and ESP flows and bytes, against all
+    encrypted: dict[str, int] | None = None
 
     @property
     def has_findings(self) -> bool:

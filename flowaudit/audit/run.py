@@ -144,6 +144,8 @@ def run_audit(
         violations = eng.run("violations", strict=strict)
         lan = eng.run("control_plane", strict=strict)
         shape = eng.run("traffic_shape", strict=strict)
+        overlay = eng.run("overlay", since=since, until=until)
+        encrypted = pylist(eng.run("encrypted", since=since, until=until))[0]
         usage = eng.run("rule_usage")
         observ = eng.run("rule_observability")
         window = pylist(eng.run("window"))[0]
@@ -157,8 +159,12 @@ def run_audit(
             UNUSED_SCHEMA, _unused_rules(matrix, usage, observ, flows, start, end)
         )
         observed = {o["rule_id"] for o in pylist(observ) if o["flows_between_groups"]}
+        inner: dict[str, int] = {}
+        for rule_id in overlay.column("rule_id").to_pylist():
+            if rule_id is not None:
+                inner[rule_id] = inner.get(rule_id, 0) + 1
         coverage = eng.table_from_rows(
-            COVERAGE_SCHEMA, coverage_rows(matrix, usage, violations, observed)
+            COVERAGE_SCHEMA, coverage_rows(matrix, usage, violations, observed, inner)
         )
     finally:
         eng.close()
@@ -166,6 +172,8 @@ def run_audit(
         "conversations": int(window["conversations"]),
         "control_plane": lan.num_rows,
         "control_plane_flows": int(sum(lan.column("flows").to_pylist())),
+        "overlay": overlay.num_rows,
+        "overlay_flows": int(sum(overlay.column("flows").to_pylist())),
         "strict": strict,
         **finding_stats(violations, unused, groups),
     }
@@ -185,6 +193,8 @@ def run_audit(
         finding_groups=groups,
         control_plane=lan,
         traffic_shape=shape,
+        overlay=overlay,
+        encrypted={k: int(v) for k, v in encrypted.items()},
     )
 
 

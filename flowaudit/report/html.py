@@ -14,15 +14,19 @@ from flowaudit.report.rows import (
     CHANGE_HEADERS,
     CONTROL_PLANE_HEADERS,
     CONTROL_PLANE_NOTE,
+    OVERLAY_HEADERS,
+    OVERLAY_NOTE,
     RULE_NOTES,
     SHAPE_HEADERS,
     SHAPE_NOTE,
     change_rows,
     changes_line,
     control_plane_rows,
+    encrypted_line,
     group_table,
     input_lines,
     new_group_table,
+    overlay_rows,
     pairs_line,
     rule_sections,
     shape_rows,
@@ -237,6 +241,7 @@ def render_html_fragment(result: AuditResult) -> str:
         f"<h2>LAN control plane ({result.stats.get('control_plane', 0)})</h2>",
         f'<p class="note">{escape(CONTROL_PLANE_NOTE)}</p>',
         _table(CONTROL_PLANE_HEADERS, control_plane_rows(result)),
+        *_overlay(result),
         "<h2>Inputs</h2>",
         "<ul>" + "".join(f"<li><code>{escape(x)}</code></li>" for x in input_lines(result)),
         "</ul>",
@@ -247,3 +252,19 @@ def render_html_fragment(result: AuditResult) -> str:
         "</div>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _overlay(result: AuditResult) -> list[str]:
+    """The overlay section and the encryption limit, when the capture has them."""
+    out = []
+    rows = overlay_rows(result)
+    if rows:
+        out += [
+            f"<h2>Overlay: what the tunnels carried ({len(rows)})</h2>",
+            f'<p class="note">{escape(OVERLAY_NOTE)}</p>',
+            _table(OVERLAY_HEADERS, rows),
+        ]
+    enc = encrypted_line(result)
+    if enc is not None:
+        out.append(f'<p class="limit"><strong>{escape(enc)}</strong></p>')
+    return out

@@ -107,6 +107,23 @@ def control_plane_dicts(result: AuditResult) -> list[dict[str, Any]]:
     ]
 
 
+OVERLAY_KEYS = ("rule_id", "tunnel", "tunnel_id", "outer_src_ip", "outer_dst_ip", "inner_src_ip",
+                "inner_dst_ip", "protocol", "dst_port", "flows", "packets", "bytes")  # fmt: skip
+
+
+def overlay_dicts(result: AuditResult) -> list[dict[str, Any]]:
+    if result.overlay is None:
+        return []
+    return [
+        {
+            **{k: o[k] for k in OVERLAY_KEYS},
+            "first_seen": iso(o["first_seen"]),
+            "last_seen": iso(o["last_seen"]),
+        }
+        for o in pylist(result.overlay)
+    ]
+
+
 def coverage_dicts(result: AuditResult) -> list[dict[str, Any]]:
     if result.coverage is None:
         return []
@@ -130,6 +147,8 @@ def result_to_dict(result: AuditResult) -> dict[str, Any]:
         "violations": violation_dicts(result),
         "unused_rules": unused_dicts(result),
         "control_plane": control_plane_dicts(result),
+        "overlay": overlay_dicts(result),
+        "encrypted": result.encrypted or {},
         "summary": {
             "flows": result.flows,
             "violations": result.violations.num_rows,
@@ -143,6 +162,8 @@ def result_to_dict(result: AuditResult) -> dict[str, Any]:
             "unseen_pairs": result.stats.get("unseen_pairs", 0),
             "control_plane": result.stats.get("control_plane", 0),
             "control_plane_flows": result.stats.get("control_plane_flows", 0),
+            "overlay": result.stats.get("overlay", 0),
+            "overlay_flows": result.stats.get("overlay_flows", 0),
             "strict": result.stats.get("strict", False),
             "sampled": result.sampled,
             "counts_note": (

@@ -25,15 +25,19 @@ from flowaudit.report.rows import (
     CONTROL_PLANE_HEADERS,
     CONTROL_PLANE_NOTE,
     FIRST_FINDINGS,
+    OVERLAY_HEADERS,
+    OVERLAY_NOTE,
     RULE_NOTES,
     SHAPE_HEADERS,
     SHAPE_NOTE,
     change_rows,
     changes_line,
     control_plane_rows,
+    encrypted_line,
     group_table,
     input_lines,
     new_group_table,
+    overlay_rows,
     pairs_line,
     rule_sections,
     shape_rows,
@@ -168,5 +172,12 @@ def render_markdown(result: AuditResult, *, detail: bool = False) -> str:
     cp = control_plane_rows(result)
     lines += ["", f"## LAN control plane ({len(cp)})", "", CONTROL_PLANE_NOTE, ""]
     lines += _table(CONTROL_PLANE_HEADERS, cp)
+    ov = overlay_rows(result)
+    if ov:  # only captures with tunnels have the section
+        lines += ["", f"## Overlay: what the tunnels carried ({len(ov)})", "", OVERLAY_NOTE, ""]
+        lines += _table(OVERLAY_HEADERS, ov)
+    enc = encrypted_line(result)
+    if enc is not None:
+        lines += ["", f"**{md_text(enc)}**"]
     lines += ["", "## Inputs", ""] + [f"- {md_code(x)}" for x in input_lines(result)]
     return "\n".join(lines) + "\n"

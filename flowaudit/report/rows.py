@@ -335,6 +335,68 @@ def control_plane_rows(result: AuditResult) -> list[tuple[str, ...]]:
     ]
 
 
+OVERLAY_HEADERS = (
+    "rule",
+    "tunnel",
+    "id",
+    "outer",
+    "inner source",
+    "inner destination",
+    "proto/port",
+    "flows",
+    "packets",
+    "bytes",
+    "first seen",
+    "last seen",
+)
+OVERLAY_NOTE = (
+    "What each tunnel rule carried: the inner conversations of VXLAN/Geneve/GRE frames, by "
+    "the rule that approved their outer flow (- when none did), tunnel and id, the outer "
+    "pair (initiator's node first) and the inner source /24. Inner addresses are pod "
+    "addresses: never matched against the node matrix."
+)
+
+
+def overlay_rows(result: AuditResult) -> list[tuple[str, ...]]:
+    if result.overlay is None:
+        return []
+    out: list[tuple[str, ...]] = []
+    for o in pylist(result.overlay):
+        port = "-" if o["dst_port"] is None else str(o["dst_port"])
+        tid = "-" if o["tunnel_id"] is None else str(o["tunnel_id"])
+        out.append(
+            (
+                o["rule_id"] or "-",
+                o["tunnel"],
+                tid,
+                f"{o['outer_src_ip']} → {o['outer_dst_ip']}",
+                o["inner_src_ip"],
+                o["inner_dst_ip"],
+                f"{protocol_name(o['protocol'])}/{port}",
+                f"{o['flows']:,}",
+                f"{o['packets']:,}",
+                f"{o['bytes']:,}",
+                _t(o["first_seen"]),
+                _t(o["last_seen"]),
+            )
+        )
+    return out
+
+
+def encrypted_line(result: AuditResult) -> str | None:
+    """What the capture could not see into (WireGuard, ESP), or None when nothing was."""
+    e = result.encrypted
+    if not e or not (e["wireguard_flows"] or e["esp_flows"]):
+        return None
+    share = 100.0 * (e["wireguard_bytes"] + e["esp_bytes"]) / e["bytes"] if e["bytes"] else 0.0
+    return (
+        f"Encrypted, not auditable from this capture: WireGuard {e['wireguard_flows']:,} flows "
+        f"({e['wireguard_bytes']:,} bytes), ESP {e['esp_flows']:,} flows ({e['esp_bytes']:,} "
+        f"bytes): {share:.1f} % of the window's bytes. The conversations inside are not in "
+        "this audit; audit them where they are decrypted (Hubble flows, a node capture)."
+    )
+
+
 def _what(kind: str, f: dict[str, Any]) -> str:
     """One line about a finding (a JSON violation / unused-rule object or a row)."""
     proto = protocol_name(int(f.get("protocol") or 0))

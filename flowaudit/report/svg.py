@@ -90,6 +90,8 @@ def _tooltip(c: dict[str, Any]) -> str:
     if c["findings"]:
         parts.append("findings: " + ", ".join(c["findings"]))
     parts.append(f"flows: {c['flows']:,}")
+    if c.get("inner"):
+        parts.append(f"carries {c['inner']:,} inner conversations")
     return escape("\n".join(parts))
 
 

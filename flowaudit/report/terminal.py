@@ -17,12 +17,15 @@ from flowaudit.report.rows import (
     CONTROL_PLANE_HEADERS,
     FIRST_FINDINGS,
     GROUP_HEADERS,
+    OVERLAY_HEADERS,
     SHAPE_HEADERS,
     change_rows,
     changes_line,
     control_plane_rows,
+    encrypted_line,
     group_table,
     new_group_table,
+    overlay_rows,
     pairs_line,
     rule_sections,
     shape_rows,
@@ -138,6 +141,11 @@ def render_terminal(
             (list(CONTROL_PLANE_HEADERS), [list(r) for r in control_plane_rows(result)]),
             CONTROL_PLANE_HEADERS,
         ),
+        (
+            "Overlay: what the tunnels carried",
+            (list(OVERLAY_HEADERS), [list(r) for r in overlay_rows(result)]),
+            OVERLAY_HEADERS,
+        ),
     )
     for title, (headers, rows), wanted in sections:
         if not rows:
@@ -159,5 +167,8 @@ def render_terminal(
     if rules["pairs"][1] and not detail:
         line = f"{pairs_line(result)} (--detail lists them)"
         console.print(line, highlight=False, markup=False)
+    enc = encrypted_line(result)
+    if enc is not None:
+        console.print(enc, highlight=False, markup=False)
     console.print(summary_line(result, visible), highlight=False, markup=False, emoji=False)
     return console.export_text(styles=color)

@@ -1,0 +1,106 @@
+"""The overlay section and the encryption limit of the audit, on real tunnelled captures.
+
+What a tunnel rule carried: the inner flows of a VXLAN trace (nDPI's vxlan.pcap: VNI 1111 on
+VLAN 5 between two VTEPs) grouped under the rule that approves the outer VXLAN flow, and never
+node-matrix findings; the share of ESP traffic (Zeek's ip6_esp.pcap) stated as what the
+capture cannot audit.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from testpaths import DATA
+
+from flowaudit import api
+from flowaudit.cli import cli
+
+OVERLAY = DATA / "overlay"
+MATRIX = """
+name: vtep-lab
+scope:
+  vlans: [5]
+  subnets: [192.168.22.0/24]
+groups:
+  vteps:
+    description: the two VXLAN tunnel endpoints of the trace
+    addresses: [192.168.22.4-192.168.22.5]
+rules:
+  - id: vxlan-4789
+    from: vteps
+    to: vteps
+    protocol: udp
+    ports: 4789
+    purpose: VXLAN overlay
+    bidirectional: true
+    provenance:
+      table: the lab's change request
+      row: VXLAN between the VTEPs
+      origin: firewall
+"""
+
+
+def _matrix(tmp: Path) -> Path:
+    p = tmp / "vtep.yaml"
+    p.write_text(MATRIX, encoding="utf-8")
+    return p
+
+
+def test_the_tunnel_rule_carries_the_inner_conversations(tmp_path: Path) -> None:
+    report = api.audit([OVERLAY / "ndpi-vxlan.pcap"], rules=_matrix(tmp_path)).to_dict()
+    assert report["violations"] == []  # the outer VXLAN flow is approved, pods are not audited
+    assert [u["rule_id"] for u in report["unused_rules"]] == []
+    assert report["overlay"] == [
+        {"rule_id": "vxlan-4789", "tunnel": "vxlan", "tunnel_id": 1111,
+         "outer_src_ip": "192.168.22.4", "outer_dst_ip": "192.168.22.5",
+         "inner_src_ip": "10.10.20.0/24", "inner_dst_ip": "157.240.224.35", "protocol": 6,
+         "dst_port": 443, "flows": 2, "packets": 119, "bytes": 77726,
+         "first_seen": report["overlay"][0]["first_seen"],
+         "last_seen": report["overlay"][0]["last_seen"]},
+        {"rule_id": "vxlan-4789", "tunnel": "vxlan", "tunnel_id": 1111,
+         "outer_src_ip": "192.168.22.4", "outer_dst_ip": "192.168.22.5",
+         "inner_src_ip": "10.10.20.0/24", "inner_dst_ip": "8.8.8.8", "protocol": 17,
+         "dst_port": 53, "flows": 2, "packets": 8, "bytes": 738,
+         "first_seen": report["overlay"][1]["first_seen"],
+         "last_seen": report["overlay"][1]["last_seen"]},
+    ]  # fmt: skip
+    # the inner flows' own packets and bytes, from the store (both sides, four flows)
+    assert report["summary"]["overlay"] == 2 and report["summary"]["overlay_flows"] == 4
+    assert report["encrypted"]["esp_flows"] == 0 and report["encrypted"]["wireguard_flows"] == 0
+
+
+def test_without_an_approving_rule_the_overlay_names_none(tmp_path: Path) -> None:
+    report = api.audit([OVERLAY / "zeek-gre-sample.pcap"]).to_dict()
+    assert {o["rule_id"] for o in report["overlay"]} == {None}
+    assert {o["tunnel"] for o in report["overlay"]} == {"gre"}
+    # the seven inner conversations Zeek logs for the trace (tests/data/overlay/gre.conn.log)
+    assert sum(o["flows"] for o in report["overlay"]) == 7
+    # the outer GRE flow is the finding; no inner address is
+    assert [(v["src_ip"], v["dst_ip"], v["protocol"]) for v in report["violations"]] == [
+        ("172.27.1.66", "66.59.109.137", 47)
+    ]
+
+
+def test_encrypted_traffic_is_stated_as_a_limit(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(
+        cli, ["audit", str(OVERLAY / "zeek-ip6_esp.pcap"), "--format", "json", "-o", str(out)]
+    )
+    assert res.exit_code == 1, res.output
+    enc = json.loads(out.read_text())["encrypted"]
+    # `tshark -Y esp -T fields -e frame.len -e ipv6.src -e ipv6.dst`: 120 ESP frames,
+    # 18,120 bytes, 3ffe::1 to twelve hosts (one ESP flow each); the 121st frame is an MLD
+    # report (130 bytes)
+    assert enc == {"wireguard_flows": 0, "wireguard_bytes": 0, "esp_flows": 12,
+                   "esp_bytes": 18120, "flows": 13, "bytes": 18250}  # fmt: skip
+    text = CliRunner().invoke(cli, ["audit", str(OVERLAY / "zeek-ip6_esp.pcap")]).output
+    assert "Encrypted, not auditable from this capture: WireGuard 0 flows (0 bytes), ESP" in text
+
+
+def test_the_coverage_cell_of_the_tunnel_rule_says_what_it_carries(tmp_path: Path) -> None:
+    report = api.audit([OVERLAY / "ndpi-vxlan.pcap"], rules=_matrix(tmp_path))
+    cells = [c for c in report.to_dict()["coverage"] if c["rules"] == ["vxlan-4789"]]
+    assert [(c["status"], c["inner"]) for c in cells] == [("used", 2)]
+    assert "carries 2 inner conversations" in report.coverage_svg()
