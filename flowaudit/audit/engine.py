@@ -38,6 +38,8 @@ RELATIONS = (
     "sides",
     "service_ports",
     "control_plane",
+    "pod_cidrs",
+    "pod_allow",
     "violation_rows",
 )
 #: connection settings of every engine: the tool works offline, extensions never download

@@ -110,7 +110,11 @@ class AuditResult:
 
     @property
     def has_findings(self) -> bool:
-        return bool(self.violations.num_rows > 0 or self.unused_rules.num_rows > 0)
+        return bool(
+            self.violations.num_rows > 0
+            or self.unused_rules.num_rows > 0
+            or self.stats.get("overlay_not_approved")
+        )
 
     def to_pandas(self) -> tuple[Any, Any]:
         """(violations, unused_rules) as pandas DataFrames."""

@@ -144,7 +144,8 @@ def run_audit(
         violations = eng.run("violations", strict=strict)
         lan = eng.run("control_plane", strict=strict)
         shape = eng.run("traffic_shape", strict=strict)
-        overlay = eng.run("overlay", since=since, until=until)
+        _register_pods(eng, matrix)
+        overlay = eng.run("overlay", since=since, until=until, pods=matrix.pods is not None)
         encrypted = pylist(eng.run("encrypted", since=since, until=until))[0]
         usage = eng.run("rule_usage")
         observ = eng.run("rule_observability")
@@ -174,6 +175,7 @@ def run_audit(
         "control_plane_flows": int(sum(lan.column("flows").to_pylist())),
         "overlay": overlay.num_rows,
         "overlay_flows": int(sum(overlay.column("flows").to_pylist())),
+        "overlay_not_approved": sum(1 for r in overlay.column("reason").to_pylist() if r),
         "strict": strict,
         **finding_stats(violations, unused, groups),
     }
@@ -221,6 +223,23 @@ def prepare_conversations(
     eng.register_rows("sides", SIDES, _side_rows(matrix))
     eng.execute("address_sides")
     eng.execute("matches")
+
+
+POD_CIDRS = pa.schema([("lo", pa.binary(16)), ("hi", pa.binary(16))])
+POD_ALLOW = pa.schema([("protocol", pa.uint8()), ("port_lo", pa.int32()), ("port_hi", pa.int32())])
+
+
+def _register_pods(eng: Engine, matrix: Matrix) -> None:
+    """The matrix's pod allow list as ``pod_cidrs`` and ``pod_allow`` (empty without one)."""
+    from flowaudit.matrix.model import addr_bytes
+
+    pods = matrix.pods
+    cidrs = [(addr_bytes(lo), addr_bytes(hi)) for lo, hi in pods.ranges] if pods else []
+    allow = (
+        [(p, lo, hi) for a in pods.allow for p in a.protocols for lo, hi in a.ports] if pods else []
+    )
+    eng.register_rows("pod_cidrs", POD_CIDRS, cidrs)
+    eng.register_rows("pod_allow", POD_ALLOW, allow)
 
 
 CONTROL_PLANE = pa.schema(

@@ -22,6 +22,7 @@ from flowaudit.matrix import validate as v
 from flowaudit.matrix.model import (
     HostGroup,
     Matrix,
+    PodPolicy,
     Rule,
     Scope,
 )
@@ -95,7 +96,7 @@ def _resolve(path: Path | None) -> tuple[tuple[Path, LineDict], list[tuple[Path,
 
 def _matrix_doc(
     path: Path, doc: LineDict, p: v.Problems
-) -> tuple[str, str, Scope, dict[str, HostGroup], list[Rule]]:
+) -> tuple[str, str, Scope, dict[str, HostGroup], list[Rule], PodPolicy | None]:
     v.check_keys(doc, v.MATRIX_KEYS, path, p, "matrix", None)
     for key in v.MATRIX_REQUIRED:
         if key not in doc:
@@ -131,7 +132,8 @@ def _matrix_doc(
             continue
         seen[r.id] = r.source
         rules.append(r)
-    return name.strip(), " ".join(desc.split()), scope, groups, rules
+    pods = v.pods(doc.get("pods"), path, doc.line_of("pods"), p)
+    return name.strip(), " ".join(desc.split()), scope, groups, rules, pods
 
 
 def _apply(
@@ -228,7 +230,7 @@ def load_matrix(
     """Load, validate and resolve a matrix; raises RulesError naming file:line and rule id."""
     (mpath, mdoc), overlays = _resolve(Path(path) if path is not None else None)
     p = v.Problems()
-    name, desc, scope, gmap, rules = _matrix_doc(mpath, mdoc, p)
+    name, desc, scope, gmap, rules, pods = _matrix_doc(mpath, mdoc, p)
     p.raise_if_any()
     set_by: dict[str, str] = {}
     for opath, odoc in overlays:
@@ -253,6 +255,8 @@ def load_matrix(
     p.raise_if_any()
     _check_rule_rows(gmap, rules)
     content = canonical(name, desc, scope, gmap, rules)
+    if pods is not None:  # only then: the digests of matrices without one are unchanged
+        content["pods"] = pods.to_dict()
     blob = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return Matrix(
         name=name,
@@ -262,4 +266,5 @@ def load_matrix(
         groups=MappingProxyType(dict(gmap)),
         rules=tuple(rules),
         files=(str(mpath), *(str(o) for o, _ in overlays)),
+        pods=pods,
     )

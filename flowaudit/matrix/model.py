@@ -259,6 +259,45 @@ class Rule:
     source: str = field(default="", compare=False)  # "file:line" of the rule in YAML
 
 
+@dataclass(frozen=True)
+class PodAllow:
+    """One entry of the pod allow list: inner traffic on these protocols and ports."""
+
+    protocols: tuple[int, ...]
+    ports: tuple[PortRange, ...]
+    purpose: str
+
+
+@dataclass(frozen=True)
+class PodPolicy:
+    """The optional pod-level allow list of a matrix (``pods:``): an inner flow of a tunnel
+    between two pod addresses (``cidrs``) on an allowed protocol and responder port is
+    approved; any other inner flow is an ``overlay-not-approved`` finding."""
+
+    cidrs: tuple[str, ...]
+    allow: tuple[PodAllow, ...]
+    description: str = ""
+    #: the CIDRs as sorted (lo, hi) 128-bit integer ranges
+    ranges: tuple[AddrRange, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ranges", tuple(sorted(parse_address(a)[0] for a in self.cidrs)))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "description": self.description,
+            "cidrs": list(self.cidrs),
+            "allow": [
+                {
+                    "protocols": list(a.protocols),
+                    "ports": [list(p) for p in a.ports],
+                    "purpose": a.purpose,
+                }  # fmt: skip
+                for a in self.allow
+            ],
+        }
+
+
 @dataclass(frozen=True, eq=False)
 class Matrix:
     """A loaded, validated matrix (overlays and --group values applied)."""
@@ -270,6 +309,8 @@ class Matrix:
     groups: Mapping[str, HostGroup]
     rules: tuple[Rule, ...]
     files: tuple[str, ...] = ()
+    #: the pod-level allow list for tunnels' inner flows, when the matrix has one
+    pods: PodPolicy | None = None
 
     def rule(self, rule_id: str) -> Rule:
         """The rule with this id (KeyError when absent)."""

@@ -17,6 +17,8 @@ from flowaudit.matrix.model import (
     ORIGINS,
     PORTED,
     HostGroup,
+    PodAllow,
+    PodPolicy,
     PortRange,
     Provenance,
     Rule,
@@ -28,7 +30,9 @@ from flowaudit.matrix.model import (
 )
 from flowaudit.matrix.yamlio import LineDict, LineList
 
-MATRIX_KEYS = {"name", "description", "scope", "groups", "rules"}
+MATRIX_KEYS = {"name", "description", "scope", "groups", "rules", "pods"}
+PODS_KEYS = {"description", "cidrs", "allow"}
+POD_ALLOW_KEYS = {"protocol", "ports", "purpose"}
 MATRIX_REQUIRED = ("name", "scope", "groups", "rules")
 OVERLAY_KEYS = {"overlay", "description", "groups"}
 SCOPE_KEYS = {"vlans", "subnets"}
@@ -132,6 +136,43 @@ def scope(data: Any, path: Path, line: int, problems: Problems) -> Scope:
             vlans.append(v)
     subnets = addresses(data.get("subnets"), path, data.line_of("subnets"), problems, "scope")
     return Scope(tuple(dict.fromkeys(vlans)), subnets)
+
+
+def pods(data: Any, path: Path, line: int, problems: Problems) -> PodPolicy | None:
+    """The optional ``pods:`` section: pod CIDRs and the inner protocols/ports allowed."""
+    if data is None:
+        return None
+    if not isinstance(data, LineDict):
+        problems.add(path, line, "pods must be a mapping with cidrs and allow")
+        return None
+    check_keys(data, PODS_KEYS, path, problems, "pods", None)
+    cidrs = addresses(data.get("cidrs"), path, data.line_of("cidrs"), problems, "pods")
+    if not cidrs:
+        problems.add(path, data.line_of("cidrs") or line, "pods: 'cidrs' names no address")
+    desc = data.get("description", "")
+    allow: list[PodAllow] = []
+    items, lines = as_list(data.get("allow", []))
+    for i, item in enumerate(items):
+        at = lines[i] if lines else data.line_of("allow")
+        if not isinstance(item, LineDict):
+            problems.add(path, at, "pods.allow: each entry is a mapping (protocol, ports)")
+            continue
+        check_keys(item, POD_ALLOW_KEYS, path, problems, "pods.allow entry", None)
+        protos: list[int] = []
+        pitems, plines = as_list(item.get("protocol", []))
+        for j, pv in enumerate(pitems):
+            try:
+                protos.append(parse_protocol(pv))
+            except ValueError as e:
+                problems.add(path, plines[j] if plines else item.line_of("protocol"), str(e))
+        if not protos:
+            problems.add(path, item.line, "pods.allow: an entry needs 'protocol'")
+            continue
+        protocols = tuple(sorted(set(protos)))
+        ports = _ports(item.get("ports"), item, protocols, path, problems, "pods.allow")
+        purpose = item.get("purpose", "")
+        allow.append(PodAllow(protocols, ports, str(purpose)))
+    return PodPolicy(cidrs, tuple(allow), " ".join(str(desc).split()))
 
 
 def groups(data: Any, path: Path, line: int, problems: Problems) -> dict[str, HostGroup]:

@@ -107,8 +107,9 @@ def control_plane_dicts(result: AuditResult) -> list[dict[str, Any]]:
     ]
 
 
-OVERLAY_KEYS = ("rule_id", "tunnel", "tunnel_id", "outer_src_ip", "outer_dst_ip", "inner_src_ip",
-                "inner_dst_ip", "protocol", "dst_port", "flows", "packets", "bytes")  # fmt: skip
+OVERLAY_KEYS = ("finding_id", "reason", "rule_id", "tunnel", "tunnel_id", "outer_src_ip",
+                "outer_dst_ip", "inner_src_ip", "inner_dst_ip", "protocol", "dst_port", "flows",
+                "packets", "bytes")  # fmt: skip
 
 
 def overlay_dicts(result: AuditResult) -> list[dict[str, Any]]:
@@ -164,6 +165,7 @@ def result_to_dict(result: AuditResult) -> dict[str, Any]:
             "control_plane_flows": result.stats.get("control_plane_flows", 0),
             "overlay": result.stats.get("overlay", 0),
             "overlay_flows": result.stats.get("overlay_flows", 0),
+            "overlay_not_approved": result.stats.get("overlay_not_approved", 0),
             "strict": result.stats.get("strict", False),
             "sampled": result.sampled,
             "counts_note": (

@@ -336,6 +336,7 @@ def control_plane_rows(result: AuditResult) -> list[tuple[str, ...]]:
 
 
 OVERLAY_HEADERS = (
+    "finding",
     "rule",
     "tunnel",
     "id",
@@ -353,7 +354,8 @@ OVERLAY_NOTE = (
     "What each tunnel rule carried: the inner conversations of VXLAN/Geneve/GRE frames, by "
     "the rule that approved their outer flow (- when none did), tunnel and id, the outer "
     "pair (initiator's node first) and the inner source /24. Inner addresses are pod "
-    "addresses: never matched against the node matrix."
+    "addresses: never matched against the node matrix. With a pod allow list (pods: in the "
+    "matrix) inner traffic outside it is an overlay-not-approved finding."
 )
 
 
@@ -366,6 +368,7 @@ def overlay_rows(result: AuditResult) -> list[tuple[str, ...]]:
         tid = "-" if o["tunnel_id"] is None else str(o["tunnel_id"])
         out.append(
             (
+                f"{o['finding_id']} {o['reason']}" if o["reason"] else "-",
                 o["rule_id"] or "-",
                 o["tunnel"],
                 tid,

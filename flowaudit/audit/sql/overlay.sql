@@ -6,7 +6,11 @@
 -- in (`outer_flow_id` = its Community ID), through the audit's own match (conv, conv_match);
 -- NULL when no rule admits it (the outer flow is then a violation itself; with several
 -- rules, the first by id). The inner source is grouped by /24 (IPv4; IPv6 by address).
--- Parameters: $since, $until (timestamps or NULL).
+-- With the matrix's pod allow list ($pods true; relations pod_cidrs, pod_allow), an inner
+-- flow between two pod addresses on an allowed protocol and responder port is approved and
+-- any other one has reason 'overlay-not-approved' and a finding id; without it every row
+-- is informational (reason and finding_id NULL).
+-- Parameters: $since, $until (timestamps or NULL), $pods (boolean).
 WITH i AS (
     SELECT *
     FROM inner_flows
@@ -47,11 +51,27 @@ g AS (
         i.src_bytes,
         i.dst_bytes,
         i.first_seen,
-        i.last_seen
+        i.last_seen,
+        CASE
+            WHEN NOT $pods THEN NULL
+            WHEN EXISTS (SELECT 1 FROM pod_cidrs AS p WHERE i.src_addr BETWEEN p.lo AND p.hi)
+             AND EXISTS (SELECT 1 FROM pod_cidrs AS p WHERE i.dst_addr BETWEEN p.lo AND p.hi)
+             AND EXISTS (SELECT 1 FROM pod_allow AS a
+                         WHERE a.protocol = i.protocol
+                           AND coalesce(i.dst_port, 0) BETWEEN a.port_lo AND a.port_hi)
+            THEN NULL
+            ELSE 'overlay-not-approved'
+        END AS reason
     FROM i
     LEFT JOIN outer_rule AS r ON r.flow_id = i.outer_flow_id
 )
 SELECT
+    CASE WHEN reason IS NOT NULL THEN
+        substr(sha256(concat_ws('|', 'flowaudit-overlay-v1', tunnel,
+                                coalesce(tunnel_id::VARCHAR, '-'), inner_src_ip, inner_dst_ip,
+                                protocol::VARCHAR, coalesce(dst_port::VARCHAR, '-'))), 1, 16)
+    END AS finding_id,
+    reason,
     rule_id, tunnel, tunnel_id, outer_src_ip, outer_dst_ip, inner_src_ip, inner_dst_ip,
     protocol, dst_port,
     count(*)::BIGINT AS flows,
@@ -61,7 +81,7 @@ SELECT
     min(first_seen) AS first_seen,
     max(last_seen) AS last_seen
 FROM g
-GROUP BY rule_id, tunnel, tunnel_id, outer_src_ip, outer_dst_ip, inner_src_ip, inner_dst_ip,
-         protocol, dst_port
-ORDER BY rule_id NULLS LAST, tunnel, tunnel_id, outer_src_ip, outer_dst_ip, inner_src_ip,
+GROUP BY reason, rule_id, tunnel, tunnel_id, outer_src_ip, outer_dst_ip, inner_src_ip,
+         inner_dst_ip, protocol, dst_port
+ORDER BY reason NULLS LAST, rule_id NULLS LAST, tunnel, tunnel_id, outer_src_ip, outer_dst_ip, inner_src_ip,
          inner_dst_ip, protocol, dst_port NULLS FIRST;

@@ -53,13 +53,15 @@ def test_the_tunnel_rule_carries_the_inner_conversations(tmp_path: Path) -> None
     assert report["violations"] == []  # the outer VXLAN flow is approved, pods are not audited
     assert [u["rule_id"] for u in report["unused_rules"]] == []
     assert report["overlay"] == [
-        {"rule_id": "vxlan-4789", "tunnel": "vxlan", "tunnel_id": 1111,
+        {"finding_id": None, "reason": None, "rule_id": "vxlan-4789", "tunnel": "vxlan",
+         "tunnel_id": 1111,
          "outer_src_ip": "192.168.22.4", "outer_dst_ip": "192.168.22.5",
          "inner_src_ip": "10.10.20.0/24", "inner_dst_ip": "157.240.224.35", "protocol": 6,
          "dst_port": 443, "flows": 2, "packets": 119, "bytes": 77726,
          "first_seen": report["overlay"][0]["first_seen"],
          "last_seen": report["overlay"][0]["last_seen"]},
-        {"rule_id": "vxlan-4789", "tunnel": "vxlan", "tunnel_id": 1111,
+        {"finding_id": None, "reason": None, "rule_id": "vxlan-4789", "tunnel": "vxlan",
+         "tunnel_id": 1111,
          "outer_src_ip": "192.168.22.4", "outer_dst_ip": "192.168.22.5",
          "inner_src_ip": "10.10.20.0/24", "inner_dst_ip": "8.8.8.8", "protocol": 17,
          "dst_port": 53, "flows": 2, "packets": 8, "bytes": 738,
@@ -104,3 +106,41 @@ def test_the_coverage_cell_of_the_tunnel_rule_says_what_it_carries(tmp_path: Pat
     cells = [c for c in report.to_dict()["coverage"] if c["rules"] == ["vxlan-4789"]]
     assert [(c["status"], c["inner"]) for c in cells] == [("used", 2)]
     assert "carries 2 inner conversations" in report.coverage_svg()
+
+
+PODS = """
+pods:
+  description: the trace's inner network, as a site would name its pod CIDRs
+  cidrs: [10.10.20.0/24, 8.8.8.8]
+  allow:
+    - protocol: udp
+      ports: 53
+      purpose: DNS
+"""
+
+
+def test_a_pod_allow_list_turns_inner_traffic_outside_it_into_findings(tmp_path: Path) -> None:
+    m = _matrix(tmp_path)
+    m.write_text(m.read_text(encoding="utf-8") + PODS, encoding="utf-8")
+    report = api.audit([OVERLAY / "ndpi-vxlan.pcap"], rules=m)
+    d = report.to_dict()
+    assert d["violations"] == []
+    # DNS between pods is allowed; HTTPS to 157.240.224.35 (no pod address) is not
+    assert [(o["reason"], o["inner_dst_ip"], o["dst_port"]) for o in d["overlay"]] == [
+        ("overlay-not-approved", "157.240.224.35", 443),
+        (None, "8.8.8.8", 53),
+    ]
+    assert d["overlay"][0]["finding_id"] and d["overlay"][1]["finding_id"] is None
+    assert d["summary"]["overlay_not_approved"] == 1
+    assert report.has_findings  # exit 1
+    res = CliRunner().invoke(cli, ["audit", str(OVERLAY / "ndpi-vxlan.pcap"), "--rules", str(m)])
+    assert res.exit_code == 1
+    assert f"{d['overlay'][0]['finding_id']} overlay-not-approved" in res.output
+
+
+def test_a_pod_allow_list_with_a_bad_entry_names_file_and_line(tmp_path: Path) -> None:
+    m = _matrix(tmp_path)
+    m.write_text(m.read_text(encoding="utf-8") + PODS.replace("udp", "udpx"), encoding="utf-8")
+    res = CliRunner().invoke(cli, ["rules", "check", str(m)])
+    assert res.exit_code == 2
+    assert f"{m}:" in res.output and "udpx" in res.output
