@@ -113,7 +113,9 @@ def find_inner(  # type: ignore[no-untyped-def]
         link = _ETH
         if t == TUN_VXLAN:
             h = l4 + 8
-            if ip_end - h < 8 or (buf[h] & 0x08) == 0:  # the I flag: a valid VNI
+            # RFC 7348: flags 0x08 (I: the VNI is valid), or 0x88 with a group policy
+            # (VXLAN-GBP); the last byte is reserved (0). Other UDP traffic to the port fails
+            if ip_end - h < 8 or (buf[h] != 0x08 and buf[h] != 0x88) or buf[h + 7] != 0:
                 continue
             tid = np.int64(_u32(buf, h + 4, True) >> 8)
             q = h + 8

@@ -88,7 +88,7 @@ FIELDS: tuple[str, ...] = tuple(
     icmp.type icmp.code icmpv6.type icmpv6.code _ws.short _ws.malformed
     sctp.srcport sctp.dstport eth.type vlan.etype sll.etype ieee8021ah.etype vntag.etype
     vxlan.vni geneve.vni geneve.option.length gre.key gre.flags_and_version ip.hdr_len
-    ipv6.hopopts.len ipv6.routing.len ipv6.dstopts.len
+    ipv6.hopopts.len ipv6.routing.len ipv6.dstopts.len vxlan.flags vxlan.reserved8
     """.split()
 )
 (
@@ -98,7 +98,7 @@ FIELDS: tuple[str, ...] = tuple(
     F_ICMP_T, F_ICMP_C, F_ICMP6_T, F_ICMP6_C, F_SHORT, F_MALFORMED, F_SCTP_S, F_SCTP_D,
     F_ETH_TYPE, F_VLAN_ETYPE, F_SLL_ETYPE, F_PBB_ETYPE, F_VNTAG_ETYPE,
     F_VXLAN_VNI, F_GENEVE_VNI, F_GENEVE_OPTLEN, F_GRE_KEY, F_GRE_FLAGS, F_IP_HDR,
-    F_HBH_LEN, F_RT_LEN, F_DST_LEN,
+    F_HBH_LEN, F_RT_LEN, F_DST_LEN, F_VXLAN_FLAGS, F_VXLAN_RES8,
 ) = range(len(FIELDS))  # fmt: skip
 
 # preferences: no reassembly (outer headers, every packet seen as captured), and the TCP
@@ -308,6 +308,9 @@ def _inner(
     if tun is None or (tun == TUN_GRE) != (proto == 47):
         return None
     if tun == TUN_VXLAN:
+        # as the fast reader: flags I (0x08) or G+I (0x88), reserved last byte 0
+        if (_int(f[F_VXLAN_FLAGS]) >> 8) not in (0x08, 0x88) or _int(f[F_VXLAN_RES8]):
+            return None
         tid = _int(f[F_VXLAN_VNI])
     elif tun == TUN_GENEVE:
         tid = _int(f[F_GENEVE_VNI])
