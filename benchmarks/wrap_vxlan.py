@@ -4,7 +4,7 @@ tunnel benchmark: the same frames as the input, half of them now carried between
     python benchmarks/wrap_vxlan.py benchmarks/out/bench2m.pcap benchmarks/out/bench2m-vxlan.pcap
 
 The outer frame is Ethernet / IPv4 10.25.111.11 → 10.25.111.12 / UDP (source port from a
-hash of the inner addresses and ports, as Linux picks it) → 8472 / VXLAN VNI 2 (Cilium's
+hash of the inner addresses, protocol and ports, as Linux picks it: one outer source port per inner flow) → 8472 / VXLAN VNI 2 (Cilium's
 default cluster VNI range starts low). The inner frame is the original one, unchanged.
 """
 
@@ -29,8 +29,20 @@ def _checksum(hdr: bytes) -> int:
     return ~s & 0xFFFF
 
 
+def _flow_bytes(frame: bytes) -> bytes:
+    """The inner flow's addresses, protocol and ports (what Linux hashes for the source
+    port), or the frame's first bytes when it is not IPv4."""
+    et, p = frame[12:14], 14
+    while et in (b"\x81\x00", b"\x88\xa8") and len(frame) >= p + 4:
+        et, p = frame[p + 2 : p + 4], p + 4
+    if et != b"\x08\x00" or len(frame) < p + 20:
+        return frame[:64]
+    ihl = (frame[p] & 15) * 4
+    return frame[p + 9 : p + 10] + frame[p + 12 : p + 20] + frame[p + ihl : p + ihl + 4]
+
+
 def wrap(frame: bytes) -> bytes:
-    sport = 32768 + (zlib.crc32(frame[14:38]) & 0x3FFF)
+    sport = 32768 + (zlib.crc32(_flow_bytes(frame)) & 0x3FFF)
     vx = struct.pack("!BBHI", 0x08, 0, 0, VNI << 8)
     udp_len = 8 + len(vx) + len(frame)
     udp = struct.pack("!HHHH", sport, 8472, udp_len, 0)
