@@ -3,9 +3,9 @@ tunnel benchmark: the same frames as the input, half of them now carried between
 
     python benchmarks/wrap_vxlan.py benchmarks/out/bench2m.pcap benchmarks/out/bench2m-vxlan.pcap
 
-The outer frame is Ethernet / IPv4 10.25.111.11 → 10.25.111.12 / UDP (source port from a
-hash of the inner addresses, protocol and ports, as Linux picks it: one outer source port per inner flow) → 8472 / VXLAN VNI 2 (Cilium's
-default cluster VNI range starts low). The inner frame is the original one, unchanged.
+The outer frame is Ethernet / IPv4 10.25.111.11 → 10.25.111.12 / UDP (source port a hash
+of the inner addresses, protocol and ports, as Linux picks it: one outer source port per
+inner flow) → 8472 / VXLAN VNI 2. The inner frame is the original one, unchanged.
 """
 
 from __future__ import annotations
