@@ -53,7 +53,7 @@ def test_violations_and_control_plane_equal_the_truth(day: Any) -> None:
     result, truth, _ = day
     want = {_key(t) for t in truth if t["label"] == "out-of-scope-address"}
     got = {_key(v, "vlan_id") for v in result.violations.to_pylist()}
-    assert got == want and len(got) == INTERNET + 4  # + DNS and NTP, from two or more nodes
+    assert got == want and len(got) == INTERNET + 6  # + DNS and NTP, from each of the nodes
     assert result.stats["by_reason"] == {"out-of-scope-address": len(want)}
     lan = {
         (t["src_ip"], t["dst_ip"], t["protocol"]) for t in truth if t["label"] == "control-plane"
