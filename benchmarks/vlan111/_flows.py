@@ -158,24 +158,26 @@ class FlowMaker:
         kw.setdefault("direction", direction_for(proto, pa, pb, syn))
         return Flow(lay, vlan, ia, ib, pa, pb, rows, label, state=state, **kw)
 
-    def encapsulate(self, f: Flow, na: str, nb: str, vni: int = VXLAN_VNI) -> Flow | None:
+    def encapsulate(self, f: Flow, na: str, nb: str, vni: int = VXLAN_VNI) -> Flow:
         """Carry ``f`` in VXLAN between nodes ``na`` (a's) and ``nb`` (b's): each direction
-        rides its own outer UDP flow to port 8472, whose key is reserved like any flow's (so
-        an outer flow carries exactly one direction of one inner flow); None if one is busy."""
+        rides its own outer UDP flow to port 8472, whose key is reserved like any flow's, so
+        an outer flow carries exactly one direction of one inner flow. On the rare hash
+        collision with a live outer flow the next free port is taken (Linux would merge the
+        two; one row per outer flow keeps the truth simple), so this draws nothing from
+        ``r``: ``port_seed`` still changes only ports."""
         ia, ib, proto = H[na], H[nb], PROTO[f.lay]
-        sp = (vxlan_sport(ia, f.a, f.pa, f.b, f.pb, proto),
-              vxlan_sport(ib, f.a, f.pa, f.b, f.pb, proto))  # fmt: skip
-        gap, spans = (IDLE_S[17] + 5) * 1_000_000, []
+        sp = [vxlan_sport(ia, f.a, f.pa, f.b, f.pb, proto),
+              vxlan_sport(ib, f.a, f.pa, f.b, f.pb, proto)]  # fmt: skip
+        gap = (IDLE_S[17] + 5) * 1_000_000
         for d, (x, y) in enumerate(((ia, ib), (ib, ia))):
             ts = [r[0] for r in f.rows if r[1] == d]
             if not ts:
                 continue
-            key = self._key(f.vlan, 17, x, sp[d], y, VXLAN_PORT)
-            if not self._free(key, min(ts) - gap, max(ts) + gap):
-                return None
-            spans.append((key, min(ts), max(ts) + gap))
-        for key, t0, t1 in spans:
-            self.busy.setdefault(key, []).append((t0, t1))
+            while not self._free(
+                key := self._key(f.vlan, 17, x, sp[d], y, VXLAN_PORT), min(ts) - gap, max(ts) + gap
+            ):  # a live outer flow has this port: take the next (never fails, draws nothing)
+                sp[d] = 32768 if sp[d] == 60999 else sp[d] + 1
+            self.busy.setdefault(key, []).append((min(ts), max(ts) + gap))
         f.encap = (ia, ib, sp[0], sp[1], vni)
         return f
 
