@@ -1,7 +1,8 @@
 """A day on VLAN 111 (the generator's ``day-on-the-lan`` scenario, with ground truth): image
 pulls from 300 internet addresses, DNS/NTP to the site's servers, DHCP, VRRP of a gateway
-pair, IPv6 RA/NS/MLD, mDNS and VXLAN between the nodes. What an analyst reads: one group for
-the internet egress, the control plane apart, certain DNS direction, honest explanations."""
+pair, IPv6 RA/NS/MLD, mDNS and VXLAN between the nodes (carrying pod traffic: its inner flows
+are checked in test_day_vxlan.py). What an analyst reads: one group for the internet egress,
+the control plane apart, certain DNS direction, honest explanations."""
 
 from __future__ import annotations
 

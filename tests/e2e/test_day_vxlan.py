@@ -45,7 +45,7 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("dayvx")
     pcap, truth_path, store = tmp / "day.pcap", tmp / "day.truth.jsonl", tmp / "store"
     summ = load_generator().generate(
-        pcap, packets=8000, seed=11, scenario="day-on-the-lan", truth_path=truth_path,
+        pcap, packets=8000, seed=14, scenario="day-on-the-lan", truth_path=truth_path,
         internet=20,
     )  # fmt: skip
     truth = [json.loads(x) for x in truth_path.read_text().splitlines()]
@@ -77,6 +77,8 @@ def test_inner_flows_equal_the_truth(day: dict[str, Any]) -> None:
     assert all(t["src_ip"].split(".")[2] != t["dst_ip"].split(".")[2] for t in want)
     assert {(t["tunnel"], t["tunnel_id"], t["vlan"]) for t in want} == {("vxlan", 2, 111)}
     assert len(want) == day["summ"]["inner_flows"] > 20
+    # seed 14: a SYN never answered (one outer flow), a rejected one, an abort, the rest SF
+    assert {t["state"] for t in want} == {"SF", "S0", "REJ", "RSTO"}
     assert sum(day["summ"]["inner_states"].values()) == len(want)
 
 
