@@ -5,8 +5,10 @@ Postgres 5432), carried node to node in udp/8472 VXLAN (VNI 2) as Cilium does.
 Ingested and audited through the command line, the store's inner flows must equal the
 generator's truth exactly (tuple, counters per side, state, tunnel columns, times), the outer
 udp/8472 flows too, and the audit must see only the outer flows: approved usage of the VXLAN
-rule, never a pod address in a violation. tshark's own dissection of the same file must
-agree with the truth packet for packet, and the tshark engine must store the same flows.
+rule, never a pod address in a violation; its overlay section must be the truth's inner flows
+grouped under the VXLAN rule, and a pod allow list without Postgres must find exactly the
+database flows. tshark's own dissection of the same file must agree with the truth packet for
+packet, and the tshark engine must store the same flows.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from pcaptools import load_generator
-from testpaths import ADMIN_OPT
+from testpaths import ADMIN, ADMIN_OPT
 
 from flowaudit import api
 from flowaudit.cli import cli
@@ -192,3 +194,79 @@ def test_port_seed_and_start_change_only_ports_and_times(tmp_path: Path) -> None
     b, ports_b = behaviour(99, "2026-12-01T00:00:00Z")
     assert a == b and any(("tunnel", "vxlan") in t for t in a)
     assert len(ports_a & ports_b) < len(ports_a) // 10
+
+
+def _overlay_from_truth(truth: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The audit's overlay rows as the truth implies them: inner flows grouped by (outer
+    pair, inner source /24, inner destination, protocol, port) under the VXLAN rule."""
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for t in truth:
+        if not t.get("tunnel"):
+            continue
+        net = t["src_ip"].rsplit(".", 1)[0] + ".0/24"
+        key = ("cilium-vxlan-8472", t["tunnel"], t["tunnel_id"], t["outer_src_ip"],
+               t["outer_dst_ip"], net, t["dst_ip"], t["protocol"], t["dst_port"])  # fmt: skip
+        first = {"flows": 0, "packets": 0, "bytes": 0}
+        g = out.setdefault(
+            key, {**first, "first_seen": t["first_seen"], "last_seen": t["last_seen"]}
+        )
+        g["flows"] += 1
+        g["packets"] += t["src_packets"] + t["dst_packets"]
+        g["bytes"] += t["src_bytes"] + t["dst_bytes"]
+        g["first_seen"] = min(g["first_seen"], t["first_seen"])
+        g["last_seen"] = max(g["last_seen"], t["last_seen"])
+    return out
+
+
+KEY = ("rule_id", "tunnel", "tunnel_id", "outer_src_ip", "outer_dst_ip", "inner_src_ip",
+       "inner_dst_ip", "protocol", "dst_port")  # fmt: skip
+
+
+def test_the_overlay_section_is_what_the_truth_carried(day: dict[str, Any]) -> None:
+    rep, truth = day["report"], day["truth"]
+    got = {tuple(o[k] for k in KEY): o for o in rep["overlay"]}
+    want = _overlay_from_truth(truth)
+    assert len(got) == len(rep["overlay"])  # one row per group
+    assert {k: {f: o[f] for f in want[k]} for k, o in got.items() if k in want} == want
+    assert got.keys() == want.keys()
+    assert {(o["reason"], o["finding_id"]) for o in rep["overlay"]} == {(None, None)}
+    inner = sum(1 for t in truth if t.get("tunnel"))
+    assert (rep["summary"]["overlay_flows"], rep["summary"]["overlay_not_approved"]) == (inner, 0)
+    # nothing encrypted here: the whole window is auditable
+    enc = rep["encrypted"]
+    assert (enc["wireguard_flows"], enc["esp_flows"]) == (0, 0)
+    assert enc["flows"] == sum(1 for t in truth if not t.get("tunnel"))
+
+
+POD_ALLOW_LIST = """
+pods:
+  description: Cilium's cluster pool on the three nodes
+  cidrs: [10.0.0.0/16]
+  allow:
+    - protocol: udp
+      ports: 53
+      purpose: CoreDNS
+    - protocol: tcp
+      ports: [8080, 9090]
+      purpose: frontends and APIs (not the database)
+"""
+
+
+def test_a_pod_allow_list_without_postgres_finds_exactly_the_database_flows(
+    day: dict[str, Any], tmp_path: Path
+) -> None:
+    shipped = Path(__file__).resolve().parents[2] / "rules" / "tmna-vlan111.yaml"
+    m = tmp_path / "tmna-vlan111.yaml"
+    m.write_text(
+        shipped.read_text(encoding="utf-8").rstrip("\n") + "\n" + POD_ALLOW_LIST, encoding="utf-8"
+    )
+    d = api.audit(store=day["store"], rules=m, groups=ADMIN).to_dict()
+    bad = {k for k in _overlay_from_truth(day["truth"]) if k[-1] == 5432}
+    assert bad and {tuple(o[k] for k in KEY) for o in d["overlay"] if o["reason"]} == bad
+    assert {o["reason"] for o in d["overlay"] if o["reason"]} == {"overlay-not-approved"}
+    assert all(o["finding_id"] for o in d["overlay"] if o["reason"])
+    assert d["summary"]["overlay_not_approved"] == len(bad)
+    # the node matrix's findings are unchanged: still only the internet egress
+    assert sorted(v["finding_id"] for v in d["violations"]) == sorted(
+        v["finding_id"] for v in day["report"]["violations"]
+    )
