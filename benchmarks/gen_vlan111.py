@@ -3,9 +3,11 @@
 Writes a classic pcap (µs, Ethernet, 802.1Q) of the deployment in the seed port matrix
 (seeds/000_01dbefc070aa5d11.txt): approved traffic for every row of the matrix, one or more
 flows of every violation kind, TCP outcomes SF/RSTO/RSTR/REJ/S0/OTH, UDP request/response and
-one-way, ICMP echo, IPv6 link-local noise (MLDv2, ND, mDNS) and ARP. With ``truth_path`` it
-writes one JSON line per flow it intends (the initiator as ``src``; counters are on-wire frame
-lengths) and a ``*.summary.json`` beside it (frame counts, non-IP frames, labels, states).
+one-way, ICMP echo, IPv6 link-local noise (MLDv2, ND, mDNS) and ARP; ``day-on-the-lan`` adds
+a day's traffic outside the matrix and pods' flows carried in VXLAN between the nodes. With
+``truth_path`` it writes one JSON line per flow it intends (the initiator as ``src``; counters
+are on-wire frame lengths; a pod flow's are its inner frames', with the tunnel columns) and a
+``*.summary.json`` beside it (frame counts, non-IP frames, labels, states, inner flows apart).
 
 Flows are planned in Python (one tuple per packet), frames are built by one numba kernel into
 a chunk buffer and written window by window, so memory stays flat for any ``packets``. No
@@ -42,6 +44,7 @@ from vlan111._frames import (  # noqa: E402
     ICMP6,
     MAX_INTERNET,
     MLD6,
+    NCOL,
     TCP4,
     TS,
     UDP4,
@@ -54,7 +57,7 @@ from vlan111._output import (  # noqa: E402
     accumulate,
     assemble,
     count_flows,
-    truth_row,
+    truth_rows,
     write_chunk,
 )
 from vlan111._output import iso as _iso  # noqa: E402, F401  (tests call gen._iso)
@@ -124,6 +127,8 @@ def generate(
         "flows": 0,
         "arp_padding": 0,
     }
+    if scenario == "day-on-the-lan":  # pod flows carried in VXLAN, counted apart
+        summ.update(inner_flows=0, inner_states={})
     names = {
         ARP: "arp",
         TCP4: "ipv4_tcp",
@@ -135,7 +140,7 @@ def generate(
         VRRP4: "ipv4_vrrp",
     }
     nwin = max(1, -(-packets // CHUNK_PACKETS))
-    carry, si, produced = np.empty((0, 14), np.int64), 0, 0
+    carry, si, produced = np.empty((0, NCOL), np.int64), 0, 0
     tf: IO[str] | None = open(truth_path, "w", encoding="utf-8") if truth_path else None  # noqa: SIM115
     try:
         with open(path, "wb") as out:
@@ -172,7 +177,8 @@ def generate(
                         (f for f in flows[:done] if f.lay != ARP), key=lambda f: f.acc[8]
                     )
                     for f in ready:
-                        tf.write(json.dumps(truth_row(f)) + "\n")
+                        for row in truth_rows(f, t_start):
+                            tf.write(json.dumps(row) + "\n")
                 count_flows(summ, flows[:done], names)
                 m = np.concatenate([carry, m])
                 m = m[np.argsort(m[:, TS], kind="stable")]
@@ -183,7 +189,8 @@ def generate(
         streamed = [st.flow for st in streams]
         if tf:
             for f in sorted(streamed, key=lambda f: f.acc[8]):
-                tf.write(json.dumps(truth_row(f)) + "\n")
+                for row in truth_rows(f, t_start):
+                    tf.write(json.dumps(row) + "\n")
         count_flows(summ, streamed, names)
     finally:
         if tf:

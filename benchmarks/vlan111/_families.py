@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._frames import ADMINS, NODES
+from ._frames import ADMINS, NODES, PODS
 
 REASONS = (
     "port-not-approved",
@@ -166,3 +166,19 @@ VIOLATIONS = (
     "out-of-scope-address",
     "out-of-scope-address",
 )
+
+
+# day-on-the-lan: what pods ask of pods on other nodes, over the VXLAN overlay (any pod is a
+# client of a server on another node). Not matrix rows: inner flows are not audited against
+# the node matrix. DNS carries a real lookup and answer (TMPL "dnsq_svc"/"dnsr_svc").
+_PODS = tuple(p[0] for p in PODS)
+OVERLAY = (
+    Family("coredns", 5, _PODS, ("coredns-a", "coredns-b"), (53,), "udp2", (1, 1), (0, 0),
+           (0, 0), "", None),
+    Family("http", 4, _PODS, ("frontend-a", "frontend-b"), (8080,), "tcp", (1, 4), (200, 900),
+           (300, 20000), "", None),
+    Family("grpc", 3, _PODS, ("api-a", "api-b"), (9090,), "tcp", (1, 6), (100, 600),
+           (100, 4000), "", None),
+    Family("postgres", 2, _PODS, ("postgres-0",), (5432,), "tcp", (1, 8), (60, 600),
+           (60, 8000), "", None),
+)  # fmt: skip

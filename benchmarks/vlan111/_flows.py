@@ -1,16 +1,19 @@
 """One intended flow and the packets each protocol puts on the wire, with unique flow keys.
 
-``FlowMaker`` turns a host pair, ports and an outcome into packet rows (``Row``, times
-relative to the capture start): a whole TCP connection (SF, RSTO, RSTR, REJ, S0 with SYN
-retransmissions), UDP datagrams, ICMP echo, ICMPv6 ND/MLD and ARP. ``FlowMaker.flow``
-reserves each 5-tuple+VLAN for the flow's span plus its idle timeout, so no key is reused and
-every intended flow is exactly one flow for a Zeek-like flow builder. All randomness comes
-from ``r`` (behaviour) and ``port_r`` (ephemeral ports only).
+``FlowMaker`` turns a host pair, ports and an outcome into packet rows (``Row``, times relative
+to the capture start): a whole TCP connection (SF, RSTO, RSTR, REJ, S0 with SYN
+retransmissions), UDP datagrams, ICMP echo, ICMPv6 ND/MLD and ARP. ``FlowMaker.flow`` reserves
+each 5-tuple+VLAN for the flow's span plus its idle timeout, so no key is reused and every
+intended flow is exactly one flow for a Zeek-like flow builder. ``encapsulate`` carries a flow
+in VXLAN between two nodes and reserves its outer udp/8472 flows the same way. All randomness
+comes from ``r`` (behaviour) and ``port_r`` (ephemeral ports only).
 """
 
 from __future__ import annotations
 
 import random
+import struct
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -21,6 +24,7 @@ from ._frames import (
     ADMINS,
     ARP,
     FIN,
+    H_IP4,
     ICMP4,
     ICMP6,
     IPS,
@@ -34,6 +38,8 @@ from ._frames import (
     UDP4,
     UDP6,
     VRRP4,
+    VXLAN_PORT,
+    VXLAN_VNI,
     H,
 )
 
@@ -63,6 +69,9 @@ class Flow:
     fw_rule: str | None = None
     note: str | None = None
     acc: list[int] = field(default_factory=lambda: [0] * 10)  # per-direction counters
+    # carried in VXLAN: (outer node of a, outer node of b, outer UDP source port a -> b,
+    # b -> a, VNI); ``vlan`` is then the outer frame's VLAN, the inner frame is untagged
+    encap: tuple[int, int, int, int, int] | None = None
 
 
 def ri(r: random.Random, lo: int, hi: int = 0) -> int:
@@ -72,6 +81,18 @@ def ri(r: random.Random, lo: int, hi: int = 0) -> int:
 
 def pick(r: random.Random, seq: Sequence[T]) -> T:
     return seq[int(r.random() * len(seq))]
+
+
+def vxlan_sport(node: int, ia: int, pa: int, ib: int, pb: int, proto: int) -> int:
+    """The outer UDP source port node ``node`` gives an inner flow, as Linux picks it
+    (``udp_flow_src_port``): the packet's flow hash scaled into 32768..60999. The hash is
+    symmetric in the inner addresses and ports but keyed per host (each kernel's random
+    ``hashrnd``), so the two directions of an inner flow leave on two outer flows."""
+    (x, px), (y, py) = sorted(((int(H_IP4[ia]), pa), (int(H_IP4[ib]), pb)))
+    h = zlib.crc32(
+        struct.pack("!IIHHBI", x, y, px, py, proto, 0x9E3779B1 * (node + 1) & 0xFFFFFFFF)
+    )
+    return 32768 + ((h * (61000 - 32768)) >> 32)
 
 
 class FlowMaker:
@@ -136,6 +157,29 @@ class FlowMaker:
         syn = lay == TCP4 and bool(rows[0][2] & SYN)
         kw.setdefault("direction", direction_for(proto, pa, pb, syn))
         return Flow(lay, vlan, ia, ib, pa, pb, rows, label, state=state, **kw)
+
+    def encapsulate(self, f: Flow, na: str, nb: str, vni: int = VXLAN_VNI) -> Flow:
+        """Carry ``f`` in VXLAN between nodes ``na`` (a's) and ``nb`` (b's): each direction
+        rides its own outer UDP flow to port 8472, whose key is reserved like any flow's, so
+        an outer flow carries exactly one direction of one inner flow. On the rare hash
+        collision with a live outer flow the next free port is taken (Linux would merge the
+        two; one row per outer flow keeps the truth simple), so this draws nothing from
+        ``r``: ``port_seed`` still changes only ports."""
+        ia, ib, proto = H[na], H[nb], PROTO[f.lay]
+        sp = [vxlan_sport(ia, f.a, f.pa, f.b, f.pb, proto),
+              vxlan_sport(ib, f.a, f.pa, f.b, f.pb, proto)]  # fmt: skip
+        gap = (IDLE_S[17] + 5) * 1_000_000
+        for d, (x, y) in enumerate(((ia, ib), (ib, ia))):
+            ts = [r[0] for r in f.rows if r[1] == d]
+            if not ts:
+                continue
+            while not self._free(
+                key := self._key(f.vlan, 17, x, sp[d], y, VXLAN_PORT), min(ts) - gap, max(ts) + gap
+            ):  # a live outer flow has this port: take the next (never fails, draws nothing)
+                sp[d] = 32768 if sp[d] == 60999 else sp[d] + 1
+            self.busy.setdefault(key, []).append((min(ts), max(ts) + gap))
+        f.encap = (ia, ib, sp[0], sp[1], vni)
+        return f
 
     def rtt(self, a: str, b: str) -> int:
         far = any(x in ADMINS or x in ("dns8", "dns1") or x.startswith("inet") for x in (a, b))

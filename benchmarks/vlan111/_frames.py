@@ -1,8 +1,9 @@
 """Frame level of the VLAN 111 generator: hosts, the numba frame kernel, the payload pool.
 
-A *packet matrix* (int64, one row per frame, columns ``TS`` … ``FLEN``) says what each frame
-is; ``write_frames`` turns it into pcap records (record header, Ethernet, 802.1Q, ARP or
-IPv4/IPv6, TCP/UDP/ICMP/ICMPv6 with valid checksums) in one pass. Host ``i`` is row ``i`` of
+A *packet matrix* (int64, one row per frame, columns ``TS`` … ``FLEN``) says what each frame is;
+``write_frames`` turns it into pcap records (record header, Ethernet, 802.1Q, ARP or IPv4/IPv6,
+TCP/UDP/ICMP/ICMPv6 with valid checksums) in one pass; a row with a VNI is wrapped in VXLAN on
+the way (outer Ethernet/802.1Q/IPv4/UDP 8472/VXLAN, then the frame). Host ``i`` is row ``i`` of
 ``H_IP4``/``H_IP6``/``H_MAC``/``H_TTL``; payload bytes come from ``POOL`` (random bytes, then
 real DNS, mDNS, MLDv2 and ND bodies at the offsets in ``TMPL``).
 """
@@ -54,6 +55,23 @@ _DAY_HOSTS: list[tuple[str, str, str, int]] = [
     ("allnodes", "ff02::1", "33:33:00:00:00:01", 255),
 ]
 
+# day-on-the-lan's Cilium pods: Cilium's default cluster pool gives each node a /24 of
+# 10.0.0.0/8 (n4 10.0.0.0/24, n5 10.0.1.0/24, n6 10.0.2.0/24); their traffic between nodes
+# rides the VXLAN overlay (udp/8472, VNI ``VXLAN_VNI``). name, address, node, eth0 MAC
+VXLAN_PORT, VXLAN_VNI = 8472, 2
+PODS: list[tuple[str, str, str, str]] = [
+    ("coredns-a", "10.0.0.148", "n4", "0e:4c:1d:00:00:94"),
+    ("frontend-a", "10.0.0.23", "n4", "0e:4c:1d:00:00:17"),
+    ("api-a", "10.0.0.87", "n4", "0e:4c:1d:00:00:57"),
+    ("postgres-0", "10.0.1.52", "n5", "0e:4c:1d:00:01:34"),
+    ("frontend-b", "10.0.1.199", "n5", "0e:4c:1d:00:01:c7"),
+    ("worker-b", "10.0.1.31", "n5", "0e:4c:1d:00:01:1f"),
+    ("coredns-b", "10.0.2.61", "n6", "0e:4c:1d:00:02:3d"),
+    ("api-b", "10.0.2.230", "n6", "0e:4c:1d:00:02:e6"),
+    ("worker-c", "10.0.2.14", "n6", "0e:4c:1d:00:02:0e"),
+]
+POD_NODE = {name: node for name, _, node, _ in PODS}
+
 
 def internet_address(i: int) -> str:
     """The i-th internet address the nodes pull images from (deterministic, global)."""
@@ -99,6 +117,8 @@ def _host_table() -> tuple[dict[str, int], list[str], I64, Any, Any, I64]:
     add("gw_ll", str(_eui64(gw)), gw, 255)
     for i in range(MAX_INTERNET):  # internet addresses behind the gateway
         add(f"inet{i}", internet_address(i), gw, 50 + i % 10)
+    for n, ip, _, mac in PODS:  # after the internet addresses: the indices above stay
+        add(n, ip, bytes.fromhex(mac.replace(":", "")), 64)
     v6 = [":" in i for i in ips]
     ip4 = np.array(
         [0 if v else int(ipaddress.ip_address(i)) for i, v in zip(ips, v6, strict=True)], np.int64
@@ -118,8 +138,12 @@ H, IPS, H_IP4, H_IP6, H_MAC, H_TTL = _host_table()
 NODES, ADMINS = ("n4", "n5", "n6"), ("adm0", "adm1")
 
 # --------------------------------------------------------- frame kernel ------------------
-# packet matrix columns
+# packet matrix columns; OSRC..VNI: the outer node pair, outer UDP source port and VNI of a
+# frame carried in VXLAN (VNI -1: a plain frame, the other three unused)
 TS, LAY, VLAN, SRC, DST, SP, DP, FL, SEQ, ACKN, PLEN, POFF, IPID, FLEN = range(14)
+OSRC, ODST, OSP, VNI = range(14, 18)
+NCOL = 18
+VXLAN_OVERHEAD = 50  # outer IPv4 20 + UDP 8 + VXLAN 8 + the inner Ethernet header 14
 
 
 @numba.njit(cache=True)
@@ -159,6 +183,33 @@ def write_frames(
             buf[o + 8 + k] = (flen >> (8 * k)) & 0xFF
             buf[o + 12 + k] = (flen >> (8 * k)) & 0xFF
         p = o + 16
+        if m[i, 17] >= 0:  # VXLAN: outer Ethernet / 802.1Q / IPv4 / UDP / VXLAN, then the frame
+            os_, od = m[i, 14], m[i, 15]
+            for k in range(6):
+                buf[p + k] = mac[od, k]
+                buf[p + 6 + k] = mac[os_, k]
+            p += 12
+            if vl >= 0:
+                _put(buf, p, 0x8100, 2)
+                _put(buf, p + 2, vl, 2)
+                p += 4
+            _put(buf, p, 0x0800, 2)
+            ip = p + 2
+            olen = flen - (ip - o - 16)
+            buf[ip] = 0x45
+            _put(buf, ip + 2, olen, 2)
+            _put(buf, ip + 4, (m[i, 12] * 31 + 7) & 0xFFFF, 2)  # DF unset: Linux's default
+            buf[ip + 8] = ttl[os_]
+            buf[ip + 9] = 17
+            _put(buf, ip + 12, ip4[os_], 4)
+            _put(buf, ip + 16, ip4[od], 4)
+            _put(buf, ip + 10, _fold(_sum16(buf, ip, ip + 20)), 2)
+            _put(buf, ip + 20, (m[i, 16] << 16) | VXLAN_PORT, 4)
+            _put(buf, ip + 24, olen - 20, 2)  # UDP checksum 0: Linux VXLAN over IPv4
+            buf[ip + 28] = 0x08  # the I flag: the VNI is valid
+            _put(buf, ip + 32, m[i, 17] << 8, 4)
+            p = ip + 36
+            vl = -1  # the inner frame: untagged
         bcast = lay == 0 and m[i, 5] == 1
         for k in range(6):
             buf[p + k] = 0xFF if bcast else mac[d, k]
@@ -266,14 +317,16 @@ def write_frames(
 
 
 def frame_lengths(m: I64) -> tuple[I64, I64]:
-    """(on-wire frame length, IP-layer length) for each row of a packet matrix."""
+    """(on-wire frame length, IP-layer length) for each row of a packet matrix; a VXLAN
+    frame's IP-layer length is the inner packet's."""
     lay, fl = m[:, LAY], m[:, FL]
     tcph = np.where(fl & RST, 20, np.where(fl & SYN, 40, 32))
     l4h = np.select([lay == TCP4, lay == ICMP6, lay == MLD6, lay == VRRP4], [tcph, 4, 12, 0], 8)
     iplen = np.where(np.isin(lay, IPV6_LAYOUTS), 40, 20) + l4h + m[:, PLEN]
     iplen = np.where(lay == ARP, 0, iplen)
     l2 = 14 + 4 * (m[:, VLAN] >= 0) + np.where(lay == ARP, 28, iplen)
-    return np.maximum(l2, 60).astype(np.int64), iplen.astype(np.int64)
+    l2 = np.where(m[:, VNI] >= 0, l2 + VXLAN_OVERHEAD, np.maximum(l2, 60))  # inner: not padded
+    return l2.astype(np.int64), iplen.astype(np.int64)
 
 
 # --------------------------------------------------------- payload pool -------------------
@@ -333,6 +386,18 @@ def _build_pool() -> tuple[npt.NDArray[np.uint8], dict[str, tuple[int, int]], in
         tmpl["mld_" + n] = b"\0\0\0\x01\x04\0\0\0" + H_IP6[H[n + "_snm"]].tobytes()
         for t in ("pma", "n4", "n5", "n6"):
             tmpl[f"ns_{n}_{t}"] = b"\0" * 4 + H_IP6[H[t + "_ll"]].tobytes() + b"\x01\x01" + mac
+    # a pod's lookup of a cluster service and CoreDNS's answer (its ClusterIP), appended
+    # last: the offsets above are part of the frames' bytes
+    q = b"\x2b\x7e\x01\x00\0\x01\0\0\0\0\0\0" + _dns_name("postgres.db.svc.cluster.local")
+    q += b"\0\x01\0\x01"
+    tmpl["dnsq_svc"] = q
+    tmpl["dnsr_svc"] = (
+        q[:2]
+        + b"\x85\x00\0\x01\0\x01\0\0\0\0"
+        + q[12:]
+        + b"\xc0\x0c\0\x01\0\x01\0\0\0\x1e\0\x04"
+        + bytes([10, 96, 41, 7])
+    )
     out, offs = bytearray(rnd), {}
     for k, v in tmpl.items():
         offs[k] = (len(out), len(v))

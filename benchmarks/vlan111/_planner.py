@@ -3,9 +3,10 @@
 ``Planner`` draws flows from one seed: every approved matrix row at least once, violation
 incidents, IPv6 link-local noise and ARP (``scheduled``), weighted approved traffic or random
 violations to fill the frame budget (``bulk``), and unanswered ARP to pad to the exact frame
-count (``pad``). ``Stream`` is a session that spans the whole capture (etcd peers and an admin
-SSH session seen mid-stream, MetalLB 7946 <-> 7946 gossip); ``stream_rows`` yields its packets
-window by window. The call order of the random draws is part of the output: keep it.
+count (``pad``); in ``day-on-the-lan`` VXLAN carries pods' flows (``overlay``). ``Stream``
+is a session that spans the whole capture (etcd peers and an admin SSH session seen
+mid-stream, MetalLB 7946 <-> 7946 gossip); ``stream_rows`` yields its packets window by
+window. The call order of the random draws is part of the output: keep it.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from ._families import (
     ETCD_PEER_ROW,
     GOSSIP_ROW,
     K8S_FW,
+    OVERLAY,
     TABLES,
     VIOLATIONS,
     Family,
 )
 from ._flows import Flow, FlowMaker, Row, pick, ri
-from ._frames import ACK, ADMINS, NODES, PSH, TCP4, TMPL, UDP4
+from ._frames import ACK, ADMINS, NODES, POD_NODE, PSH, TCP4, TMPL, UDP4
 
 
 class Planner(FlowMaker):
@@ -36,6 +38,7 @@ class Planner(FlowMaker):
         self.scenario = scenario
         self.internet = internet
         self.weights = [f.weight for f in APPROVED]
+        self.overlay_weights = [f.weight for f in OVERLAY]
 
     def exchanges(self, fam: Family, small: bool) -> list[tuple[int, int, int]]:
         r = self.r
@@ -81,6 +84,8 @@ class Planner(FlowMaker):
         self, fam: Family, t: int, small: bool = False, port: int = 0, state: str = ""
     ) -> Flow | None:
         r = self.r
+        if fam.name == "vxlan" and self.scenario == "day-on-the-lan":
+            return self.overlay(t, small)  # VXLAN that carries pods' traffic
         a = pick(r, fam.clients)
         b = pick(r, [s for s in fam.servers if s != a])
         port = port or pick(r, fam.ports)
@@ -98,6 +103,29 @@ class Planner(FlowMaker):
             rtt = self.rtt(a, b)
             pk = [x for q, s, th in ex for x in ((0, q, th, -1), (1, s, rtt, -1))]
         return self.udp(t, a, b, None, port, pk, "approved", **kw)
+
+    def overlay(self, t: int, small: bool = False, fam: Family | None = None) -> Flow | None:
+        """A pod's flow to a pod on another node (``fam``: a service of OVERLAY, else drawn),
+        carried in VXLAN between the two nodes (``FlowMaker.encapsulate``)."""
+        r = self.r
+        fam = fam or r.choices(OVERLAY, self.overlay_weights)[0]
+        b = pick(r, fam.servers)
+        a = pick(r, [p for p in fam.clients if POD_NODE[p] != POD_NODE[b]])
+        port, note = fam.ports[0], f"pod traffic over VXLAN: {fam.name}"
+        f: Flow | None
+        if fam.kind == "tcp":
+            st = (
+                "SF"
+                if small
+                else r.choices(("SF", "RSTO", "RSTR", "REJ", "S0"), (93, 3, 2, 1, 1))[0]
+            )
+            ex = self.exchanges(fam, small)
+            f = self.tcp(t, a, b, port, st, ex, "overlay", retx=ri(r, 3), note=note)
+        else:  # a lookup and its answer
+            (qo, ql), (ro, rl) = TMPL["dnsq_svc"], TMPL["dnsr_svc"]
+            pk = [(0, ql, 0, qo), (1, rl, self.rtt(a, b), ro)]
+            f = self.udp(t, a, b, None, port, pk, "overlay", note=note)
+        return f and self.encapsulate(f, POD_NODE[a], POD_NODE[b])
 
     def violation(self, i: int, t: int) -> Flow | None:  # noqa: C901
         """One flow of violation template ``i`` (see VIOLATIONS)."""
@@ -174,7 +202,8 @@ class Planner(FlowMaker):
     def day(self, dur: int, when: Any) -> list[Flow | None]:
         """A day on VLAN 111 besides the matrix: image pulls from ``internet`` addresses over
         443, DNS and NTP to the site's servers, DHCP, VRRP adverts of the gateway pair, IPv6
-        RA/NS/MLD and mDNS (VXLAN between nodes is approved traffic, drawn by ``bulk``)."""
+        RA/NS/MLD and mDNS, and one pod flow of each OVERLAY service (VXLAN between nodes is
+        approved traffic, drawn by ``bulk``: here it carries pod flows, see ``overlay``)."""
         r, out = self.r, []
         (qo, ql), (ro, rl) = TMPL["dnsq"], TMPL["dnsr"]
         for i in range(self.internet):  # every address at least once
@@ -199,6 +228,8 @@ class Planner(FlowMaker):
         out.append(self.vrrp(when(0.0, 0.4), "gw2", 20, "vrrp_gw2"))  # master, then failover
         out.append(self.vrrp(when(0.5, 0.9), "gw3", 20, "vrrp_gw3"))
         out.append(self.icmp6(when(0.0, 0.9), "gw_ll", "allnodes", 134, "ra", 3, 15_000_000))
+        for fam in OVERLAY:  # every pod service at least once (more come with VXLAN in bulk)
+            out.append(self.overlay(when(0.02, 0.6), small=True, fam=fam))
         for _ in range(3 * max(1, dur // 200_000_000)):
             out.append(self.noise(when(0.0, 0.95)))  # ND, MLD, mDNS
         return out
