@@ -123,6 +123,7 @@ def test_bulk_sha1_equals_hashlib(monkeypatch: pytest.MonkeyPatch) -> None:
     from flowaudit.flows import community_id as cid
 
     rng = np.random.default_rng(7)
+    monkeypatch.setattr(cid, "_HASH_CON", [])  # the first bulk call opens its connection
     for width in (12, 16, 36, 40):
         rows = rng.integers(0, 256, (1000, width), dtype=np.uint8)
         monkeypatch.setattr(cid, "BULK_SHA1_ROWS", 0)
