@@ -196,7 +196,7 @@ def _base64_ids(digests: npt.NDArray[np.uint8]) -> pa.Array:
     g = digests.reshape(n, 7, 3).astype(np.uint32)
     v = (g[:, :, 0] << 16) | (g[:, :, 1] << 8) | g[:, :, 2]
     six = np.stack([(v >> 18) & 63, (v >> 12) & 63, (v >> 6) & 63, v & 63], axis=2)
-    out = np.empty((n, 30), dtype=np.uint8)
+    out = np.zeros((n, 30), dtype=np.uint8)  # not empty(): no byte left to chance
     out[:, 0], out[:, 1] = ord("1"), ord(":")
     out[:, 2:] = _B64[six.reshape(n, 28)]
     out[:, 29] = ord("=")  # 20 bytes encode to 27 characters and one pad
