@@ -253,7 +253,7 @@ def iter_nfcapd_tables(
         else:
             stats.count("files_read_directly")
             tables = (
-                add_flow_ids(t).sort_by([("first_seen", "ascending"), ("flow_id", "ascending")])
+                add_flow_ids(t, sort=True)
                 for t in iter_paired(direct, sort=False, service_ports=service_ports)
             )
         for table in tables:
