@@ -231,7 +231,7 @@ def iter_nfcapd_tables(
     so one call can ingest many files (``seen``: digests to skip). Callers that
     keep one manifest entry per file call ``nfcapd_files`` and this function per file.
     """
-    from flowaudit.records.common import add_flow_ids
+    from flowaudit.records.common import add_flow_ids, prefetched
     from flowaudit.records.pairing import iter_paired
 
     if reader not in ("auto", "direct", "nfdump"):
@@ -254,7 +254,7 @@ def iter_nfcapd_tables(
             stats.count("files_read_directly")
             tables = (
                 add_flow_ids(t, sort=True)
-                for t in iter_paired(direct, sort=False, service_ports=service_ports)
+                for t in iter_paired(prefetched(direct), sort=False, service_ports=service_ports)
             )
         for table in tables:
             if stamp:

@@ -247,7 +247,9 @@ def iter_paired(
         table = validate_flows(table)
         top = int(_us(table["last_seen"]).max())
         newest = top if newest is None else max(newest, top)
-        done, unpaired = _pair(pa.concat_tables([carry, table]), max_gap_s, svc)
+        # one chunk per column: a take from two chunks costs several times one from one
+        both = pa.concat_tables([carry, table]).combine_chunks() if carry.num_rows else table
+        done, unpaired = _pair(both, max_gap_s, svc)
         keep = _us(unpaired["last_seen"]) >= newest - horizon
         carry = unpaired.filter(_arrow.bools(keep))
         out = pa.concat_tables([done, unpaired.filter(_arrow.bools(~keep))])

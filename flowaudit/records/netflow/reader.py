@@ -46,6 +46,7 @@ from flowaudit.records.common import (
     add_flow_ids,
     flow_table,
     ipv4_to_halves,
+    prefetched,
 )
 from flowaudit.records.netflow.decode import V5_RECORD_LEN, Batch, Decoder
 from flowaudit.records.netflow.pcap import iter_udp_payloads
@@ -313,8 +314,11 @@ def iter_netflow_tables(
         yield from _decode_all(d)
         d.finish()
 
+    # decoding (Python) runs a table ahead in a thread, beside pairing and flow ids
     out = (
-        iter_paired(tables(), max_gap_s=max_gap_s, sort=False, service_ports=service_ports)
+        iter_paired(
+            prefetched(tables()), max_gap_s=max_gap_s, sort=False, service_ports=service_ports
+        )
         if pair
         else tables()
     )
