@@ -271,10 +271,18 @@ def _decode(buf: U8, offs: I64, path: Path, stats: RecordStats) -> RawRecords:
             "record skipped"
         )
 
+    has = {e: at[e] >= 0 for e in ELEMENTS}
+    every = {e: bool(h.all()) for e, h in has.items()}
+    some = {e: every[e] or bool(h.any()) for e, h in has.items()}
+
     def field(e: int, delta: int, width: int) -> npt.NDArray[np.uint64]:
         o = at[e]
-        v = _u(buf, np.where(o >= 0, o + delta, 0), width)
-        return np.where(o >= 0, v, np.uint64(0))
+        if every[e]:  # the usual case: one layout, the element in every record
+            return _u(buf, o + delta, width)
+        if not some[e]:
+            return np.zeros(n, np.uint64)
+        v = _u(buf, np.where(has[e], o + delta, 0), width)
+        return np.where(has[e], v, np.uint64(0))
 
     gen = at[1] >= 0
     # nfdump expands the elements in order into one address slot and flags the record
