@@ -64,6 +64,7 @@ import pyarrow.compute as pc
 
 from flowaudit._util import arrow as _arrow
 from flowaudit._util.files import digest_file
+from flowaudit._util.time import TIME_MAX_US
 from flowaudit.errors import CaptureError
 from flowaudit.records.common import RecordStats, flow_table, parse_addresses
 
@@ -363,8 +364,11 @@ def _raw_to_flows(raw: Any, info: ExporterInfo, stats: RecordStats, path: Path) 
         n = len(raw)
         if n == 0:
             return pa.table({})
-    first = raw.first_ms.astype(np.int64) * 1000
-    last = raw.last_ms.astype(np.int64) * 1000
+    # ms → µs; a value whose µs would not fit is TIME_MAX_US, which flow_table drops
+    # and counts (records_time_out_of_range) like any other unstorable time
+    limit = np.uint64(TIME_MAX_US // 1000)
+    first = np.where(raw.first_ms <= limit, raw.first_ms.astype(np.int64) * 1000, TIME_MAX_US)
+    last = np.where(raw.last_ms <= limit, raw.last_ms.astype(np.int64) * 1000, TIME_MAX_US)
     neg = last < first
     if neg.any():
         if "negative_duration" not in stats.counters:

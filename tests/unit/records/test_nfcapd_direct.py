@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from testpaths import DATA
 
@@ -262,3 +263,20 @@ def test_damaged_record_length_stops_the_block(tmp_path: Path) -> None:
     # records 1..100 of the block: the exporter record and 99 flows
     assert stats.records == 99
     assert any(w.startswith(f"{bad}: byte {p}: corrupt record") for w in stats.warnings)
+
+
+def test_unstorable_time_is_dropped_and_counted(tmp_path: Path) -> None:
+    """A first-seen of 2^63 ms (damage, or a clock gone wrong) is not wrapped into a
+    plausible time: the record is dropped and counted, the others are read."""
+    data = bytearray(SAMPLE.read_bytes())
+    p = 40 + 12
+    while struct.unpack_from("<H", data, p)[0] != 11:  # the first V3 record
+        p += struct.unpack_from("<H", data, p + 2)[0]
+    assert struct.unpack_from("<HH", data, p + 12) == (1, 52)  # its generic-flow element
+    struct.pack_into("<Q", data, p + 16, 1 << 63)  # msecFirst
+    bad = tmp_path / "nfcapd.time"
+    bad.write_bytes(bytes(data))
+    t, stats = _read(bad, "direct")
+    assert stats.records == 3018
+    assert stats.counters["records_time_out_of_range"] == 1
+    assert t.num_rows + int(pc.sum(pc.greater(t["dst_packets"], 0)).as_py()) == 3017
