@@ -280,3 +280,24 @@ def test_unstorable_time_is_dropped_and_counted(tmp_path: Path) -> None:
     assert stats.records == 3018
     assert stats.counters["records_time_out_of_range"] == 1
     assert t.num_rows + int(pc.sum(pc.greater(t["dst_packets"], 0)).as_py()) == 3017
+
+
+def _outcome(path: Path, reader: str) -> tuple[pa.Table | None, str]:
+    try:
+        t, stats = _read(path, reader)
+    except CaptureError as e:
+        return None, str(e)
+    return t, ""
+
+
+@pytest.mark.parametrize(
+    "path", sorted((DATA / "records" / "nfcapd").iterdir()), ids=lambda p: p.name
+)
+def test_every_test_file_reads_the_same_both_ways(path: Path) -> None:
+    """Every nfcapd file in tests/data gives the same table (or the same error) whichever
+    path reads it: layout-1 files (LZO, empty, corrupt) go through nfdump either way."""
+    ours, our_error = _outcome(path, "auto")
+    theirs, their_error = _outcome(path, "nfdump")
+    assert our_error == their_error
+    if ours is not None and theirs is not None:
+        assert ours.equals(theirs)
