@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from flowaudit.records.common import prefetched
+from flowaudit.records.common import SWITCH_INTERVAL_S, prefetched
 
 
 def test_items_in_order_and_bounded_lookahead() -> None:
@@ -57,3 +58,17 @@ def test_closing_early_stops_the_producer_and_closes_the_source() -> None:
     it.close()
     assert closed.is_set()
     assert threading.active_count() == before
+
+
+def test_switch_interval_lowered_while_running_and_restored() -> None:
+    before = sys.getswitchinterval()
+    seen = []
+
+    def gen() -> Iterator[int]:
+        for i in range(3):
+            seen.append(sys.getswitchinterval())
+            yield i
+
+    assert list(prefetched(gen())) == [0, 1, 2]
+    assert seen and max(seen) <= SWITCH_INTERVAL_S < before
+    assert sys.getswitchinterval() == before
