@@ -28,7 +28,8 @@ How (decisions for ARCHITECTURE.md):
   and source ID / observation domain), falling back to the record's router address.
 * **Sampling**: nfcapd already multiplied packet and byte counts by the sampling
   interval when it collected them, so counts are estimates; ``sampling`` is the
-  interval. It is read from the sampler list ``nfdump -E`` prints, and for layout-1
+  interval. It is read from the sampler list ``nfdump -E`` prints (1.7.1: "packet
+  interval: 1, packet space: 99" under the exporter's line = 1 in 100), and for layout-1
   files (nfdump 1.6, whose sampler records 1.7.1 skips as "unknown record type 9")
   from those records themselves (compressed layout-1 files are first rewritten
   uncompressed into a temporary copy with ``nfdump -J 0``). Without a sampler, 1.
@@ -77,6 +78,9 @@ _FLAG_BITS = ((0, 0x80), (1, 0x40), (2, 0x20), (3, 0x10), (4, 0x08), (5, 0x04), 
               (7, 0x01))  # "CEUAPRSF": nfdump's flag string, one character per bit  # fmt: skip
 _V1_COMPRESSED = 0x01 | 0x08 | 0x10  # LZO, BZ2, LZ4 in a layout-1 header
 _SAMPLER_RE = re.compile(r"Sampler for Exporter SysID:\s*(\d+),.*?interval:\s*(\d+)")
+# nfdump 1.7.1 -E, under its exporter's line: "Sampler: Generic Sampler: algorithm: 1,
+# packet interval: 1, packet space: 99"
+_SAMPLER_V17_RE = re.compile(r"^\s+Sampler:.*packet interval:\s*(\d+),\s*packet space:\s*(\d+)")
 _EXPORTER_RE = re.compile(r"SysID:\s*(\d+),\s*IP:\s*(\S+),\s*version:\s*\d+,\s*ID:\s*(\d+)")
 BLOCK_SIZE = 1 << 24  # bytes of nfdump text per Arrow batch (~90,000 records)
 
@@ -151,15 +155,23 @@ def exporter_info(path: Path, exe: str) -> ExporterInfo:
     """Exporters and samplers of one nfcapd file (``nfdump -E`` plus layout-1 samplers)."""
     info = ExporterInfo()
     run = subprocess.run([exe, "-E", str(path)], capture_output=True, env=_env(), check=False)
+    current: int | None = None  # the exporter whose sampler lines follow (nfdump 1.7)
     for line in run.stdout.decode("utf-8", "replace").splitlines():
         m = _SAMPLER_RE.search(line)
         if m:
             sysid, interval = int(m.group(1)), int(m.group(2))
             info.interval[sysid] = max(interval, info.interval.get(sysid, 0))
             continue
+        m = _SAMPLER_V17_RE.search(line)
+        if m and current is not None:
+            # 1 of every (interval + space) packets: nfcapd scaled the counts by that
+            taken, space = int(m.group(1)), int(m.group(2))
+            interval = (taken + space) // taken if taken else 0
+            info.interval[current] = max(interval, info.interval.get(current, 0))
+            continue
         m = _EXPORTER_RE.search(line)
         if m:
-            sysid = int(m.group(1))
+            sysid = current = int(m.group(1))
             info.address[sysid] = m.group(2)
             info.domain[sysid] = int(m.group(3))
     if check_nfcapd(path) == 1:

@@ -301,3 +301,20 @@ def test_every_test_file_reads_the_same_both_ways(path: Path) -> None:
     assert our_error == their_error
     if ours is not None and theirs is not None:
         assert ours.equals(theirs)
+
+
+def test_sampler_of_a_layout2_file(collected: Path) -> None:
+    """The replayed NetFlow v5 export announces 1-in-100 sampling in its header; nfcapd
+    stored the counts multiplied by 100 and a sampler ("packet interval: 1, packet space:
+    99" in ``nfdump -E``): the flows say sampling 100, through either path."""
+    for reader in ("direct", "nfdump"):
+        t, stats = _read(collected, reader)
+        rows = [
+            r
+            for r in t.to_pylist()
+            if (r["src_ip"], r["dst_ip"]) == ("192.168.1.20", "224.0.0.251")
+        ]
+        assert len(rows) == 1
+        r = rows[0]
+        assert (r["sampling"], r["src_packets"], r["src_bytes"]) == (100, 200, 47200)
+        assert stats.counters["sampled_records"] == 4  # the v5 export's four records
