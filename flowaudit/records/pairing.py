@@ -125,7 +125,9 @@ def _match(
     k1 = (exp << 32) | ((vlan + 1) << 16) | proto  # exporter index < 2^31, vlan < 4096
     ports = (ap << 16) | bp
     words = _packed([k1, dom, ahi, alo, bhi, blo, ports])
-    order = np.lexsort((first, *words[::-1]))  # = lexsort((first, ports, blo, …, k1))
+    # = lexsort((first, ports, blo, …, k1)); first shares the last word when its bits fit
+    by = _packed([k1, dom, ahi, alo, bhi, blo, ports, first])
+    order = np.lexsort(by[::-1]) if by else np.arange(len(first))
     same = np.ones(len(order) - 1, bool)
     for k in words:
         ks = k[order]

@@ -193,3 +193,6 @@ def test_packed_keys_sort_and_compare_like_the_keys(seed: int) -> None:
     for w in words:
         same_words &= w[got][1:] == w[got][:-1]
     assert (same_keys == same_words).all() and same_keys.any()
+    # the time as the least significant key, packed with the others: the same order
+    with_time = _packed([*keys, first])
+    assert (np.lexsort(with_time[::-1]) == expect).all()
