@@ -1,23 +1,32 @@
-"""NetFlow ingest benchmark: ``iter_netflow_tables`` end to end against ``nfdump -r``.
+"""NetFlow ingest benchmark: ``iter_netflow_tables`` and whole ``flowaudit ingest`` processes
+(``--format netflow`` and ``--format nfcapd``) against ``nfdump -r``.
 
 Builds N NetFlow v9 records (N/2 conversations, each a request record and its reverse
 record, so pairing has work to do), 30 records per datagram with the template in every
 20th datagram, and writes them as a pcap of UDP datagrams (``netflow-v9.pcap``). Then:
 
 1. times ``iter_netflow_tables`` over the pcap (decode + Community ID + pairing);
-2. replays the same datagrams over loopback UDP to ``nfcapd -w DIR -p PORT`` and times
-   ``nfdump -r <nfcapd file> -q -o csv`` on what nfcapd stored;
+2. times the whole ``flowaudit ingest --format netflow`` process (start-up, hashing,
+   decode, pairing, Parquet, commit), ``--repeat`` times, median;
+3. replays the same datagrams over loopback UDP to ``nfcapd -w DIR -p PORT``, times
+   ``nfdump -r <nfcapd file> -q -o csv`` on what nfcapd stored, and the whole
+   ``flowaudit ingest --format nfcapd`` process on that file (median of ``--repeat``).
 
-and prints records/s of both and the ratio. Usage:
-``python benchmarks/bench_netflow.py [--records 1000000] [--out benchmarks/out/netflow]``.
+``--baseline DIR`` runs every whole-process measurement also with the flowaudit of another
+checkout (``PYTHONPATH=DIR``), alternating the two in one run, and prints the ratio: a
+paired before/after on a noisy machine. Peak RSS is each child's, through GNU time.
+Usage: ``python benchmarks/bench_netflow.py [--records 1000000] [--repeat 3]
+[--baseline /path/to/other/checkout] [--out benchmarks/out/netflow]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -94,9 +103,12 @@ def bench_ours(pcap: Path) -> tuple[float, int, int]:
     return time.perf_counter() - t0, st.records, flows
 
 
-def bench_nfdump(datagrams: list[bytes], workdir: Path, port: int = 39555) -> tuple[float, int]:
+def bench_nfdump(
+    datagrams: list[bytes], workdir: Path, port: int = 39555
+) -> tuple[float, int, Path | None]:
+    """(seconds of ``nfdump -r`` CSV output, records printed, the nfcapd file)."""
     if not shutil.which("nfcapd") or not shutil.which("nfdump"):
-        return float("nan"), 0
+        return float("nan"), 0, None
     capdir = workdir / "nfcapd"
     shutil.rmtree(capdir, ignore_errors=True)
     capdir.mkdir(parents=True)
@@ -118,20 +130,66 @@ def bench_nfdump(datagrams: list[bytes], workdir: Path, port: int = 39555) -> tu
         proc.wait(timeout=30)
     files = sorted(p for p in capdir.rglob("nfcapd.*") if not p.name.startswith("nfcapd.current"))
     if not files:
-        return float("nan"), 0
+        return float("nan"), 0, None
     t0 = time.perf_counter()
     out = subprocess.run(
         ["nfdump", "-r", str(files[-1]), "-q", "-o", "csv"], capture_output=True, check=True
     ).stdout
     el = time.perf_counter() - t0
-    return el, max(out.count(b"\n") - 1, 0)
+    return el, max(out.count(b"\n") - 1, 0), files[-1]
+
+
+def whole_process(fmt: str, path: Path, store: Path, tree: str | None) -> tuple[float, int]:
+    """(wall seconds, peak RSS KiB or 0) of one ``flowaudit ingest`` into a fresh store;
+    ``tree``: run that checkout's flowaudit (PYTHONPATH, from a neutral directory)."""
+    shutil.rmtree(store, ignore_errors=True)
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = tree
+    cmd = [sys.executable, "-m", "flowaudit", "ingest", "--format", fmt, "-q",
+           "--store", str(store), str(path)]  # fmt: skip
+    gnu_time = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else "")
+    if gnu_time:
+        cmd = [gnu_time, "-f", "%M", *cmd]
+    cwd = str(store.parent)  # not the checkout: ``python -m`` puts the cwd first on sys.path
+    t0 = time.perf_counter()
+    run = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, check=True)
+    el = time.perf_counter() - t0
+    shutil.rmtree(store, ignore_errors=True)
+    rss = int(run.stderr.strip().splitlines()[-1]) if gnu_time else 0
+    return el, rss
+
+
+def compare(
+    label: str, fmt: str, path: Path, records: int, out: Path, repeat: int, baseline: str | None
+) -> float:
+    """Median records/s of ``repeat`` whole processes (paired with ``baseline`` if given)."""
+    trees: list[str | None] = [None] if baseline is None else [baseline, None]
+    runs: dict[str | None, list[tuple[float, int]]] = {t: [] for t in trees}
+    for _ in range(repeat):
+        for t in trees:
+            runs[t].append(whole_process(fmt, path, out / "store", t))
+    med = {t: statistics.median(r[0] for r in runs[t]) for t in trees}
+    for t in trees:
+        name = "this checkout" if t is None else t
+        walls = ", ".join(f"{r[0]:.2f}" for r in runs[t])
+        rss = max(r[1] for r in runs[t]) / 1024
+        rate = records / med[t]
+        print(f"{label} ({name}): {records:,} records, median {med[t]:.2f} s = {rate:,.0f} "
+              f"records/s (runs {walls} s; peak RSS {rss:.0f} MiB)")  # fmt: skip
+    if baseline is not None:
+        print(f"{label}: baseline / this checkout = {med[baseline] / med[None]:.2f}x")
+    return records / med[None]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--baseline", help="another checkout to time alternately (PYTHONPATH)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "netflow")
     args = ap.parse_args(argv)
+    args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     dgrams = make_datagrams(args.records)
@@ -147,22 +205,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"flowaudit iter_netflow_tables: {recs:,} records -> {flows:,} flows in {el:.2f} s "
           f"= {ours:,.0f} records/s")  # fmt: skip
     # the whole process, as a user runs it: start-up, hashing, decode, pairing, Parquet
-    store = args.out / "store"
-    shutil.rmtree(store, ignore_errors=True)
-    cmd = [sys.executable, "-m", "flowaudit", "ingest", "--format", "netflow", "-q",
-           "--store", str(store), str(pcap)]  # fmt: skip
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True)
-    whole = time.perf_counter() - t0
-    print(f"flowaudit ingest (whole process): {recs:,} records in {whole:.2f} s "
-          f"= {recs / whole:,.0f} records/s")  # fmt: skip
-    nel, nrecs = bench_nfdump(dgrams, args.out)
-    if nrecs:
+    whole = compare("ingest --format netflow", "netflow", pcap, recs, args.out, args.repeat,
+                    args.baseline)  # fmt: skip
+    nel, nrecs, nfcapd_file = bench_nfdump(dgrams, args.out)
+    if nrecs and nfcapd_file is not None:
         theirs = nrecs / nel
         print(f"nfdump -r (csv):              {nrecs:,} records in {nel:.2f} s "
               f"= {theirs:,.0f} records/s")  # fmt: skip
         print(f"ratio flowaudit / nfdump: {ours / theirs:.2f} "
-              f"(whole process: {recs / whole / theirs:.2f})")  # fmt: skip
+              f"(whole process: {whole / theirs:.2f})")  # fmt: skip
+        compare("ingest --format nfcapd", "nfcapd", nfcapd_file, nrecs, args.out, args.repeat,
+                args.baseline)  # fmt: skip
     else:
         print("nfdump: not available or nfcapd stored nothing")
     return 0

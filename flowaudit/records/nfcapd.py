@@ -1,11 +1,21 @@
-"""nfcapd files (nfdump's binary flow store) → flow tables, through Debian's ``nfdump``.
+"""nfcapd files (nfdump's binary flow store) → flow tables, directly or through ``nfdump``.
 
 Responsible for reading nfcapd files (one file, or a directory of ``nfcapd.*`` files
 of which only new ones are read) as FLOW_SCHEMA tables with bounded memory.
 
 How (decisions for ARCHITECTURE.md):
 
-* **Decoder**: ``nfdump -r FILE -q -N -6 -o fmt:…`` (nfdump 1.7.1), with ``TZ=UTC`` so
+* **Direct reader first**: layout-2 files (nfdump 1.7) that are uncompressed (nfcapd's
+  default) or BZ2-compressed are decoded from their bytes by ``nfcapd_format`` (numpy
+  over the V3 records; issue 13: nfdump's text output bounded the old path at ~90k
+  records/s). The flows are the nfdump path's (``tests/unit/records/test_nfcapd_direct.py``
+  reads every test file both ways: equal tables, row for row). Files above one chunk
+  (200k records direct, ~90k through nfdump's text) are cut at other records, so the
+  same flows come in another order across tables (1M records compared: equal as sets).
+  Layout-1 files (nfdump 1.6), LZO/LZ4/ZSTD blocks and encryption go through nfdump
+  (Debian's nfdump writes none of them unless asked, ``-z``/``-y``/``-j``). Exporters
+  and samplers come from ``nfdump -E`` on both paths (25 ms), so nfdump stays required.
+* **nfdump path**: ``nfdump -r FILE -q -N -6 -o fmt:…`` (nfdump 1.7.1), with ``TZ=UTC`` so
   times print in UTC. Its stdout is parsed while nfdump runs, with Arrow's streaming CSV
   reader ('|' separated; fields trimmed and cast column-wise). Measured on 301,800
   records: nfdump prints this ``fmt`` in 1.8 s, JSON in 2.4 s and CSV in 3.5 s; Arrow
@@ -20,7 +30,8 @@ How (decisions for ARCHITECTURE.md):
   and source ID / observation domain), falling back to the record's router address.
 * **Sampling**: nfcapd already multiplied packet and byte counts by the sampling
   interval when it collected them, so counts are estimates; ``sampling`` is the
-  interval. It is read from the sampler list ``nfdump -E`` prints, and for layout-1
+  interval. It is read from the sampler list ``nfdump -E`` prints (1.7.1: "packet
+  interval: 1, packet space: 99" under the exporter's line = 1 in 100), and for layout-1
   files (nfdump 1.6, whose sampler records 1.7.1 skips as "unknown record type 9")
   from those records themselves (compressed layout-1 files are first rewritten
   uncompressed into a temporary copy with ``nfdump -J 0``). Without a sampler, 1.
@@ -38,6 +49,7 @@ How (decisions for ARCHITECTURE.md):
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -53,7 +65,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flowaudit._util import arrow as _arrow
 from flowaudit._util.files import digest_file
+from flowaudit._util.time import TIME_MAX_US
 from flowaudit.errors import CaptureError
 from flowaudit.records.common import RecordStats, flow_table, parse_addresses
 
@@ -66,6 +80,9 @@ _FLAG_BITS = ((0, 0x80), (1, 0x40), (2, 0x20), (3, 0x10), (4, 0x08), (5, 0x04), 
               (7, 0x01))  # "CEUAPRSF": nfdump's flag string, one character per bit  # fmt: skip
 _V1_COMPRESSED = 0x01 | 0x08 | 0x10  # LZO, BZ2, LZ4 in a layout-1 header
 _SAMPLER_RE = re.compile(r"Sampler for Exporter SysID:\s*(\d+),.*?interval:\s*(\d+)")
+# nfdump 1.7.1 -E, under its exporter's line: "Sampler: Generic Sampler: algorithm: 1,
+# packet interval: 1, packet space: 99"
+_SAMPLER_V17_RE = re.compile(r"^\s+Sampler:.*packet interval:\s*(\d+),\s*packet space:\s*(\d+)")
 _EXPORTER_RE = re.compile(r"SysID:\s*(\d+),\s*IP:\s*(\S+),\s*version:\s*\d+,\s*ID:\s*(\d+)")
 BLOCK_SIZE = 1 << 24  # bytes of nfdump text per Arrow batch (~90,000 records)
 
@@ -140,15 +157,23 @@ def exporter_info(path: Path, exe: str) -> ExporterInfo:
     """Exporters and samplers of one nfcapd file (``nfdump -E`` plus layout-1 samplers)."""
     info = ExporterInfo()
     run = subprocess.run([exe, "-E", str(path)], capture_output=True, env=_env(), check=False)
+    current: int | None = None  # the exporter whose sampler lines follow (nfdump 1.7)
     for line in run.stdout.decode("utf-8", "replace").splitlines():
         m = _SAMPLER_RE.search(line)
         if m:
             sysid, interval = int(m.group(1)), int(m.group(2))
             info.interval[sysid] = max(interval, info.interval.get(sysid, 0))
             continue
+        m = _SAMPLER_V17_RE.search(line)
+        if m and current is not None:
+            # 1 of every (interval + space) packets: nfcapd scaled the counts by that
+            taken, space = int(m.group(1)), int(m.group(2))
+            interval = (taken + space) // taken if taken else 0
+            info.interval[current] = max(interval, info.interval.get(current, 0))
+            continue
         m = _EXPORTER_RE.search(line)
         if m:
-            sysid = int(m.group(1))
+            sysid = current = int(m.group(1))
             info.address[sysid] = m.group(2)
             info.domain[sysid] = int(m.group(3))
     if check_nfcapd(path) == 1:
@@ -207,16 +232,25 @@ def iter_nfcapd_tables(
     stats: RecordStats,
     seen: set[str] | None = None,
     service_ports: Sequence[int | tuple[int, int]] = (),
+    reader: str = "auto",
 ) -> Iterator[pa.Table]:
     """Flow tables (FLOW_SCHEMA, ``source_kind`` "nfcapd") of an nfcapd file or directory.
+
+    ``reader``: "auto" reads layout-2 files that are uncompressed or BZ2-compressed
+    directly (``nfcapd_format``) and every other file through nfdump; "nfdump" always
+    through nfdump (the cross-check of the tests); "direct" never (CaptureError for a
+    file only nfdump reads).
 
     A single file's tables have ``capture_id`` "" (the pipeline stamps the file's
     digest); for a directory each table carries the digest of the file it came from,
     so one call can ingest many files (``seen``: digests to skip). Callers that
     keep one manifest entry per file call ``nfcapd_files`` and this function per file.
     """
+    from flowaudit.records.common import add_flow_ids, prefetched
     from flowaudit.records.pairing import iter_paired
 
+    if reader not in ("auto", "direct", "nfdump"):
+        raise ValueError(f"reader must be auto, direct or nfdump, not {reader!r}")
     p = Path(path)
     exe = nfdump_path()
     files = nfcapd_files(p, seen)
@@ -226,7 +260,18 @@ def iter_nfcapd_tables(
         check_nfcapd(f)
         stats.count("files")
         stamp = digest if p.is_dir() else ""
-        for table in iter_paired(_iter_records(f, exe, stats), service_ports=service_ports):
+        direct = _iter_direct(f, exe, stats) if reader != "nfdump" else None
+        if direct is None:
+            if reader == "direct":
+                raise CaptureError(f"{f}: not readable without nfdump")
+            tables = iter_paired(_iter_records(f, exe, stats), service_ports=service_ports)
+        else:
+            stats.count("files_read_directly")
+            tables = (
+                add_flow_ids(t, sort=True)
+                for t in iter_paired(prefetched(direct), sort=False, service_ports=service_ports)
+            )
+        for table in tables:
             if stamp:
                 i = table.schema.get_field_index("capture_id")
                 table = table.set_column(
@@ -295,6 +340,112 @@ def _iter_records(path: Path, exe: str, stats: RecordStats) -> Iterator[pa.Table
         if read == 0:
             raise CaptureError(f"{path}: nfdump could not read the file: {msg}")
         stats.warn(f"{path}: nfdump stopped after {read} records: {msg}")
+
+
+def _iter_direct(path: Path, exe: str, stats: RecordStats) -> Iterator[pa.Table] | None:
+    """Unidirectional record tables (no ``flow_id``/address text yet) read straight from
+    the file, or None when the file needs nfdump (``nfcapd_format.Unsupported``)."""
+    from flowaudit.records import nfcapd_format as fmt
+
+    chunks = fmt.iter_raw_records(path, stats)
+    try:
+        first = next(chunks, None)  # Unsupported comes before the first chunk
+    except fmt.Unsupported:
+        return None
+    info = exporter_info(path, exe)
+
+    def tables() -> Iterator[pa.Table]:
+        for raw in itertools.chain([first] if first is not None else [], chunks):
+            table = _raw_to_flows(raw, info, stats, path)
+            if table.num_rows:
+                yield table
+
+    return tables()
+
+
+def _raw_to_flows(raw: Any, info: ExporterInfo, stats: RecordStats, path: Path) -> pa.Table:
+    """``_to_flows`` for records read directly: the same columns from the binary values."""
+    from flowaudit.records.common import ip_text
+
+    n = len(raw)
+    stats.records += n
+    good = raw.ipv > 0
+    if not good.all():
+        bad = int((~good).sum())
+        stats.skipped += bad
+        stats.warn(f"{path}: {bad} nfcapd record(s) without addresses skipped")
+        raw = type(raw)(**{k: v[good] for k, v in vars(raw).items()})
+        n = len(raw)
+        if n == 0:
+            return pa.table({})
+    # ms → µs; a value whose µs would not fit is TIME_MAX_US, which flow_table drops
+    # and counts (records_time_out_of_range) like any other unstorable time
+    limit = np.uint64(TIME_MAX_US // 1000)
+    first = np.where(raw.first_ms <= limit, raw.first_ms.astype(np.int64) * 1000, TIME_MAX_US)
+    last = np.where(raw.last_ms <= limit, raw.last_ms.astype(np.int64) * 1000, TIME_MAX_US)
+    neg = last < first
+    if neg.any():
+        if "negative_duration" not in stats.counters:
+            stats.warn(f"{path}: records with last-seen before first-seen: last set to first")
+        stats.count("negative_duration", int(neg.sum()))
+        last = np.where(neg, first, last)
+    proto = raw.proto.astype(np.int64)
+    icmp = (proto == 1) | (proto == 58)
+    sp = raw.src_port.astype(np.int64)
+    dp = raw.dst_port.astype(np.int64)
+    if icmp.any():  # nfdump prints the destination port as "type.code"
+        sp, dp = np.where(icmp, dp >> 8, sp), np.where(icmp, dp & 0xFF, dp)
+    sysid = raw.sysid.astype(np.int64)
+    domain = np.full(n, -1, np.int64)
+    sampling = np.ones(n, np.int64)
+    codes = np.zeros(n, np.intp)
+    names: list[str] = []
+    known = np.zeros(n, bool)
+    for s in np.unique(sysid).tolist():
+        m = sysid == s
+        if s in info.address:
+            codes[m] = len(names)
+            names.append(info.address[s])
+            known |= m
+        if s in info.domain:
+            domain[m] = info.domain[s]
+        if info.interval.get(s, 0) > 1:
+            sampling[m] = info.interval[s]
+    if known.all():
+        exporter = _arrow.pick(codes, names)
+    else:  # the record's received-from address, as nfdump prints it ("0.0.0.0": none)
+        ra_v = np.where(raw.ra_ipv > 0, raw.ra_ipv, 4).astype(np.int8)
+        ra = np.asarray(ip_text(ra_v, raw.ra_hi, raw.ra_lo).to_numpy(zero_copy_only=False))
+        ra = ra.astype(object)
+        for i, name in enumerate(names):
+            ra[(codes == i) & known] = name
+        exporter = pa.array(ra, pa.string())
+    if (sampling > 1).any():
+        stats.count("sampled_records", int((sampling > 1).sum()))
+    vlan = raw.src_vlan.astype(np.int64)
+    cols = {
+        "ip_version": raw.ipv,
+        "src_hi": raw.src_hi,
+        "src_lo": raw.src_lo,
+        "dst_hi": raw.dst_hi,
+        "dst_lo": raw.dst_lo,
+        "protocol": proto,
+        "src_port": sp,
+        "dst_port": dp,
+        "first_seen": first,
+        "last_seen": last,
+        "src_packets": raw.packets,
+        "src_bytes": raw.octets,
+        "dst_packets": raw.out_packets,
+        "dst_bytes": raw.out_octets,
+        "tcp_flags_src": np.where(proto == 6, raw.flags.astype(np.int64), 0),
+        "vlan_id": np.where(vlan > 0, vlan, -1),
+        "direction": "exporter",
+        "sampling": sampling,
+        "exporter": exporter,
+        "observation_domain": domain,
+    }
+    return flow_table(cols, source_kind="nfcapd", flow_ids=False, stats=stats)
 
 
 def _ints(col: pa.Array, dtype: Any, default: int = 0) -> Any:

@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 from flowaudit._util import arrow as _arrow
 from flowaudit.flows.ports import service_port_mask
 from flowaudit.kernels.icmp import ICMP4_REQUESTS, ICMP6_REQUESTS
-from flowaudit.records.common import halves, state_from_flags
+from flowaudit.records.common import halves, state_from_flags, take_rows
 from flowaudit.schema import TS, empty_flows, validate_flows
 
 DEFAULT_MAX_GAP_S = 60.0
@@ -63,6 +63,36 @@ def _us(col: pa.ChunkedArray) -> I64:
     return _arrow.int_values(col, 0)
 
 
+def _packed(keys: list[npt.NDArray[np.integer]]) -> list[npt.NDArray[np.uint64]]:
+    """Sort keys (most significant first) packed into as few uint64 words as their value
+    ranges allow, in the same order: each key minus its minimum, constant keys dropped,
+    neighbours sharing a word while their bits fit. Sorting or comparing the words is
+    sorting or comparing the keys (the packing is order-preserving and one-to-one), with
+    fewer passes: IPv4 records of one exporter need two or three words instead of seven."""
+    words: list[npt.NDArray[np.uint64]] = []
+    cur: npt.NDArray[np.uint64] | None = None
+    used = 0
+    for k in keys:
+        if len(k) == 0:
+            continue
+        lo, hi = int(k.min()), int(k.max())
+        bits = (hi - lo).bit_length()
+        if bits == 0:
+            continue
+        # (k − lo) mod 2^64 is the exact offset: 0 <= k − lo < 2^64
+        v = k.astype(np.uint64) - np.uint64(lo % (1 << 64))
+        if cur is not None and used + bits <= 64:
+            cur = (cur << np.uint64(bits)) | v
+            used += bits
+        else:
+            if cur is not None:
+                words.append(cur)
+            cur, used = v, bits
+    if cur is not None:
+        words.append(cur)
+    return words
+
+
 def _match(
     table: pa.Table, max_gap_s: float, svc: npt.NDArray[np.uint8]
 ) -> tuple[I64, I64, npt.NDArray[np.bool_]]:
@@ -74,7 +104,9 @@ def _match(
         return empty, empty, cand
     need = ["src_addr", "dst_addr", "src_port", "dst_port", "protocol", "exporter"]
     need += ["observation_domain", "vlan_id", "first_seen", "last_seen"]
-    t = table.select(need).take(_arrow.ints(pa.int64(), idx))
+    t = table.select(need)
+    if len(idx) < table.num_rows:
+        t = t.take(_arrow.ints(pa.int64(), idx))
     shi, slo = halves(t["src_addr"])
     dhi, dlo = halves(t["dst_addr"])
     sp, dp = _ints(t["src_port"], 0), _ints(t["dst_port"], 0)
@@ -92,10 +124,12 @@ def _match(
     first, last = _us(t["first_seen"]), _us(t["last_seen"])
     k1 = (exp << 32) | ((vlan + 1) << 16) | proto  # exporter index < 2^31, vlan < 4096
     ports = (ap << 16) | bp
-    order = np.lexsort((first, ports, blo, bhi, alo, ahi, dom, k1))
-    keys = [k1, dom, ahi, alo, bhi, blo, ports]
+    words = _packed([k1, dom, ahi, alo, bhi, blo, ports])
+    # = lexsort((first, ports, blo, …, k1)); first shares the last word when its bits fit
+    by = _packed([k1, dom, ahi, alo, bhi, blo, ports, first])
+    order = np.lexsort(by[::-1]) if by else np.arange(len(first))
     same = np.ones(len(order) - 1, bool)
-    for k in keys:
+    for k in words:
         ks = k[order]
         same &= ks[1:] == ks[:-1]
     f_o = fwd[order]
@@ -124,7 +158,7 @@ def _match(
 
 
 def _merge(table: pa.Table, init: I64, rev: I64) -> pa.Table:
-    i_rows = table.take(_arrow.ints(pa.int64(), init))
+    i_rows = take_rows(table, init)
     r_cols = ["src_packets", "src_bytes", "tcp_flags_src", "src_ip_bytes", "first_seen"]
     r_rows = table.select([*r_cols, "last_seen", "sampling"]).take(_arrow.ints(pa.int64(), rev))
     cols = {name: i_rows[name] for name in table.column_names}
@@ -215,7 +249,9 @@ def iter_paired(
         table = validate_flows(table)
         top = int(_us(table["last_seen"]).max())
         newest = top if newest is None else max(newest, top)
-        done, unpaired = _pair(pa.concat_tables([carry, table]), max_gap_s, svc)
+        # one chunk per column: a take from two chunks costs several times one from one
+        both = pa.concat_tables([carry, table]).combine_chunks() if carry.num_rows else table
+        done, unpaired = _pair(both, max_gap_s, svc)
         keep = _us(unpaired["last_seen"]) >= newest - horizon
         carry = unpaired.filter(_arrow.bools(keep))
         out = pa.concat_tables([done, unpaired.filter(_arrow.bools(~keep))])

@@ -27,14 +27,18 @@ IPV6_EXT = (0, 43, 60)  # hop-by-hop, routing, destination options
 MAX_SNAPLEN = 262144
 #: a pcapng block longer than this is corrupt (libpcap's largest block, 16 MiB)
 MAX_BLOCK = 16 << 20
+READ_SIZE = 1 << 20
 
 
 def _bump(counts: dict[str, int], key: str) -> None:
     counts[key] = counts.get(key, 0) + 1
 
 
-def udp_datagram(link: int, frame: bytes, counts: dict[str, int]) -> tuple[str, bytes] | None:
-    """(source address, UDP payload) of one frame, or None (counted in ``counts``)."""
+def udp_datagram(
+    link: int, frame: bytes, counts: dict[str, int], names: dict[bytes, str] | None = None
+) -> tuple[str, bytes] | None:
+    """(source address, UDP payload) of one frame, or None (counted in ``counts``);
+    ``names`` caches the address texts (an export capture has a handful of exporters)."""
     ip = ip_offset(link, frame)
     if ip is None:
         _bump(counts, "non_ip_frames")
@@ -51,7 +55,12 @@ def udp_datagram(link: int, frame: bytes, counts: dict[str, int]) -> tuple[str, 
         if int.from_bytes(frame[p + 6 : p + 8], "big") & 0x3FFF:
             _bump(counts, "fragmented_datagrams")
             return None
-        src = str(ipaddress.IPv4Address(frame[p + 12 : p + 16]))
+        raw = frame[p + 12 : p + 16]
+        src = names.get(raw) if names is not None else None
+        if src is None:
+            src = str(ipaddress.IPv4Address(raw))
+            if names is not None and len(names) < 4096:
+                names[raw] = src
         u = p + ihl
     else:
         if len(frame) < p + 40:
@@ -96,27 +105,32 @@ def _pcap(
     snaplen, link = struct.unpack(e + "II", hdr[16:24])
     link &= 0x0FFFFFFF
     max_incl = max(snaplen, MAX_SNAPLEN)
-    rec = struct.Struct(e + "IIII")
-    off = 24
+    unpack_incl = struct.Struct(e + "I").unpack_from
+    addr: dict[bytes, str] = {}  # exporter address text, formatted once per address
+    buf, pos, base, eof = b"", 0, 24, False  # buf[pos] is at file offset base
     while True:
-        rh = _read(f, 16, path, off)
-        if not rh:
+        if len(buf) - pos < 16 + max_incl and not eof:  # one whole record at least
+            more = _read(f, READ_SIZE, path, base + len(buf) - pos)
+            eof = not more
+            buf, base, pos = buf[pos:] + more, base + pos, 0
+        off = base + pos
+        if pos == len(buf):
             return
-        if len(rh) < 16:
+        if len(buf) - pos < 16:
             counts["cut_short_at"] = off
             return
-        _, _, incl, _orig = rec.unpack(rh)
+        (incl,) = unpack_incl(buf, pos + 8)
         if incl > max_incl:  # checked before anything is allocated for it
             counts["corrupt_at"] = off
             return
-        frame = _read(f, incl, path, off + 16)
-        if len(frame) < incl:
+        if len(buf) - pos < 16 + incl:
             counts["cut_short_at"] = off
             return
-        d = udp_datagram(link, frame, counts)
+        frame = buf[pos + 16 : pos + 16 + incl]
+        pos += 16 + incl
+        d = udp_datagram(link, frame, counts, addr)
         if d is not None:
             yield d[0], d[1], off
-        off += 16 + incl
 
 
 def _pcapng(f: IO[bytes], path: Path, counts: dict[str, int]) -> Iterator[tuple[str, bytes, int]]:

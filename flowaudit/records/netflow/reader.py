@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from flowaudit._util.arrow import pick
+from flowaudit._util.arrow import constant, pick
 from flowaudit._util.time import TIME_MAX_US
 from flowaudit.errors import CaptureError
 from flowaudit.packets.detect import open_stream, sniff_format
@@ -46,6 +46,7 @@ from flowaudit.records.common import (
     add_flow_ids,
     flow_table,
     ipv4_to_halves,
+    prefetched,
 )
 from flowaudit.records.netflow.decode import V5_RECORD_LEN, Batch, Decoder
 from flowaudit.records.netflow.pcap import iter_udp_payloads
@@ -221,7 +222,11 @@ def _columns(d: Decoder, b: Batch) -> pa.Table | None:
             code = (t4.astype(np.int64) << 8) | c4.astype(np.int64)
         sport = np.where(icmp, (code >> 8) & 0xFF, sport)
         dport = np.where(icmp, code & 0xFF, dport)
-    exporter = pick(ctx[:, 3].astype(np.intp), d.exporters)
+    codes = ctx[:, 3].astype(np.intp)
+    if n and (codes == codes[0]).all():  # one exporter (the usual case): no gather
+        exporter = constant(d.exporters[int(codes[0])], n)
+    else:
+        exporter = pick(codes, d.exporters)
     cols.update(
         ip_version=ipv, src_hi=shi, src_lo=slo, dst_hi=dhi, dst_lo=dlo, protocol=proto,
         src_port=sport, dst_port=dport, first_seen=first, last_seen=np.maximum(first, last),
@@ -309,15 +314,17 @@ def iter_netflow_tables(
         yield from _decode_all(d)
         d.finish()
 
+    # decoding (Python) runs a table ahead in a thread, beside pairing and flow ids
     out = (
-        iter_paired(tables(), max_gap_s=max_gap_s, sort=False, service_ports=service_ports)
+        iter_paired(
+            prefetched(tables()), max_gap_s=max_gap_s, sort=False, service_ports=service_ports
+        )
         if pair
         else tables()
     )
     for t in out:
         stats.flows += t.num_rows
-        t = add_flow_ids(t)
-        yield t.sort_by([("first_seen", "ascending"), ("flow_id", "ascending")]) if pair else t
+        yield add_flow_ids(t, sort=pair)
     for k, v in counts.items():
         if k == "cut_short_at":
             stats.warn(f"{p}: byte {v}: capture cut short; the rest is missing")

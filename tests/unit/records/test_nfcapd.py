@@ -197,7 +197,8 @@ def test_directory_reads_only_new_files(tmp_path: Path) -> None:
 
 def test_corruption_after_some_blocks_keeps_what_was_read(tmp_path: Path) -> None:
     """A multi-block file written by nfdump (six copies of the sample) whose second
-    block header is then damaged: nfdump prints block 1 and reports the corruption."""
+    block header is then damaged: nfdump prints block 1 and reports the corruption
+    (the nfdump path; the direct reader's message: test_nfcapd_direct.py)."""
     src = tmp_path / "in"
     src.mkdir()
     for i in range(6):
@@ -213,7 +214,7 @@ def test_corruption_after_some_blocks_keeps_what_was_read(tmp_path: Path) -> Non
     printed = subprocess.run(
         ["nfdump", "-r", str(bad), "-q", "-N", "-o", "fmt:%ts"], capture_output=True, text=True
     ).stdout.splitlines()
-    t, stats = _read(bad)
+    t, stats = _read(bad, reader="nfdump")
     assert 0 < stats.records == len(printed) < 6 * 3018
     assert any(w.startswith(f"{bad}: nfdump stopped after") for w in stats.warnings)
     assert any("Corrupt data file" in w for w in stats.warnings)

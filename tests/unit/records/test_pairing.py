@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
 from flowaudit.flows.community_id import community_id
 from flowaudit.records.common import flow_table, state_from_flags
-from flowaudit.records.pairing import iter_paired, pair_unidirectional
+from flowaudit.records.pairing import _packed, iter_paired, pair_unidirectional
 
 S = 1_000_000  # µs per second
 T0 = 1_700_000_000 * S
@@ -162,3 +163,36 @@ def test_million_records_pair_quickly() -> None:
     out = pair_unidirectional(t)
     assert out.num_rows == n
     assert time.perf_counter() - start < 10  # ~1-2 s here; generous for shared CI runners
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_packed_keys_sort_and_compare_like_the_keys(seed: int) -> None:
+    """``_packed`` (the pairing's sort keys in few uint64 words) orders rows exactly as
+    the separate keys do, ties included, over narrow, wide, negative and constant keys."""
+    rng = np.random.default_rng(seed)
+    n = 5000
+    u64 = np.iinfo(np.uint64).max
+    keys = [
+        rng.integers(0, 3, n).astype(np.int64),  # narrow (protocol-like)
+        np.full(n, 7, np.int64),  # constant: dropped
+        rng.choice(np.array([0, u64 - 5, u64], np.uint64), n),  # extreme uint64
+        rng.integers(0xFFFF00000000, 0xFFFF00000000 + 40, n, dtype=np.uint64),  # IPv4-mapped
+        rng.integers(-(1 << 62), 1 << 62, n).astype(np.int64) * rng.integers(0, 2, n),
+        rng.integers(-1, 2, n).astype(np.int64),  # negative values (vlan −1)
+    ]
+    first = rng.integers(0, 10, n)
+    words = _packed(keys)
+    assert len(words) < len(keys)
+    expect = np.lexsort((first, *keys[::-1]))
+    got = np.lexsort((first, *words[::-1]))
+    assert (expect == got).all()
+    same_keys = np.ones(n - 1, bool)
+    for k in keys:
+        same_keys &= k[expect][1:] == k[expect][:-1]
+    same_words = np.ones(n - 1, bool)
+    for w in words:
+        same_words &= w[got][1:] == w[got][:-1]
+    assert (same_keys == same_words).all() and same_keys.any()
+    # the time as the least significant key, packed with the others: the same order
+    with_time = _packed([*keys, first])
+    assert (np.lexsort(with_time[::-1]) == expect).all()
