@@ -45,7 +45,7 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     out = tmp_path_factory.mktemp("baseline") / "previous.json"
     result = CliRunner().invoke(cli, ["audit", str(MIXED), *ADMIN_OPT, "--format", "json"])
     assert result.exit_code == 1, result.output
-    out.write_text(result.output)
+    out.write_text(result.stdout)  # stderr may say the kernels are being built
     return out, api.audit([MIXED], groups=ADMIN)
 
 
@@ -237,7 +237,7 @@ def test_only_new_keeps_the_new_findings_and_the_whole_picture(
     args = ["audit", str(added), *ADMIN_OPT, "--baseline", str(path), "--only-new"]
     r = runner.invoke(cli, [*args, "--format", "json"])
     assert r.exit_code == 1, r.output
-    doc = json.loads(r.output)
+    doc = json.loads(r.stdout)
     assert [v["finding_id"] for v in doc["violations"]] == [violation_id(*EXTRA)]
     assert doc["unused_rules"] == []
     assert doc["summary"]["violations"] == 1

@@ -101,7 +101,7 @@ def test_audit_enrich_shows_an_optional_column_in_every_format(tmp_path: Path) -
     base = ["audit", str(sample), "--group", "admin_workstations=10.25.100.10,10.25.100.11"]
     r = CliRunner().invoke(cli, [*base, "--enrich", "--format", "json"])
     assert r.exit_code == 1, r.output
-    got = {v["finding_id"]: v["enrichment"] for v in json.loads(r.output)["violations"]}
+    got = {v["finding_id"]: v["enrichment"] for v in json.loads(r.stdout)["violations"]}
     named = {k: v for k, v in got.items() if v}
     # the generator's DNS queries (to 8.8.8.8 and 1.1.1.1), mDNS browsing, the SSH banners
     # of a node logging in to the appliance, and a node's TLS ClientHello to an unknown host
