@@ -90,6 +90,9 @@ def audit(
     enrich: bool = False,
     control_plane: str | os.PathLike[str] | None = None,
     strict: bool = False,
+    backend: str = "duckdb",
+    spark: Any = None,
+    spark_master: str | None = None,
 ) -> AuditReport:
     """Audit traffic against the matrix.
 
@@ -117,6 +120,7 @@ def audit(
     matrix = load_matrix(rules, groups)
     cplane = load_control_plane(control_plane)
     paths = [Path(p) for p in captures]
+    sql_engine = _sql_engine(backend, spark, spark_master)
     result, records = audit_source(
         matrix,
         paths,
@@ -127,6 +131,7 @@ def audit(
         progress=progress,
         control_plane=cplane,
         strict=strict,
+        sql_engine=sql_engine,
     )
     if enrich:
         from flowaudit.evidence.enrich import enrich_result
@@ -159,15 +164,20 @@ def query(
     store: str | os.PathLike[str] | FlowStore = DEFAULT_STORE,
     rules: str | os.PathLike[str] | None = None,
     groups: dict[str, list[str]] | None = None,
+    backend: str = "duckdb",
+    spark: Any = None,
+    spark_master: str | None = None,
 ) -> pa.Table:
     """Run one read-only SELECT over the store's ``flows`` and the matrix's ``rules``,
-    ``hosts`` and ``scope`` relations."""
-    from flowaudit.audit.engine import Engine
+    ``hosts`` and ``scope`` relations. ``backend``, ``spark``, ``spark_master``: as for
+    ``audit`` (on Spark the SELECT, written as for DuckDB, is transpiled)."""
+    from flowaudit.audit.engine import Engine, SqlEngine
 
     st = _as_store(store)
     st.check_readable()
     matrix = load_matrix(rules, groups)
-    eng = Engine(spill_dir=st.root)
+    spark_engine = _sql_engine(backend, spark, spark_master)
+    eng: SqlEngine = spark_engine if spark_engine is not None else Engine(spill_dir=st.root)
     try:
         eng.register_flows(st.flow_files())
         eng.register_matrix(matrix)
@@ -406,6 +416,22 @@ def selftest() -> SelfTest:
             out.problems.append(f"audit of {pcap.name}: violation flows {by_reason}, "
                                 f"expected {want_reasons}")  # fmt: skip
     return out
+
+
+def _sql_engine(backend: str, spark: Any, spark_master: str | None) -> Any:
+    """None for DuckDB (the audit makes its own engine); a SparkEngine on ``spark`` (or a
+    session started for ``spark_master``) for the Spark backend."""
+    from flowaudit.choices import BACKENDS
+
+    if backend not in BACKENDS:
+        raise UsageError(f"backend {backend!r}: not one of {', '.join(BACKENDS)}")
+    if backend == "duckdb" and spark is None:
+        if spark_master is not None:
+            raise UsageError("--spark-master needs --backend spark")
+        return None
+    from flowaudit.spark import SparkEngine, session
+
+    return SparkEngine(spark if spark is not None else session(spark_master))
 
 
 def _as_store(store: str | os.PathLike[str] | FlowStore) -> FlowStore:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from flowaudit._util.text import visible
-from flowaudit.choices import ENGINES
+from flowaudit.choices import BACKENDS, ENGINES
 from flowaudit.errors import FlowAuditError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -113,6 +113,25 @@ def engine_option(f: F) -> F:
         show_default=True,
         help="Packet engine: the fast reader, or tshark (via pyshark) for odd link types; "
         "auto falls back to tshark for link types the fast reader does not decode.",
+    )(f)
+
+
+def backend_options(f: F) -> F:
+    """``--backend duckdb|spark`` and ``--spark-master URL``."""
+    f = click.option(
+        "--spark-master",
+        default=None,
+        metavar="URL",
+        help="With --backend spark: the master (local[N], spark://HOST:PORT, yarn, k8s://...) "
+        "[default: $SPARK_MASTER, else local[2]]; other settings from $SPARK_CONF_DIR.",
+    )(f)
+    return click.option(
+        "--backend",
+        type=click.Choice(BACKENDS),
+        default="duckdb",
+        show_default=True,
+        help="Where the SQL runs: DuckDB in this process, or Spark over the same store "
+        "(pip install 'flowaudit[spark]' and a Java 17 runtime).",
     )(f)
 
 

@@ -1,0 +1,290 @@
+"""The audit engine on Spark: the same questions (``audit/sql/*.sql``) over the same store.
+
+``SparkEngine`` has the methods of ``audit.engine.Engine`` that the audit calls
+(``register_*``, ``execute``, ``run``, ``table_from_rows``, ``read_only_query``,
+``close``), so ``audit.run`` drives either. Differences, each kept here:
+
+- The SQL is transpiled from DuckDB's dialect at run time (``spark.transpile``); values
+  reach Spark only as named parameters of ``spark.sql(text, args=...)``.
+- ``flows`` reads exactly the Parquet files the manifests list (never a directory glob:
+  an uncommitted file is never read), with the flow schema given (no footer scan; files of
+  older versions lack extension columns, which read as null) and the Hive ``date`` taken
+  from the paths below ``<store>/flows``.
+- A statement that creates a temp table runs once and is kept as a checkpointed
+  DataFrame (``localCheckpoint``) under a view name private to this engine.
+- Spark has no unsigned integers: results come back as Arrow and are cast to the types
+  DuckDB gives for the same columns (the flow schema's, and BIGINT for sums), so the
+  report is the same byte for byte.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from flowaudit.errors import QueryError, StoreError, UsageError
+from flowaudit.schema import FLOW_SCHEMA, PARTITION_FIELD
+from flowaudit.spark.transpile import TEMP_TABLES, spark_sql, statement
+
+if TYPE_CHECKING:
+    from flowaudit.matrix import Matrix
+
+#: relations the engine registers (audit.engine.RELATIONS, flows and the temp tables)
+_VIEWS = (
+    "flows",
+    "rules",
+    "hosts",
+    "scope",
+    "addresses",
+    "result_rows",
+    "sides",
+    "service_ports",
+    "control_plane",
+    "violation_rows",
+    *TEMP_TABLES,
+)
+#: the views an ad-hoc query sees (as audit.engine.VIEWS)
+QUERY_VIEWS = ("flows", "rules", "hosts", "scope")
+#: Spark functions that reach outside the data (Java reflection); refused in ad-hoc queries
+_FORBIDDEN_FUNCTIONS = ("reflect", "java_method", "try_reflect")
+
+#: unsigned Arrow types → the Spark-readable type that holds them
+_SIGNED = {
+    pa.uint8(): pa.int16(),
+    pa.uint16(): pa.int32(),
+    pa.uint32(): pa.int64(),
+    pa.uint64(): pa.decimal128(20, 0),
+}
+#: the type DuckDB gives a result column of this name (the flow schema's)
+_RESULT_TYPES = {f.name: f.type for f in FLOW_SCHEMA}
+
+
+def _spark_type(t: pa.DataType) -> str:
+    """The Spark SQL type of a flow column as Spark reads it from Parquet."""
+    if t in _SIGNED:
+        s = _SIGNED[t]
+        return {pa.int16(): "SMALLINT", pa.int32(): "INT", pa.int64(): "BIGINT"}.get(
+            s, "DECIMAL(20,0)"
+        )
+    return {
+        pa.string(): "STRING",
+        pa.int8(): "TINYINT",
+        pa.int16(): "SMALLINT",
+        pa.int32(): "INT",
+        pa.int64(): "BIGINT",
+        pa.binary(16): "BINARY",
+        pa.binary(): "BINARY",
+        pa.bool_(): "BOOLEAN",
+    }.get(t, "TIMESTAMP" if pa.types.is_timestamp(t) else "STRING")
+
+
+def flows_ddl() -> str:
+    """The ``flows`` schema as a Spark DDL string (flow columns, then the ``date`` partition)."""
+    cols = [f"`{f.name}` {_spark_type(f.type)}" for f in FLOW_SCHEMA]
+    cols.append(f"`{PARTITION_FIELD.name}` DATE")
+    return ", ".join(cols)
+
+
+def spark_arrow(table: pa.Table) -> pa.Table:
+    """``table`` with unsigned columns widened to the signed types Spark has."""
+    fields = [pa.field(f.name, _SIGNED.get(f.type, f.type), f.nullable) for f in table.schema]
+    return table.cast(pa.schema(fields))
+
+
+def duck_types(table: pa.Table) -> pa.Table:
+    """A Spark result cast to the types DuckDB gives the same columns: flow columns get the
+    flow schema's type, whole decimals and 32-bit counts BIGINT, timestamps UTC."""
+    fields = []
+    for f in table.schema:
+        t = f.type
+        want = _RESULT_TYPES.get(f.name)
+        if want is not None and not pa.types.is_timestamp(want):
+            t = want
+        elif pa.types.is_decimal(t) and t.scale == 0:
+            t = pa.int64()
+        elif pa.types.is_timestamp(t):
+            t = pa.timestamp("us", tz="UTC")
+        fields.append(pa.field(f.name, t))
+    return table.cast(pa.schema(fields))
+
+
+class SparkEngine:
+    """The audit's relations as temp views of one Spark session, private to this engine."""
+
+    def __init__(self, spark: Any, *, store_uri: str | None = None) -> None:
+        self.spark = spark
+        self.store_uri = store_uri
+        self._prefix = f"flowaudit_{uuid.uuid4().hex[:10]}_"
+        self._names = {name: self._prefix + name for name in _VIEWS}
+        self._frames: dict[str, Any] = {}  # checkpointed temp tables, released by close
+        self._text: dict[str, str] = {}  # transpiled text per statement (names renamed)
+
+    # ------------------------------------------------------------------ relations
+    def _register(self, name: str, df: Any) -> None:
+        df.createOrReplaceTempView(self._names[name])
+
+    def register_flows(self, source: Sequence[Path] | pa.Table) -> None:
+        """``flows`` over exactly these Parquet files (or an Arrow table). The ``date``
+        partition comes from each path's ``date=`` folder below the store's ``flows``."""
+        if isinstance(source, pa.Table):
+            self._register("flows", self.spark.createDataFrame(spark_arrow(source)))
+            return
+        paths = [str(p) for p in source]
+        if not paths:
+            self._register("flows", self.spark.createDataFrame([], flows_ddl()))
+            return
+        base = _common_flows_dir(paths)
+        if self.store_uri:
+            local_root = str(Path(base).parent)
+            paths = [self.store_uri.rstrip("/") + p[len(local_root) :] for p in paths]
+            base = self.store_uri.rstrip("/") + "/flows"
+        try:
+            df = self.spark.read.schema(flows_ddl()).option("basePath", base).parquet(*paths)
+        except Exception as e:
+            raise StoreError(f"cannot read the flow store: {_first_line(e)}") from None
+        self._register("flows", df)
+
+    def register_matrix(self, matrix: Matrix) -> None:
+        from flowaudit.matrix.compile import relation_rows
+
+        for name, (schema, rows) in relation_rows(matrix).items():
+            self.register_rows(name, schema, rows)
+
+    def register_rows(self, name: str, schema: pa.Schema, rows: list[tuple[Any, ...]]) -> None:
+        self.register_table(name, rows_table(schema, rows))
+
+    def register_table(self, name: str, table: pa.Table) -> None:
+        if name not in self._names:
+            raise ValueError(f"not a relation name of the engine: {name}")
+        if table.num_rows == 0:
+            df = self.spark.createDataFrame([], _ddl(spark_arrow(table).schema))
+        else:
+            df = self.spark.createDataFrame(spark_arrow(table))
+        self._register(name, df)
+
+    def table_from_rows(self, schema: pa.Schema, rows: list[tuple[Any, ...]]) -> pa.Table:
+        return rows_table(schema, rows)
+
+    # ------------------------------------------------------------------ statements
+    def _sql(self, name: str, params: dict[str, Any]) -> tuple[Any, str | None]:
+        tree, creates, wanted = statement(name)
+        text = self._text.get(name)
+        if text is None:
+            text = self._text[name] = spark_sql(tree, self._names)
+        args = {k: _arg(params.get(k)) for k in wanted}
+        try:
+            return self.spark.sql(text, args=args), creates
+        except Exception as e:
+            raise QueryError(f"{name}.sql failed on Spark: {_first_line(e)}") from None
+
+    def execute(self, name: str, **params: Any) -> None:
+        """Run a statement file; one that creates a temp table keeps its rows (checkpointed)."""
+        df, creates = self._sql(name, params)
+        if creates is None:
+            return
+        try:
+            df = df.localCheckpoint(eager=True)
+        except Exception as e:
+            raise QueryError(f"{name}.sql failed on Spark: {_first_line(e)}") from None
+        old = self._frames.pop(creates, None)
+        self._frames[creates] = df
+        self._register(creates, df)
+        if old is not None:
+            old.unpersist()
+
+    def run(self, name: str, **params: Any) -> pa.Table:
+        df, _ = self._sql(name, params)
+        try:
+            return duck_types(df.toArrow())
+        except Exception as e:
+            raise QueryError(f"{name}.sql failed on Spark: {_first_line(e)}") from None
+
+    def read_only_query(self, text: str) -> pa.Table:
+        """One ad-hoc SELECT, written as for DuckDB (``flowaudit query``), transpiled; it may
+        read only ``flows``, ``rules``, ``hosts`` and ``scope`` (and its own CTEs)."""
+        from flowaudit.spark.transpile import _sqlglot
+
+        sqlglot = _sqlglot()
+        exp = sqlglot.exp
+        try:
+            trees = sqlglot.parse(text, read="duckdb")
+        except sqlglot.errors.ParseError as e:
+            raise UsageError(f"SQL does not parse: {_first_line(e)}") from None
+        trees = [t for t in trees if t is not None]
+        if len(trees) != 1 or not isinstance(trees[0], exp.Query):
+            raise UsageError("only one read-only SELECT statement is allowed")
+        tree = trees[0]
+        ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
+        for t in tree.find_all(exp.Table):
+            if t.db or t.catalog or (t.name not in QUERY_VIEWS and t.name not in ctes):
+                raise UsageError(
+                    f"query failed: {t.sql(dialect='duckdb')} is not one of the views "
+                    f"{', '.join(QUERY_VIEWS)}"
+                )
+        for f in tree.find_all(exp.Func):
+            fname = (f.name if isinstance(f, exp.Anonymous) else f.sql_name()).lower()
+            if fname in _FORBIDDEN_FUNCTIONS or isinstance(f, exp.ReadCSV):
+                raise UsageError(f"query failed: {fname}() is not allowed in a query")
+        if tree.find(exp.QueryTransform, exp.Create, exp.Insert, exp.Command) is not None:
+            # SELECT TRANSFORM ... USING 'script' runs a program: never from a query
+            raise UsageError("only one read-only SELECT statement is allowed")
+        try:
+            spark_text = spark_sql(tree, {v: self._names[v] for v in QUERY_VIEWS})
+            return duck_types(self.spark.sql(spark_text).toArrow())
+        except UsageError:
+            raise
+        except Exception as e:
+            raise UsageError(f"query failed: {_first_line(e)}") from None
+
+    def close(self) -> None:
+        """Drop this engine's views and release its checkpointed tables (the session stays)."""
+        catalog = self.spark.catalog
+        for view in self._names.values():
+            try:
+                catalog.dropTempView(view)
+            except Exception:  # a stopped session has nothing left to drop
+                pass
+        for df in self._frames.values():
+            try:
+                df.unpersist()
+            except Exception:
+                pass
+        self._frames.clear()
+
+
+def rows_table(schema: pa.Schema, rows: list[tuple[Any, ...]]) -> pa.Table:
+    cols: dict[str, list[Any]] = {f.name: [] for f in schema}
+    for row in rows:
+        for f, v in zip(schema, row, strict=True):
+            cols[f.name].append(v)
+    return pa.Table.from_pydict(cols, schema=schema)
+
+
+def _ddl(schema: pa.Schema) -> str:
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    out: str = from_arrow_schema(schema).simpleString()
+    return out[len("struct<") : -1]
+
+
+def _arg(value: Any) -> Any:
+    """A parameter as Spark binds it (a None is a NULL literal)."""
+    return value
+
+
+def _common_flows_dir(paths: list[str]) -> str:
+    """The ``flows`` folder above the files (``.../flows/date=.../x.parquet``)."""
+    p = Path(paths[0])
+    for parent in p.parents:
+        if parent.name == "flows":
+            return str(parent)
+    return str(p.parent)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
