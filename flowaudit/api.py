@@ -45,6 +45,9 @@ def ingest(
     rules: str | os.PathLike[str] | None = None,
     groups: dict[str, list[str]] | None = None,
     jobs: int = 1,
+    backend: str = "duckdb",
+    spark: Any = None,
+    spark_master: str | None = None,
 ) -> list[IngestResult]:
     """Ingest captures or flow-record files into the store; known inputs add nothing.
 
@@ -56,12 +59,20 @@ def ingest(
     ``rules``: the matrix whose service ports orient flows seen without a SYN (default:
     the shipped one). ``jobs``: how many inputs to ingest at once (worker processes; each
     capture still commits atomically); ``progress`` is reported only when ``jobs`` is 1.
+    ``backend="spark"`` (or a ``spark`` session): one Spark task per input instead of
+    worker processes (``flowaudit.spark.ingest``; ``jobs`` and ``progress`` unused).
     """
     from flowaudit.ingest import ingest_paths
 
     st = _as_store(store)
     paths = [captures] if isinstance(captures, str | os.PathLike) else list(captures)
     ports = load_matrix(rules, groups).service_ports
+    if _sql_engine(backend, spark, spark_master, engine=False) is not None:
+        from flowaudit.spark import session
+        from flowaudit.spark.fanout import ingest_paths as spark_ingest
+
+        s = spark if spark is not None else session(spark_master)
+        return spark_ingest(s, paths, st, engine=engine, format=format, service_ports=ports)
     return ingest_paths(
         paths, st, engine=engine, format=format, progress=progress, service_ports=ports, jobs=jobs
     )
@@ -418,9 +429,10 @@ def selftest() -> SelfTest:
     return out
 
 
-def _sql_engine(backend: str, spark: Any, spark_master: str | None) -> Any:
+def _sql_engine(backend: str, spark: Any, spark_master: str | None, engine: bool = True) -> Any:
     """None for DuckDB (the audit makes its own engine); a SparkEngine on ``spark`` (or a
-    session started for ``spark_master``) for the Spark backend."""
+    session started for ``spark_master``) for the Spark backend (``engine=False``: True,
+    without starting anything)."""
     from flowaudit.choices import BACKENDS
 
     if backend not in BACKENDS:
@@ -429,6 +441,8 @@ def _sql_engine(backend: str, spark: Any, spark_master: str | None) -> Any:
         if spark_master is not None:
             raise UsageError("--spark-master needs --backend spark")
         return None
+    if not engine:
+        return True
     from flowaudit.spark import SparkEngine, session
 
     return SparkEngine(spark if spark is not None else session(spark_master))

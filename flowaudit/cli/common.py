@@ -130,8 +130,9 @@ def backend_options(f: F) -> F:
         type=click.Choice(BACKENDS),
         default="duckdb",
         show_default=True,
-        help="Where the SQL runs: DuckDB in this process, or Spark over the same store "
-        "(pip install 'flowaudit[spark]' and a Java 17 runtime).",
+        help="Where the work runs: here (DuckDB; ingest: worker processes), or on Spark "
+        "over the same store (ingest: one task per input; pip install 'flowaudit[spark]' "
+        "and a Java 17 runtime).",
     )(f)
 
 

@@ -7,10 +7,16 @@ function of this package runs.
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from flowaudit.spark.engine import SparkEngine
 from flowaudit.spark.session import build_session
+
+if TYPE_CHECKING:
+    from flowaudit.ingest import IngestResult
+    from flowaudit.store import FlowStore
 
 
 def session(master: str | None = None) -> Any:
@@ -20,4 +26,29 @@ def session(master: str | None = None) -> Any:
     return build_session(master)
 
 
-__all__ = ["SparkEngine", "session"]
+def ingest(
+    spark: Any,
+    paths: Iterable[str | os.PathLike[str]],
+    store: str | os.PathLike[str] | FlowStore,
+    *,
+    engine: str = "auto",
+    format: str = "auto",
+    rules: str | os.PathLike[str] | None = None,
+    groups: dict[str, list[str]] | None = None,
+) -> list[IngestResult]:
+    """Ingest capture and record files into ``store`` with one Spark task per file (each
+    the normal ingest of that file, committed as a serial ingest commits); results in
+    input order. ``rules``/``groups``: the matrix whose service ports orient flows seen
+    without a SYN (default the shipped one), as for ``flowaudit.ingest``."""
+    from flowaudit.matrix import load_matrix
+    from flowaudit.spark.fanout import ingest_paths
+    from flowaudit.store import FlowStore
+
+    st = store if isinstance(store, FlowStore) else FlowStore(store)
+    from pathlib import Path
+
+    ports = load_matrix(Path(rules) if rules is not None else None, groups).service_ports
+    return ingest_paths(spark, paths, st, engine=engine, format=format, service_ports=ports)
+
+
+__all__ = ["SparkEngine", "ingest", "session"]
