@@ -444,8 +444,10 @@ def _sql_engine(backend: str, spark: Any, spark_master: str | None, engine: bool
     if not engine:
         return True
     from flowaudit.spark import SparkEngine, session
+    from flowaudit.spark.engine import STORE_URI_ENV
 
-    return SparkEngine(spark if spark is not None else session(spark_master))
+    store_uri = os.environ.get(STORE_URI_ENV) or None
+    return SparkEngine(spark if spark is not None else session(spark_master), store_uri=store_uri)
 
 
 def _as_store(store: str | os.PathLike[str] | FlowStore) -> FlowStore:

@@ -47,6 +47,9 @@ _VIEWS = (
     "violation_rows",
     *TEMP_TABLES,
 )
+#: where Spark reads the store when its executors do not see the local path: a URI
+#: (hdfs://..., s3a://bucket/prefix) holding the same tree; the manifests are still read here
+STORE_URI_ENV = "FLOWAUDIT_SPARK_STORE_URI"
 #: the views an ad-hoc query sees (as audit.engine.VIEWS)
 QUERY_VIEWS = ("flows", "rules", "hosts", "scope")
 #: Spark functions that reach outside the data (Java reflection); refused in ad-hoc queries
@@ -113,7 +116,12 @@ def duck_types(table: pa.Table) -> pa.Table:
 
 
 class SparkEngine:
-    """The audit's relations as temp views of one Spark session, private to this engine."""
+    """The audit's relations as temp views of one Spark session, private to this engine.
+
+    ``store_uri``: the store's root as the executors reach it (``hdfs://nn/flowaudit-data``,
+    ``s3a://bucket/flowaudit-data``); each manifest-listed file is read there under the same
+    relative path. The credentials and endpoints are Spark's/Hadoop's (``SPARK_CONF_DIR``),
+    never flowaudit's."""
 
     def __init__(self, spark: Any, *, store_uri: str | None = None) -> None:
         self.spark = spark

@@ -165,3 +165,28 @@ def test_duckdb_path_imports_no_spark(tmp_path: Path) -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+
+
+def test_store_uri_reads_the_files_there(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FLOWAUDIT_SPARK_STORE_URI: the manifests (and the checks of the files they list) are
+    local, the rows are read at the URI under the same relative paths (file:// here,
+    hdfs:// or s3a:// on a cluster). The copy at the URI holds other flows under the same
+    name, so the report shows which was read."""
+    import shutil
+
+    mixed, approved = tmp_path / "mixed", tmp_path / "approved"
+    api.ingest(MIXED, mixed)
+    api.ingest(APPROVED, approved)
+    remote = tmp_path / "remote"
+    shutil.copytree(mixed, remote)
+    (m_file,) = api.open_store(mixed).flow_files()
+    (a_file,) = api.open_store(approved).flow_files()
+    shutil.copy(a_file, remote / m_file.relative_to(mixed))
+    monkeypatch.setenv("FLOWAUDIT_SPARK_STORE_URI", remote.as_uri())
+    on_spark = api.audit(store=mixed, groups=ADMIN, backend="spark", spark=spark).to_dict()
+    want = api.audit(store=approved, groups=ADMIN).to_dict()
+    assert on_spark["violations"] == want["violations"]
+    assert on_spark["window"]["flows"] == want["window"]["flows"]
+    assert on_spark["window"]["flows"] != api.audit(store=mixed).to_dict()["window"]["flows"]
