@@ -115,6 +115,15 @@ def duck_types(table: pa.Table) -> pa.Table:
     return table.cast(pa.schema(fields))
 
 
+def utc_times(table: pa.Table) -> pa.Table:
+    """Timestamps as UTC (the session's zone is UTC; Arrow may carry another name for it)."""
+    fields = [
+        pa.field(f.name, pa.timestamp("us", tz="UTC")) if pa.types.is_timestamp(f.type) else f
+        for f in table.schema
+    ]
+    return table.cast(pa.schema(fields))
+
+
 class SparkEngine:
     """The audit's relations as temp views of one Spark session, private to this engine.
 
@@ -242,7 +251,9 @@ class SparkEngine:
             raise UsageError("only one read-only SELECT statement is allowed")
         try:
             spark_text = spark_sql(tree, {v: self._names[v] for v in QUERY_VIEWS})
-            return duck_types(self.spark.sql(spark_text).toArrow())
+            # the user's columns keep Spark's types (a name says nothing about the values);
+            # times are shown in UTC as DuckDB's are
+            return utc_times(self.spark.sql(spark_text).toArrow())
         except UsageError:
             raise
         except Exception as e:

@@ -11,6 +11,7 @@ configure (exit 2), never a Java stack trace.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import warnings
@@ -31,8 +32,9 @@ JAVA_HINT = (
 
 
 def master_url(master: str | None = None) -> str:
-    """The master to use: ``master``, else ``SPARK_MASTER``, else ``local[2]``."""
-    return master or os.environ.get(MASTER_ENV) or DEFAULT_MASTER
+    """The master to use: ``master``, else ``SPARK_MASTER``, else ``spark.master`` of
+    ``$SPARK_CONF_DIR/spark-defaults.conf``, else ``local[2]``."""
+    return master or os.environ.get(MASTER_ENV) or _conf_dir_value("spark.master") or DEFAULT_MASTER
 
 
 def require_pyspark() -> Any:
@@ -127,12 +129,23 @@ def _local_cores(url: str) -> int:
         return 1
 
 
-def _conf_dir_sets(key: str) -> bool:
+def _conf_dir_value(key: str) -> str | None:
+    """``key``'s value in ``$SPARK_CONF_DIR/spark-defaults.conf`` (as spark-submit reads it:
+    ``key value`` or ``key=value`` per line), or None."""
     conf_dir = os.environ.get("SPARK_CONF_DIR")
     if not conf_dir:
-        return False
+        return None
     try:
         with open(os.path.join(conf_dir, "spark-defaults.conf"), encoding="utf-8") as f:
-            return any(line.split(None, 1)[:1] == [key] for line in f)
+            lines = f.read().splitlines()
     except OSError:
-        return False
+        return None
+    for line in lines:
+        parts = re.split(r"\s*=\s*|\s+", line.strip(), maxsplit=1)
+        if parts[0] == key and not line.lstrip().startswith("#"):
+            return parts[1].strip() if len(parts) > 1 else ""
+    return None
+
+
+def _conf_dir_sets(key: str) -> bool:
+    return _conf_dir_value(key) is not None

@@ -59,3 +59,19 @@ def test_no_pyspark_exit_2(monkeypatch: pytest.MonkeyPatch, module: str) -> None
 def test_spark_master_needs_backend_spark() -> None:
     res = CliRunner().invoke(cli, ["audit", str(APPROVED), "--spark-master", "local[1]"])
     assert res.exit_code == 2 and "--spark-master needs --backend spark" in res.output
+
+
+def test_spark_conf_dir_master_is_honoured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No flag, no SPARK_MASTER: spark-defaults.conf of SPARK_CONF_DIR names the master."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "spark-defaults.conf").write_text(
+        f"# the cluster\nspark.master  spark://127.0.0.1:{port}\nspark.executor.memory=2g\n"
+    )
+    monkeypatch.delenv("SPARK_MASTER", raising=False)
+    monkeypatch.setenv("SPARK_CONF_DIR", str(tmp_path))
+    code, out = _audit()
+    assert code == 2 and f"spark://127.0.0.1:{port} is unreachable" in out
