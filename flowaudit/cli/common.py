@@ -123,7 +123,8 @@ def backend_options(f: F) -> F:
         default=None,
         metavar="URL",
         help="With --backend spark: the master (local[N], spark://HOST:PORT, yarn, k8s://...) "
-        "[default: $SPARK_MASTER, else local[2]]; other settings from $SPARK_CONF_DIR.",
+        "[default: $SPARK_MASTER, else spark.master in $SPARK_CONF_DIR/spark-defaults.conf, "
+        "else local[2]]; other settings from $SPARK_CONF_DIR.",
     )(f)
     return click.option(
         "--backend",

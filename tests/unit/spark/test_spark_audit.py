@@ -71,13 +71,13 @@ def test_netflow_same_report(spark: Any, tmp_path: Path) -> None:
 
 
 def test_one_million_flows_same_report(spark: Any, store_1m: Path) -> None:
-    from conftest import load_bench_audit
+    from benchscripts import load_bench
 
     duck, on_spark = _both(spark, store=store_1m, groups=ADMIN)
     assert on_spark == duck
     assert on_spark["window"]["flows"] == 1_000_000
     # the builder's ground truth: its last four patterns are the violations, nothing else
-    bench = load_bench_audit()
+    bench = load_bench("bench_audit")
     want = {(bench.HOSTS[s], bench.HOSTS[d], p, port) for s, d, p, port, _ in bench.PATTERNS[-4:]}
     got = {(v["src_ip"], v["dst_ip"], v["protocol"], v["dst_port"]) for v in on_spark["violations"]}
     assert got == want
