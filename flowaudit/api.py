@@ -67,7 +67,7 @@ def ingest(
     st = _as_store(store)
     paths = [captures] if isinstance(captures, str | os.PathLike) else list(captures)
     ports = load_matrix(rules, groups).service_ports
-    if _sql_engine(backend, spark, spark_master, engine=False) is not None:
+    if _use_spark(backend, spark, spark_master):
         from flowaudit.spark import session
         from flowaudit.spark.fanout import ingest_paths as spark_ingest
 
@@ -429,10 +429,8 @@ def selftest() -> SelfTest:
     return out
 
 
-def _sql_engine(backend: str, spark: Any, spark_master: str | None, engine: bool = True) -> Any:
-    """None for DuckDB (the audit makes its own engine); a SparkEngine on ``spark`` (or a
-    session started for ``spark_master``) for the Spark backend (``engine=False``: True,
-    without starting anything)."""
+def _use_spark(backend: str, spark: Any, spark_master: str | None) -> bool:
+    """Whether the Spark backend is asked for (``backend="spark"`` or a session given)."""
     from flowaudit.choices import BACKENDS
 
     if backend not in BACKENDS:
@@ -440,9 +438,15 @@ def _sql_engine(backend: str, spark: Any, spark_master: str | None, engine: bool
     if backend == "duckdb" and spark is None:
         if spark_master is not None:
             raise UsageError("--spark-master needs --backend spark")
+        return False
+    return True
+
+
+def _sql_engine(backend: str, spark: Any, spark_master: str | None) -> Any:
+    """None for DuckDB (the audit makes its own engine); a SparkEngine on ``spark`` (or a
+    session started for ``spark_master``) for the Spark backend."""
+    if not _use_spark(backend, spark, spark_master):
         return None
-    if not engine:
-        return True
     from flowaudit.spark import SparkEngine, session
     from flowaudit.spark.engine import STORE_URI_ENV
 

@@ -192,7 +192,8 @@ class SparkEngine:
         text = self._text.get(name)
         if text is None:
             text = self._text[name] = spark_sql(tree, self._names)
-        args = {k: _arg(params.get(k)) for k in wanted}
+        # only the parameters the statement names (a None is bound as a NULL literal)
+        args = {k: params.get(k) for k in wanted}
         try:
             return self.spark.sql(text, args=args), creates
         except Exception as e:
@@ -288,11 +289,6 @@ def _ddl(schema: pa.Schema) -> str:
 
     out: str = from_arrow_schema(schema).simpleString()
     return out[len("struct<") : -1]
-
-
-def _arg(value: Any) -> Any:
-    """A parameter as Spark binds it (a None is a NULL literal)."""
-    return value
 
 
 def _common_flows_dir(paths: list[str]) -> str:
