@@ -26,32 +26,19 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from flowaudit.audit.engine import RELATIONS, VIEWS
 from flowaudit.errors import QueryError, StoreError, UsageError
 from flowaudit.schema import FLOW_SCHEMA, PARTITION_FIELD
-from flowaudit.spark.transpile import TEMP_TABLES, spark_sql, statement
+from flowaudit.spark.transpile import spark_sql, statement, temp_tables
 
 if TYPE_CHECKING:
     from flowaudit.matrix import Matrix
 
-#: relations the engine registers (audit.engine.RELATIONS, flows and the temp tables)
-_VIEWS = (
-    "flows",
-    "rules",
-    "hosts",
-    "scope",
-    "addresses",
-    "result_rows",
-    "sides",
-    "service_ports",
-    "control_plane",
-    "violation_rows",
-    *TEMP_TABLES,
-)
 #: where Spark reads the store when its executors do not see the local path: a URI
 #: (hdfs://..., s3a://bucket/prefix) holding the same tree; the manifests are still read here
 STORE_URI_ENV = "FLOWAUDIT_SPARK_STORE_URI"
-#: the views an ad-hoc query sees (as audit.engine.VIEWS)
-QUERY_VIEWS = ("flows", "rules", "hosts", "scope")
+#: the views an ad-hoc query sees (those of the DuckDB engine)
+QUERY_VIEWS = VIEWS
 #: Spark functions that reach outside the data (Java reflection); refused in ad-hoc queries
 _FORBIDDEN_FUNCTIONS = ("reflect", "java_method", "try_reflect")
 
@@ -136,7 +123,10 @@ class SparkEngine:
         self.spark = spark
         self.store_uri = store_uri
         self._prefix = f"flowaudit_{uuid.uuid4().hex[:10]}_"
-        self._names = {name: self._prefix + name for name in _VIEWS}
+        # every relation the audit's SQL names: flows, the engine's registered relations
+        # (audit.engine.RELATIONS) and the temp tables its statements create
+        views = ("flows", *QUERY_VIEWS, *RELATIONS, *temp_tables())
+        self._names = {name: self._prefix + name for name in views}
         self._frames: dict[str, Any] = {}  # checkpointed temp tables, released by close
         self._text: dict[str, str] = {}  # transpiled text per statement (names renamed)
 
@@ -188,7 +178,10 @@ class SparkEngine:
 
     # ------------------------------------------------------------------ statements
     def _sql(self, name: str, params: dict[str, Any]) -> tuple[Any, str | None]:
-        tree, creates, wanted = statement(name)
+        tree, creates, wanted, drops = statement(name)
+        if drops is not None:  # DROP TABLE: the view goes, its checkpointed rows are released
+            self._drop(drops)
+            return None, None
         text = self._text.get(name)
         if text is None:
             text = self._text[name] = spark_sql(tree, self._names)
@@ -199,8 +192,15 @@ class SparkEngine:
         except Exception as e:
             raise QueryError(f"{name}.sql failed on Spark: {_first_line(e)}") from None
 
+    def _drop(self, name: str) -> None:
+        self.spark.catalog.dropTempView(self._names[name])
+        df = self._frames.pop(name, None)
+        if df is not None:
+            df.unpersist()
+
     def execute(self, name: str, **params: Any) -> None:
-        """Run a statement file; one that creates a temp table keeps its rows (checkpointed)."""
+        """Run a statement file; one that creates a temp table keeps its rows (checkpointed),
+        one that drops it releases them."""
         df, creates = self._sql(name, params)
         if creates is None:
             return
@@ -216,6 +216,8 @@ class SparkEngine:
 
     def run(self, name: str, **params: Any) -> pa.Table:
         df, _ = self._sql(name, params)
+        if df is None:
+            raise QueryError(f"{name}.sql returns no rows (a DROP statement)")
         try:
             return duck_types(df.toArrow())
         except Exception as e:

@@ -19,12 +19,10 @@ engine, so two audits in one Spark session (a notebook) never see each other's v
 from __future__ import annotations
 
 from functools import cache
+from importlib.resources import files
 from typing import Any
 
 from flowaudit.audit.engine import load_sql
-
-#: the temp tables the audit's statements create (CREATE TEMP TABLE ... AS)
-TEMP_TABLES = ("conv_raw", "conv", "addr_side", "conv_cp", "conv_match")
 
 
 def _sqlglot() -> Any:
@@ -90,19 +88,30 @@ def _rewrite(node: Any) -> Any:
 
 
 @cache
-def statement(name: str) -> tuple[Any, str | None, tuple[str, ...]]:
-    """``sql/<name>.sql`` parsed and rewritten for Spark: (the SELECT's syntax tree, the temp
-    table it creates or None, the parameter names it binds)."""
+def statement(name: str) -> tuple[Any, str | None, tuple[str, ...], str | None]:
+    """``sql/<name>.sql`` parsed and rewritten for Spark: (the SELECT's syntax tree or None,
+    the temp table it creates or None, the parameter names it binds, the temp table it
+    drops or None)."""
     sqlglot = _sqlglot()
     exp = sqlglot.exp
     tree = sqlglot.parse_one(load_sql(name), read="duckdb")
+    if isinstance(tree, exp.Drop):
+        return None, None, (), tree.this.name
     creates = None
     if isinstance(tree, exp.Create):
         creates = tree.this.name
         tree = tree.expression
     tree = tree.transform(_rewrite)
     params = tuple(sorted({p.name for p in tree.find_all(exp.Placeholder)}))
-    return tree, creates, params
+    return tree, creates, params, None
+
+
+@cache
+def temp_tables() -> tuple[str, ...]:
+    """The temp tables the audit's statements create (``CREATE ... TABLE name AS``)."""
+    sql = files("flowaudit.audit") / "sql"
+    names = sorted(p.name[: -len(".sql")] for p in sql.iterdir() if p.name.endswith(".sql"))
+    return tuple(sorted({c for n in names if (c := statement(n)[1]) is not None}))
 
 
 def sqlglot_error_level() -> Any:
