@@ -29,7 +29,7 @@ import pyarrow as pa
 from flowaudit.audit.engine import RELATIONS, VIEWS
 from flowaudit.errors import QueryError, StoreError, UsageError
 from flowaudit.schema import FLOW_SCHEMA, PARTITION_FIELD
-from flowaudit.spark.transpile import spark_sql, statement, temp_tables
+from flowaudit.spark.transpile import spark_sql, statements, temp_tables
 
 if TYPE_CHECKING:
     from flowaudit.matrix import Matrix
@@ -128,7 +128,7 @@ class SparkEngine:
         views = ("flows", *QUERY_VIEWS, *RELATIONS, *temp_tables())
         self._names = {name: self._prefix + name for name in views}
         self._frames: dict[str, Any] = {}  # checkpointed temp tables, released by close
-        self._text: dict[str, str] = {}  # transpiled text per statement (names renamed)
+        self._text: dict[tuple[str, int], str] = {}  # transpiled text (names renamed)
 
     # ------------------------------------------------------------------ relations
     def _register(self, name: str, df: Any) -> None:
@@ -177,20 +177,31 @@ class SparkEngine:
         return rows_table(schema, rows)
 
     # ------------------------------------------------------------------ statements
-    def _sql(self, name: str, params: dict[str, Any]) -> tuple[Any, str | None]:
-        tree, creates, wanted, drops = statement(name)
-        if drops is not None:  # DROP TABLE: the view goes, its checkpointed rows are released
-            self._drop(drops)
-            return None, None
-        text = self._text.get(name)
-        if text is None:
-            text = self._text[name] = spark_sql(tree, self._names)
-        # only the parameters the statement names (a None is bound as a NULL literal)
-        args = {k: params.get(k) for k in wanted}
-        try:
-            return self.spark.sql(text, args=args), creates
-        except Exception as e:
-            raise QueryError(f"{name}.sql failed on Spark: {_first_line(e)}") from None
+    def _steps(self, name: str, params: dict[str, Any]) -> Any:
+        """Run every statement of ``name`` but a final SELECT, which is returned as a
+        DataFrame (None when the file ends with a CREATE or a DROP)."""
+        steps = statements(name)
+        last = None
+        for i, step in enumerate(steps):
+            if step.drops is not None:  # the view goes, its checkpointed rows are released
+                self._drop(step.drops)
+                continue
+            text = self._text.get((name, i))
+            if text is None:
+                text = self._text[(name, i)] = spark_sql(step.tree, self._names)
+            args = {k: params.get(k) for k in step.params}  # a None binds a NULL literal
+            try:
+                df = self.spark.sql(text, args=args)
+                if step.creates is None:
+                    last = df
+                    continue
+                df = df.localCheckpoint(eager=True)  # computed once, lineage cut
+            except Exception as e:
+                raise QueryError(f"{name}.sql failed on Spark: {_first_line(e)}") from None
+            self._drop(step.creates)
+            self._frames[step.creates] = df
+            self._register(step.creates, df)
+        return last
 
     def _drop(self, name: str) -> None:
         self.spark.catalog.dropTempView(self._names[name])
@@ -199,25 +210,15 @@ class SparkEngine:
             df.unpersist()
 
     def execute(self, name: str, **params: Any) -> None:
-        """Run a statement file; one that creates a temp table keeps its rows (checkpointed),
-        one that drops it releases them."""
-        df, creates = self._sql(name, params)
-        if creates is None:
-            return
-        try:
-            df = df.localCheckpoint(eager=True)
-        except Exception as e:
-            raise QueryError(f"{name}.sql failed on Spark: {_first_line(e)}") from None
-        old = self._frames.pop(creates, None)
-        self._frames[creates] = df
-        self._register(creates, df)
-        if old is not None:
-            old.unpersist()
+        """Run a statement file; a temp table it creates keeps its rows (checkpointed), one
+        it drops releases them."""
+        self._steps(name, params)
 
     def run(self, name: str, **params: Any) -> pa.Table:
-        df, _ = self._sql(name, params)
+        """Run a query file (its last statement a SELECT) and return the rows as Arrow."""
+        df = self._steps(name, params)
         if df is None:
-            raise QueryError(f"{name}.sql returns no rows (a DROP statement)")
+            raise QueryError(f"{name}.sql ends without a SELECT: no rows to return")
         try:
             return duck_types(df.toArrow())
         except Exception as e:

@@ -9,7 +9,9 @@ equivalent for into ones that give the same values:
 - ``list(x ORDER BY k1 DESC, k2)`` (an ordered aggregate) becomes ``collect_list`` of a
   struct sorted with a comparator on the keys, then projected back to ``x``;
 - ``list[a:b]`` becomes ``slice(list, a, b - a + 1)``;
-- ``arg_min(x, (a, b))`` compares a row, which Spark writes ``struct(a, b)``.
+- ``arg_min(x, (a, b))`` compares a row, which Spark writes ``struct(a, b)``;
+- ``row_number() OVER ()`` (a key in scan order) becomes ``monotonically_increasing_id() + 1``
+  (unique, which is all a key needs; the table holding it is computed once).
 
 Relation names the engine owns (``flows``, ``rules``, ``conv`` ...) are prefixed per
 engine, so two audits in one Spark session (a notebook) never see each other's views;
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import Any, NamedTuple
 
 from flowaudit.audit.engine import load_sql
 
@@ -82,28 +84,53 @@ def _rewrite(node: Any) -> Any:
                 exp.Literal.number(start),
                 exp.Literal.number(stop - start + 1),
             )
+    if (
+        isinstance(node, exp.Window)
+        and isinstance(node.this, exp.RowNumber)
+        and not node.args.get("partition_by")
+        and not node.args.get("order")
+    ):
+        # a bare key (DuckDB numbers rows in scan order): Spark wants an order for
+        # row_number, and a unique id is all the key needs
+        return exp.Add(
+            this=exp.func("MONOTONICALLY_INCREASING_ID"), expression=exp.Literal.number(1)
+        )
     if isinstance(node, exp.ArgMin | exp.ArgMax) and isinstance(node.expression, exp.Tuple):
         node.set("expression", exp.Struct(expressions=node.expression.expressions))
     return node
 
 
+class Step(NamedTuple):
+    """One statement of a ``.sql`` file, ready for Spark."""
+
+    tree: Any  #: the SELECT's syntax tree (None for a DROP)
+    creates: str | None  #: the temp table it creates (CREATE ... TABLE name AS SELECT)
+    params: tuple[str, ...]  #: the parameter names it binds
+    drops: str | None  #: the temp table it drops (DROP TABLE name)
+
+
 @cache
-def statement(name: str) -> tuple[Any, str | None, tuple[str, ...], str | None]:
-    """``sql/<name>.sql`` parsed and rewritten for Spark: (the SELECT's syntax tree or None,
-    the temp table it creates or None, the parameter names it binds, the temp table it
-    drops or None)."""
+def statements(name: str) -> tuple[Step, ...]:
+    """``sql/<name>.sql`` parsed and rewritten for Spark, statement by statement (a file may
+    hold several, e.g. a CREATE then the DROP of what it replaced; none when it holds only
+    comments)."""
     sqlglot = _sqlglot()
     exp = sqlglot.exp
-    tree = sqlglot.parse_one(load_sql(name), read="duckdb")
-    if isinstance(tree, exp.Drop):
-        return None, None, (), tree.this.name
-    creates = None
-    if isinstance(tree, exp.Create):
-        creates = tree.this.name
-        tree = tree.expression
-    tree = tree.transform(_rewrite)
-    params = tuple(sorted({p.name for p in tree.find_all(exp.Placeholder)}))
-    return tree, creates, params, None
+    out = []
+    for tree in sqlglot.parse(load_sql(name), read="duckdb"):
+        if tree is None:
+            continue
+        if isinstance(tree, exp.Drop):
+            out.append(Step(None, None, (), tree.this.name))
+            continue
+        creates = None
+        if isinstance(tree, exp.Create):
+            creates = tree.this.name
+            tree = tree.expression
+        tree = tree.transform(_rewrite)
+        params = tuple(sorted({p.name for p in tree.find_all(exp.Placeholder)}))
+        out.append(Step(tree, creates, params, None))
+    return tuple(out)
 
 
 @cache
@@ -111,7 +138,7 @@ def temp_tables() -> tuple[str, ...]:
     """The temp tables the audit's statements create (``CREATE ... TABLE name AS``)."""
     sql = files("flowaudit.audit") / "sql"
     names = sorted(p.name[: -len(".sql")] for p in sql.iterdir() if p.name.endswith(".sql"))
-    return tuple(sorted({c for n in names if (c := statement(n)[1]) is not None}))
+    return tuple(sorted({s.creates for n in names for s in statements(n) if s.creates}))
 
 
 def sqlglot_error_level() -> Any:
