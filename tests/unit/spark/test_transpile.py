@@ -67,6 +67,6 @@ def test_bare_row_number_becomes_a_unique_id() -> None:
     q = "SELECT row_number() OVER () AS k, row_number() OVER (ORDER BY a) AS o FROM t"
     text = sqlglot.parse_one(q, read="duckdb").transform(_rewrite).sql(dialect="spark")
     assert text == (
-        "SELECT MONOTONICALLY_INCREASING_ID() + 1 AS k, ROW_NUMBER() OVER (ORDER BY a NULLS LAST) AS o "
-        "FROM t"
+        "SELECT MONOTONICALLY_INCREASING_ID() + 1 AS k, "
+        "ROW_NUMBER() OVER (ORDER BY a NULLS LAST) AS o FROM t"
     )
