@@ -114,14 +114,19 @@ def statements(name: str) -> tuple[Step, ...]:
     """``sql/<name>.sql`` parsed and rewritten for Spark, statement by statement (a file may
     hold several, e.g. a CREATE then the DROP of what it replaced; none when it holds only
     comments)."""
+    return parse_steps(load_sql(name))
+
+
+def parse_steps(text: str) -> tuple[Step, ...]:
+    """The statements of ``text`` (DuckDB's dialect) as Spark steps."""
     sqlglot = _sqlglot()
     exp = sqlglot.exp
-    out = []
-    for tree in sqlglot.parse(load_sql(name), read="duckdb"):
+    out: list[Step] = []
+    for tree in sqlglot.parse(text, read="duckdb"):
         if tree is None:
             continue
         if isinstance(tree, exp.Drop):
-            out.append(Step(None, None, (), tree.this.name))
+            out.extend(Step(None, None, (), t.name) for t in tree.args.get("tables") or ())
             continue
         creates = None
         if isinstance(tree, exp.Create):

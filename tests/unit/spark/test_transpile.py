@@ -70,3 +70,18 @@ def test_bare_row_number_becomes_a_unique_id() -> None:
         "SELECT MONOTONICALLY_INCREASING_ID() + 1 AS k, "
         "ROW_NUMBER() OVER (ORDER BY a NULLS LAST) AS o FROM t"
     )
+
+
+def test_several_statements_and_drops() -> None:
+    from flowaudit.spark.transpile import parse_steps
+
+    steps = parse_steps(
+        "-- a comment\nCREATE OR REPLACE TEMP TABLE conv AS SELECT a FROM conv_raw WHERE b = $x;\n"
+        "DROP TABLE conv_raw;\nDROP TABLE IF EXISTS violation_rows;\n"
+    )
+    assert [(s.creates, s.params, s.drops) for s in steps] == [
+        ("conv", ("x",), None),
+        (None, (), "conv_raw"),
+        (None, (), "violation_rows"),
+    ]
+    assert parse_steps("-- only a comment\n") == ()
