@@ -46,6 +46,9 @@ def ingest(
     groups: dict[str, list[str]] | None = None,
     jobs: int = 1,
     vxlan_ports: Iterable[int] = (),
+    backend: str = "duckdb",
+    spark: Any = None,
+    spark_master: str | None = None,
 ) -> list[IngestResult]:
     """Ingest captures or flow-record files into the store; known inputs add nothing.
 
@@ -59,6 +62,8 @@ def ingest(
     capture still commits atomically); ``progress`` is reported only when ``jobs`` is 1.
     ``vxlan_ports``: UDP ports whose VXLAN frames are opened besides 4789 and 8472 (inner
     flows are stored marked by ``tunnel``; Geneve and GRE are always opened).
+    ``backend="spark"`` (or a ``spark`` session): one Spark task per input instead of
+    worker processes (``flowaudit.spark.ingest``; ``jobs`` and ``progress`` unused).
     """
     from flowaudit.ingest import ingest_paths
     from flowaudit.packets.tunnels import vxlan_ports as all_vxlan_ports
@@ -66,6 +71,15 @@ def ingest(
     st = _as_store(store)
     paths = [captures] if isinstance(captures, str | os.PathLike) else list(captures)
     ports = load_matrix(rules, groups).service_ports
+    if _use_spark(backend, spark, spark_master):
+        from flowaudit.spark import session
+        from flowaudit.spark.fanout import ingest_paths as spark_ingest
+
+        s = spark if spark is not None else session(spark_master)
+        return spark_ingest(
+            s, paths, st, engine=engine, format=format, service_ports=ports,
+            vxlan_ports=all_vxlan_ports(tuple(vxlan_ports)),
+        )  # fmt: skip
     return ingest_paths(
         paths, st, engine=engine, format=format, progress=progress, service_ports=ports,
         jobs=jobs, vxlan_ports=all_vxlan_ports(tuple(vxlan_ports)),
@@ -96,6 +110,9 @@ def audit(
     control_plane: str | os.PathLike[str] | None = None,
     strict: bool = False,
     vxlan_ports: Iterable[int] = (),
+    backend: str = "duckdb",
+    spark: Any = None,
+    spark_master: str | None = None,
 ) -> AuditReport:
     """Audit traffic against the matrix.
 
@@ -123,6 +140,7 @@ def audit(
     matrix = load_matrix(rules, groups)
     cplane = load_control_plane(control_plane)
     paths = [Path(p) for p in captures]
+    sql_engine = _sql_engine(backend, spark, spark_master)
     result, records = audit_source(
         matrix,
         paths,
@@ -134,6 +152,7 @@ def audit(
         control_plane=cplane,
         strict=strict,
         vxlan_ports=tuple(vxlan_ports),
+        sql_engine=sql_engine,
     )
     if enrich:
         from flowaudit.evidence.enrich import enrich_result
@@ -166,15 +185,20 @@ def query(
     store: str | os.PathLike[str] | FlowStore = DEFAULT_STORE,
     rules: str | os.PathLike[str] | None = None,
     groups: dict[str, list[str]] | None = None,
+    backend: str = "duckdb",
+    spark: Any = None,
+    spark_master: str | None = None,
 ) -> pa.Table:
     """Run one read-only SELECT over the store's ``flows`` and the matrix's ``rules``,
-    ``hosts`` and ``scope`` relations."""
-    from flowaudit.audit.engine import Engine
+    ``hosts`` and ``scope`` relations. ``backend``, ``spark``, ``spark_master``: as for
+    ``audit`` (on Spark the SELECT, written as for DuckDB, is transpiled)."""
+    from flowaudit.audit.engine import Engine, SqlEngine
 
     st = _as_store(store)
     st.check_readable()
     matrix = load_matrix(rules, groups)
-    eng = Engine(spill_dir=st.root)
+    spark_engine = _sql_engine(backend, spark, spark_master)
+    eng: SqlEngine = spark_engine if spark_engine is not None else Engine(spill_dir=st.root)
     try:
         eng.register_flows(st.flow_files(), inner=True)
         eng.register_matrix(matrix)
@@ -413,6 +437,31 @@ def selftest() -> SelfTest:
             out.problems.append(f"audit of {pcap.name}: violation flows {by_reason}, "
                                 f"expected {want_reasons}")  # fmt: skip
     return out
+
+
+def _use_spark(backend: str, spark: Any, spark_master: str | None) -> bool:
+    """Whether the Spark backend is asked for (``backend="spark"`` or a session given)."""
+    from flowaudit.choices import BACKENDS
+
+    if backend not in BACKENDS:
+        raise UsageError(f"backend {backend!r}: not one of {', '.join(BACKENDS)}")
+    if backend == "duckdb" and spark is None:
+        if spark_master is not None:
+            raise UsageError("--spark-master needs --backend spark")
+        return False
+    return True
+
+
+def _sql_engine(backend: str, spark: Any, spark_master: str | None) -> Any:
+    """None for DuckDB (the audit makes its own engine); a SparkEngine on ``spark`` (or a
+    session started for ``spark_master``) for the Spark backend."""
+    if not _use_spark(backend, spark, spark_master):
+        return None
+    from flowaudit.spark import SparkEngine, session
+    from flowaudit.spark.engine import STORE_URI_ENV
+
+    store_uri = os.environ.get(STORE_URI_ENV) or None
+    return SparkEngine(spark if spark is not None else session(spark_master), store_uri=store_uri)
 
 
 def _as_store(store: str | os.PathLike[str] | FlowStore) -> FlowStore:

@@ -19,8 +19,12 @@ RECORD_FORMATS = ("netflow", "nfcapd", "zeek", "hubble")
 DETECTED_RECORD_FORMATS = ("nfcapd", "zeek", "hubble")
 #: packet engines: the fast reader, tshark, or the fast reader with tshark as fallback
 ENGINES = ("auto", "fast", "tshark")
+#: SQL backends of ``audit``, ``query`` and ``ingest``: DuckDB in this process, or Spark
+#: (``pip install 'flowaudit[spark]'``; the same SQL transpiled, flowaudit.spark)
+BACKENDS = ("duckdb", "spark")
 
 __all__ = [
+    "BACKENDS",
     "DETECTED_RECORD_FORMATS",
     "ENGINES",
     "INPUT_FORMATS",

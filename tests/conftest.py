@@ -66,6 +66,38 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         skip = pytest.mark.skip(reason=f"{program} not installed (apt-get install {program})")
         for item in used:
             item.add_marker(skip)
+    _spark_marker(items)
+
+
+def _spark_marker(items: list[pytest.Item]) -> None:
+    """Tests marked ``spark`` need pyspark and sqlglot (the extra) and a Java runtime:
+    slow (a JVM), failed in CI when missing, skipped elsewhere with the reason."""
+    used = [item for item in items if "spark" in item.keywords]
+    if not used:
+        return
+    import importlib.util
+
+    for item in used:
+        item.add_marker(pytest.mark.slow)
+    missing = [m for m in ("pyspark", "sqlglot") if importlib.util.find_spec(m) is None]
+    java = os.environ.get("JAVA_HOME")
+    if not (
+        os.access(os.path.join(java, "bin", "java"), os.X_OK) if java else shutil.which("java")
+    ):
+        missing.append("java")
+    if not missing:
+        return
+    if os.environ.get("CI"):
+        raise pytest.UsageError(
+            f"{', '.join(missing)} missing but CI is set: .ci/run must install "
+            "openjdk-17-jre-headless and .[dev] (which includes the spark extra)"
+        )
+    skip = pytest.mark.skip(
+        reason=f"{', '.join(missing)} missing (pip install '.[spark]'; "
+        "apt-get install openjdk-17-jre-headless)"
+    )
+    for item in used:
+        item.add_marker(skip)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -84,6 +84,22 @@ def _check_name(name: str) -> None:
 def load_sql(name: str) -> str:
     """The text of ``flowaudit/audit/sql/<name>.sql``."""
     return (files("flowaudit.audit") / "sql" / f"{name}.sql").read_text(encoding="utf-8")
+
+
+class SqlEngine(Protocol):
+    """What the audit (``audit.run``) asks of an engine: DuckDB's ``Engine`` here, or the
+    Spark backend's ``flowaudit.spark.engine.SparkEngine`` (the same ``sql/*.sql``,
+    transpiled at run time)."""
+
+    def register_flows(self, source: Sequence[Path] | pa.Table, *, inner: bool = False) -> None: ...
+    def register_matrix(self, matrix: Matrix) -> None: ...
+    def register_rows(self, name: str, schema: pa.Schema, rows: list[tuple[Any, ...]]) -> None: ...
+    def register_table(self, name: str, table: pa.Table) -> None: ...
+    def table_from_rows(self, schema: pa.Schema, rows: list[tuple[Any, ...]]) -> pa.Table: ...
+    def execute(self, name: str, **params: Any) -> None: ...
+    def run(self, name: str, **params: Any) -> pa.Table: ...
+    def read_only_query(self, text: str) -> pa.Table: ...
+    def close(self) -> None: ...
 
 
 class Engine:

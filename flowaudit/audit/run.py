@@ -23,7 +23,7 @@ import pyarrow as pa
 from flowaudit._util.arrow import pylist, text_array
 from flowaudit.audit.control_plane import ControlPlane, load_control_plane
 from flowaudit.audit.coverage import COVERAGE_SCHEMA, coverage_rows
-from flowaudit.audit.engine import Engine
+from flowaudit.audit.engine import Engine, SqlEngine
 from flowaudit.audit.result import UNUSED_SCHEMA, AuditResult, finding_stats
 from flowaudit.errors import StoreError, UsageError
 from flowaudit.matrix import Matrix
@@ -55,10 +55,13 @@ def audit_source(
     control_plane: ControlPlane | None = None,
     strict: bool = False,
     vxlan_ports: Sequence[int] = (),
+    sql_engine: SqlEngine | None = None,
 ) -> tuple[AuditResult, list[CaptureRecord]]:
     """Audit exactly ``captures`` (ingested into ``store``, else a temporary store), or,
     without captures, the whole ``store``. Returns the result and the captures' records.
-    ``vxlan_ports``: VXLAN ports opened besides 4789 and 8472 when captures are ingested."""
+    ``vxlan_ports``: VXLAN ports opened besides 4789 and 8472 when captures are ingested.
+    ``sql_engine``: the engine that runs the SQL (default a DuckDB ``Engine``; the Spark
+    backend passes a ``spark.engine.SparkEngine``); it is closed when the audit ends."""
     from flowaudit.ingest import ingest_file
     from flowaudit.packets.tunnels import vxlan_ports as all_vxlan_ports
 
@@ -111,6 +114,7 @@ def audit_source(
             control_plane=control_plane,
             strict=strict,
             spill_dir=st.root,
+            sql_engine=sql_engine,
         )
         if st.warnings:  # what the store's readers skipped (each named, once)
             warnings = [*result.stats.get("warnings", []), *st.warnings]
@@ -128,6 +132,7 @@ def run_audit(
     control_plane: ControlPlane | None = None,
     strict: bool = False,
     spill_dir: Path | None = None,
+    sql_engine: SqlEngine | None = None,
 ) -> AuditResult:
     """Audit the flows (Parquet files or an Arrow table) against ``matrix``.
 
@@ -136,7 +141,7 @@ def run_audit(
     ``spill_dir``: the store whose ``.tmp`` takes what DuckDB spills, else a system temp
     directory."""
     cplane = control_plane if control_plane is not None else load_control_plane()
-    eng = Engine(spill_dir=spill_dir)
+    eng = sql_engine if sql_engine is not None else Engine(spill_dir=spill_dir)
     try:
         prepare_conversations(eng, matrix, flow_source, since, until)
         eng.register_rows("control_plane", CONTROL_PLANE, cplane.rows())
@@ -201,7 +206,7 @@ def run_audit(
 
 
 def prepare_conversations(
-    eng: Engine,
+    eng: SqlEngine,
     matrix: Matrix,
     flow_source: Sequence[Path] | pa.Table,
     since: dt.datetime | None,
@@ -229,7 +234,7 @@ POD_CIDRS = pa.schema([("lo", pa.binary(16)), ("hi", pa.binary(16))])
 POD_ALLOW = pa.schema([("protocol", pa.uint8()), ("port_lo", pa.int32()), ("port_hi", pa.int32())])
 
 
-def _register_pods(eng: Engine, matrix: Matrix) -> None:
+def _register_pods(eng: SqlEngine, matrix: Matrix) -> None:
     """The matrix's pod allow list as ``pod_cidrs`` and ``pod_allow`` (empty without one)."""
     from flowaudit.matrix.model import addr_bytes
 

@@ -10,6 +10,7 @@ import click
 
 from flowaudit.choices import REPORT_FORMATS
 from flowaudit.cli.common import (
+    backend_options,
     engine_option,
     handle_errors,
     parse_time,
@@ -90,6 +91,7 @@ from flowaudit.cli.common import (
     help="Report LAN control-plane traffic (ND, MLD, IGMP, VRRP, DHCP, mDNS, LLMNR, SSDP "
     "to multicast/broadcast/link-local) as violations (reason control-plane).",
 )
+@backend_options
 def audit(
     captures: tuple[str, ...],
     store_dir: str | None,
@@ -108,6 +110,8 @@ def audit(
     detail: bool,
     control_plane: str | None,
     strict: bool,
+    backend: str,
+    spark_master: str | None,
 ) -> None:
     """Report traffic outside the approved matrix and approved rules without traffic.
 
@@ -136,6 +140,8 @@ def audit(
             control_plane=control_plane,
             strict=strict,
             vxlan_ports=vxlan_ports,
+            backend=backend,
+            spark_master=spark_master,
         )
         for w in result.stats.get("warnings", []):
             say("warning", w)

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from flowaudit._util.text import visible
-from flowaudit.choices import ENGINES
+from flowaudit.choices import BACKENDS, ENGINES
 from flowaudit.errors import FlowAuditError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -125,6 +125,27 @@ def engine_option(f: F) -> F:
         show_default=True,
         help="Packet engine: the fast reader, or tshark (via pyshark) for odd link types; "
         "auto falls back to tshark for link types the fast reader does not decode.",
+    )(f)
+
+
+def backend_options(f: F) -> F:
+    """``--backend duckdb|spark`` and ``--spark-master URL``."""
+    f = click.option(
+        "--spark-master",
+        default=None,
+        metavar="URL",
+        help="With --backend spark: the master (local[N], spark://HOST:PORT, yarn, k8s://...) "
+        "[default: $SPARK_MASTER, else spark.master in $SPARK_CONF_DIR/spark-defaults.conf, "
+        "else local[2]]; other settings from $SPARK_CONF_DIR.",
+    )(f)
+    return click.option(
+        "--backend",
+        type=click.Choice(BACKENDS),
+        default="duckdb",
+        show_default=True,
+        help="Where the work runs: here (DuckDB; ingest: worker processes), or on Spark "
+        "over the same store (ingest: one task per input; pip install 'flowaudit[spark]' "
+        "and a Java 17 runtime).",
     )(f)
 
 

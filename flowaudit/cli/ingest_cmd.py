@@ -9,6 +9,7 @@ import click
 
 from flowaudit.choices import INPUT_FORMATS
 from flowaudit.cli.common import (
+    backend_options,
     engine_option,
     handle_errors,
     rules_path_option,
@@ -45,6 +46,7 @@ PROGRESS_MIN_BYTES = 32 << 20
     "when complete.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary lines.")
+@backend_options
 def ingest(
     captures: tuple[str, ...],
     store_dir: str,
@@ -54,6 +56,8 @@ def ingest(
     rules_path: str | None,
     jobs: int | None,
     quiet: bool,
+    backend: str,
+    spark_master: str | None,
 ) -> None:
     """Read CAPTURES (pcap/pcapng, .gz too, or flow records) and add their flows to the store.
 
@@ -70,6 +74,18 @@ def ingest(
         jobs = max(1, cores // 2)
     with handle_errors():
         store = api.open_store(store_dir)
+        if backend == "spark" or spark_master is not None:  # one Spark task per input
+            results = api.ingest(
+                list(captures),
+                store,
+                engine=engine,
+                format=fmt,
+                rules=rules_path,
+                backend=backend,
+                spark_master=spark_master,
+            )
+            _report(results, quiet)
+            return
         if jobs > 1 and len(captures) > 1:  # worker processes; summaries in input order
             results = api.ingest(
                 list(captures), store, engine=engine, format=fmt, rules=rules_path, jobs=jobs,

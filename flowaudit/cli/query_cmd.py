@@ -5,7 +5,13 @@ from __future__ import annotations
 import click
 
 from flowaudit.choices import QUERY_FORMATS
-from flowaudit.cli.common import handle_errors, rules_option, say, store_option
+from flowaudit.cli.common import (
+    backend_options,
+    handle_errors,
+    rules_option,
+    say,
+    store_option,
+)
 
 
 @click.command()
@@ -33,6 +39,7 @@ from flowaudit.cli.common import handle_errors, rules_option, say, store_option
     is_flag=True,
     help="List the views (flows, rules, hosts, scope): each column, its type and meaning.",
 )
+@backend_options
 def query(
     sql: str | None,
     store_dir: str,
@@ -41,6 +48,8 @@ def query(
     fmt: str,
     output: str | None,
     describe: bool,
+    backend: str,
+    spark_master: str | None,
 ) -> None:
     """Run one read-only SELECT over the views `flows`, `rules`, `hosts` and `scope`.
 
@@ -66,7 +75,14 @@ def query(
         else:
             assert sql is not None
             store = api.open_store(store_dir)
-            table = api.query(sql, store=store, rules=rules_path, groups=groups)
+            table = api.query(
+                sql,
+                store=store,
+                rules=rules_path,
+                groups=groups,
+                backend=backend,
+                spark_master=spark_master,
+            )
             for w in store.warnings:
                 say("warning", w)
         if output is None:
