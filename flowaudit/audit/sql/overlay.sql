@@ -41,7 +41,9 @@ g AS (
         i.tunnel_id,
         i.outer_src_ip,
         i.outer_dst_ip,
-        CASE WHEN i.ip_version = 4 THEN regexp_replace(i.src_ip, '[.][0-9]+$', '.0/24')
+        CASE WHEN i.ip_version = 4
+             THEN split_part(i.src_ip, '.', 1) || '.' || split_part(i.src_ip, '.', 2) || '.'
+                  || split_part(i.src_ip, '.', 3) || '.0/24'
              ELSE i.src_ip END AS inner_src_ip,
         i.dst_ip AS inner_dst_ip,
         i.protocol,
