@@ -18,28 +18,10 @@ from flowaudit import api
 from flowaudit.cli import cli
 
 OVERLAY = DATA / "overlay"
-MATRIX = """
-name: vtep-lab
-scope:
-  vlans: [5]
-  subnets: [192.168.22.0/24]
-groups:
-  vteps:
-    description: the two VXLAN tunnel endpoints of the trace
-    addresses: [192.168.22.4-192.168.22.5]
-rules:
-  - id: vxlan-4789
-    from: vteps
-    to: vteps
-    protocol: udp
-    ports: 4789
-    purpose: VXLAN overlay
-    bidirectional: true
-    provenance:
-      table: the lab's change request
-      row: VXLAN between the VTEPs
-      origin: firewall
-"""
+# the VTEPs of ndpi-vxlan.pcap may carry VXLAN; its `pods:` allow list lets pods use DNS only
+VTEP_PODS = DATA / "rules" / "vtep-pods.yaml"
+MATRIX = VTEP_PODS.read_text(encoding="utf-8").split("\npods:")[0] + "\n"
+PODS = "\npods:" + VTEP_PODS.read_text(encoding="utf-8").split("\npods:")[1]
 
 
 def _matrix(tmp: Path) -> Path:
@@ -106,17 +88,6 @@ def test_the_coverage_cell_of_the_tunnel_rule_says_what_it_carries(tmp_path: Pat
     cells = [c for c in report.to_dict()["coverage"] if c["rules"] == ["vxlan-4789"]]
     assert [(c["status"], c["inner"]) for c in cells] == [("used", 2)]
     assert "carries 2 inner conversations" in report.coverage_svg()
-
-
-PODS = """
-pods:
-  description: the trace's inner network, as a site would name its pod CIDRs
-  cidrs: [10.10.20.0/24, 8.8.8.8]
-  allow:
-    - protocol: udp
-      ports: 53
-      purpose: DNS
-"""
 
 
 def test_a_pod_allow_list_turns_inner_traffic_outside_it_into_findings(tmp_path: Path) -> None:

@@ -190,3 +190,21 @@ def test_store_uri_reads_the_files_there(
     assert on_spark["violations"] == want["violations"]
     assert on_spark["window"]["flows"] == want["window"]["flows"]
     assert on_spark["window"]["flows"] != api.audit(store=mixed).to_dict()["window"]["flows"]
+
+
+def test_tunnels_same_report(spark: Any, tmp_path: Path) -> None:
+    """VXLAN, GRE and ESP captures with a pod allow list: the overlay section, its findings
+    and the encryption limit are the same on both backends."""
+    store = tmp_path / "store"
+    overlay = DATA / "overlay"
+    for name in ("ndpi-vxlan.pcap", "zeek-gre-sample.pcap", "zeek-ip6_esp.pcap"):
+        api.ingest(overlay / name, store)
+    rules = tmp_path / "pods.yaml"
+    rules.write_text(
+        (DATA / "rules" / "vtep-pods.yaml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    duck, on_spark = _both(spark, store=store, rules=rules)
+    assert on_spark == duck
+    assert {o["tunnel"] for o in duck["overlay"]} == {"vxlan", "gre"}
+    assert [o["reason"] for o in duck["overlay"]].count("overlay-not-approved") >= 1
+    assert duck["encrypted"]["esp_flows"] == 12
