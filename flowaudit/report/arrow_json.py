@@ -1,0 +1,128 @@
+"""JSON text of Arrow columns, computed column-wise: a report's long lists without a
+Python object per row.
+
+``json_texts(array)`` gives each value's JSON text exactly as ``values.dumps`` writes it
+(``json.dumps`` with its default separators and ``ensure_ascii``): integers as decimal
+text, booleans, ``null``, strings quoted (the few with a quote, a backslash, a control or
+a non-ASCII character escaped by ``json.dumps`` itself), tz-aware timestamps as
+``_util.time.iso`` writes them (``2026-11-20T08:00:00.077592Z``, no fraction on a whole
+second), lists of those as ``[a, b]``. Any other type falls back to ``dumps`` per value.
+``object_texts(table, spec)`` joins such columns into one JSON object per row, key order
+as in ``spec``. A million violations encode in about a second, and a caller writes them
+record batch by record batch, so the report never holds its whole text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, BinaryIO, Union
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flowaudit._util.arrow import pylist
+from flowaudit.report.values import dumps
+
+# printable ASCII without '"' and '\': such a string's JSON text is the string in quotes
+_PLAIN = r"^[ !#-\[\]-~]*$"
+
+#: a spec value: a column name, a nested object spec, or an array of JSON texts
+Value = Union[str, "Spec", pa.Array]
+Spec = Sequence[tuple[str, Value]]
+
+
+def _fallback(arr: pa.Array) -> pa.Array:
+    """Each value's JSON text through ``dumps`` (types the fast paths do not cover)."""
+    values = pylist(pa.table({"v": arr}))
+    return pa.array([dumps(r["v"]) for r in values], pa.string())
+
+
+def _strings(arr: pa.Array) -> pa.Array:
+    if pa.types.is_large_string(arr.type):
+        arr = arr.cast(pa.string())
+    quoted = pc.binary_join_element_wise('"', arr, '"', "")
+    plain = pc.fill_null(pc.match_substring_regex(arr, _PLAIN), True)
+    if not pc.all(plain).as_py():
+        odd = pc.invert(plain)
+        values = pc.filter(arr, odd).to_pylist()
+        quoted = pc.replace_with_mask(quoted, odd, pa.array([json.dumps(v) for v in values]))
+    return quoted
+
+
+def _timestamps(arr: pa.Array) -> pa.Array:
+    """tz-aware µs timestamps as ``iso`` writes them (UTC, ``Z``; no fraction when zero)."""
+    text = pc.strftime(arr, format="%Y-%m-%dT%H:%M:%S")  # with the µs fraction
+    us = arr.cast(pa.int64())
+    whole = pc.equal(pc.subtract(us, pc.multiply(pc.divide(us, 1_000_000), 1_000_000)), 0)
+    text = pc.if_else(whole, pc.utf8_slice_codeunits(text, 0, 19), text)
+    return pc.binary_join_element_wise('"', text, 'Z"', "")
+
+
+def _lists(arr: pa.Array) -> pa.Array:
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    inner = json_texts(arr.flatten())
+    offsets = pc.subtract(arr.offsets, arr.offsets[0])
+    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, inner), ", ")
+    return pc.binary_join_element_wise("[", joined, "]", "")
+
+
+def json_texts(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The JSON text of each value of ``arr`` (see the module docstring); no nulls."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    t = arr.type
+    if pa.types.is_null(t):
+        out = pa.array(["null"] * len(arr), pa.string())
+    elif pa.types.is_integer(t):
+        out = arr.cast(pa.string())
+    elif pa.types.is_boolean(t):
+        out = pc.if_else(arr, "true", "false")
+    elif pa.types.is_string(t) or pa.types.is_large_string(t):
+        out = _strings(arr)
+    elif pa.types.is_timestamp(t) and t.tz is not None and t.unit == "us":
+        out = _timestamps(arr.cast(pa.timestamp("us", tz="UTC")))
+    elif pa.types.is_list(t) and (
+        pa.types.is_string(t.value_type) or pa.types.is_integer(t.value_type)
+    ):
+        out = _lists(arr)
+    else:
+        return _fallback(arr)
+    return pc.fill_null(out, "null") if out.null_count else out
+
+
+def object_texts(table: pa.Table, spec: Spec) -> pa.Array:
+    """One JSON object text per row of ``table``: ``{"key": value, ...}`` in ``spec``
+    order; a value is a column of ``table``, a nested spec, or an array of JSON texts."""
+    parts: list[Any] = []
+    for i, (key, value) in enumerate(spec):
+        parts.append(("{" if i == 0 else ", ") + json.dumps(key) + ": ")
+        if isinstance(value, str):
+            parts.append(json_texts(table.column(value)))
+        elif isinstance(value, pa.Array):
+            parts.append(value)
+        else:
+            parts.append(object_texts(table, value))
+    parts.append("}" if spec else "{}")
+    if table.num_rows == 0:
+        return pa.array([], pa.string())
+    joined = pc.binary_join_element_wise(*parts, "")
+    if not isinstance(joined, pa.Array):  # every part a literal: one value per row
+        return pa.array([joined.as_py()] * table.num_rows, pa.string())
+    return joined
+
+
+def write_lines(out: BinaryIO, texts: pa.Array, prefix: str, sep: str) -> None:
+    """Write each text with ``prefix`` before it, ``sep`` between two (not after the last),
+    straight from the array's buffers."""
+    if len(texts) == 0:
+        return
+    lines = pc.binary_join_element_wise(prefix, texts, sep, "")
+    buf = lines.buffers()
+    offsets = pa.Array.from_buffers(pa.int32(), len(lines) + 1, [None, buf[1]], offset=lines.offset)
+    start, end = offsets[0].as_py(), offsets[-1].as_py() - len(sep.encode())
+    out.write(memoryview(buf[2])[start:end])
+
+
+__all__ = ["json_texts", "object_texts", "write_lines"]
