@@ -38,7 +38,10 @@ RELATIONS = (
     "sides",
     "service_ports",
     "control_plane",
-    "violation_rows",
+    "violation_list",
+    "cells",
+    "difference_texts",
+    "coverage_keys",
 )
 #: connection settings of every engine: the tool works offline, extensions never download
 OFFLINE: dict[str, str | bool | int | float | list[str]] = {

@@ -21,21 +21,21 @@ from typing import Any, BinaryIO, Union
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flowaudit._util.arrow import pylist
+from flowaudit._util.arrow import constant, pylist, text_array
 from flowaudit.report.values import dumps
 
 # printable ASCII without '"' and '\': such a string's JSON text is the string in quotes
 _PLAIN = r"^[ !#-\[\]-~]*$"
 
 #: a spec value: a column name, a nested object spec, or an array of JSON texts
-Value = Union[str, "Spec", pa.Array]
+Value = Union[str, "Spec", pa.Array, pa.ChunkedArray]
 Spec = Sequence[tuple[str, Value]]
 
 
 def _fallback(arr: pa.Array) -> pa.Array:
     """Each value's JSON text through ``dumps`` (types the fast paths do not cover)."""
     values = pylist(pa.table({"v": arr}))
-    return pa.array([dumps(r["v"]) for r in values], pa.string())
+    return text_array([dumps(r["v"]) for r in values])
 
 
 def _strings(arr: pa.Array) -> pa.Array:
@@ -43,10 +43,10 @@ def _strings(arr: pa.Array) -> pa.Array:
         arr = arr.cast(pa.string())
     quoted = pc.binary_join_element_wise('"', arr, '"', "")
     plain = pc.fill_null(pc.match_substring_regex(arr, _PLAIN), True)
-    if not pc.all(plain).as_py():
+    if not pc.all(plain, min_count=0).as_py():
         odd = pc.invert(plain)
         values = pc.filter(arr, odd).to_pylist()
-        quoted = pc.replace_with_mask(quoted, odd, pa.array([json.dumps(v) for v in values]))
+        quoted = pc.replace_with_mask(quoted, odd, text_array([json.dumps(v) for v in values]))
     return quoted
 
 
@@ -74,7 +74,7 @@ def json_texts(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
         arr = arr.combine_chunks()
     t = arr.type
     if pa.types.is_null(t):
-        out = pa.array(["null"] * len(arr), pa.string())
+        out = constant("null", len(arr))
     elif pa.types.is_integer(t):
         out = arr.cast(pa.string())
     elif pa.types.is_boolean(t):
@@ -100,16 +100,18 @@ def object_texts(table: pa.Table, spec: Spec) -> pa.Array:
         parts.append(("{" if i == 0 else ", ") + json.dumps(key) + ": ")
         if isinstance(value, str):
             parts.append(json_texts(table.column(value)))
+        elif isinstance(value, pa.ChunkedArray):
+            parts.append(value.combine_chunks())
         elif isinstance(value, pa.Array):
             parts.append(value)
         else:
             parts.append(object_texts(table, value))
     parts.append("}" if spec else "{}")
     if table.num_rows == 0:
-        return pa.array([], pa.string())
+        return text_array([])
     joined = pc.binary_join_element_wise(*parts, "")
     if not isinstance(joined, pa.Array):  # every part a literal: one value per row
-        return pa.array([joined.as_py()] * table.num_rows, pa.string())
+        return constant(joined.as_py(), table.num_rows)
     return joined
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flowaudit._util.arrow import pylist
+from flowaudit._util.arrow import pylist, text_array
 from flowaudit._util.time import iso
 from flowaudit.report.arrow_json import Spec, object_texts, write_lines
 from flowaudit.report.values import dumps
@@ -188,7 +188,7 @@ BATCH = 65_536  # rows encoded at a time: the report's text is never held whole
 
 def _change_texts(table: pa.Table, ids: Sequence[str], column: str = "finding_id") -> pa.Array:
     """``"new"`` for the rows whose ``column`` is in ``ids``, else ``"persisting"``."""
-    new = pc.is_in(table.column(column), value_set=pa.array(list(ids), pa.string()))
+    new = pc.is_in(table.column(column), value_set=text_array(list(ids)))
     return pc.if_else(pc.fill_null(new, False), '"new"', '"persisting"')
 
 
@@ -202,7 +202,7 @@ def _violation_texts(result: AuditResult, batch: pa.Table) -> pa.Array:
     if result.enrichment:
         ids = batch.column("finding_id").to_pylist()
         texts = [dumps(result.enrichment.get(fid, {})) for fid in ids]
-        spec.append(("enrichment", pa.array(texts, pa.string())))
+        spec.append(("enrichment", text_array(texts)))
     return object_texts(batch, spec)
 
 

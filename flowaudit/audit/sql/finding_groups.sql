@@ -4,22 +4,24 @@
 -- smallest matrix group holding the address, else its address class (address_sides.sql).
 -- The group id is a hash of that key, like finding ids: stable across windows. `findings`
 -- lists the member finding ids, largest first; `top_initiators` / `top_responders` the
--- three addresses that moved the most bytes on each side.
-WITH v AS (
+-- three addresses that moved the most bytes on each side. The key is hashed once per group.
+WITH g AS (
     SELECT
-        v.finding_id, v.reason, s.side AS src_side, d.side AS dst_side, v.protocol,
-        v.dst_port, v.src_ip, v.dst_ip, v.flows, v.packets, v.bytes, v.first_seen, v.last_seen
-    FROM violation_rows AS v
-    JOIN addr_side AS s ON s.ip = v.src_ip
-    JOIN addr_side AS d ON d.ip = v.dst_ip
+        k.*,
+        substr(sha256(concat_ws('|', 'flowaudit-group-v1', reason, src_side, dst_side,
+                                protocol::VARCHAR, coalesce(dst_port::VARCHAR, '-'))),
+               1, 16) AS group_id
+    FROM (SELECT DISTINCT reason, src_side, dst_side, protocol, dst_port
+          FROM violation_rows) AS k
 ),
 keyed AS (
     SELECT
-        substr(sha256(concat_ws('|', 'flowaudit-group-v1', reason, src_side, dst_side,
-                                protocol::VARCHAR, coalesce(dst_port::VARCHAR, '-'))),
-               1, 16) AS group_id,
-        *
-    FROM v
+        g.group_id, v.finding_id, v.reason, v.src_side, v.dst_side, v.protocol, v.dst_port,
+        v.src_ip, v.dst_ip, v.flows, v.packets, v.bytes, v.first_seen, v.last_seen
+    FROM violation_rows AS v
+    JOIN g
+      ON g.reason = v.reason AND g.src_side = v.src_side AND g.dst_side = v.dst_side
+     AND g.protocol = v.protocol AND g.dst_port IS NOT DISTINCT FROM v.dst_port
 ),
 by_src AS (
     SELECT group_id, src_ip AS ip, sum(bytes) AS bytes FROM keyed GROUP BY group_id, src_ip
