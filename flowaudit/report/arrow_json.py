@@ -18,10 +18,11 @@ import json
 from collections.abc import Sequence
 from typing import Any, BinaryIO, Union
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flowaudit._util.arrow import constant, pylist, text_array
+from flowaudit._util.arrow import constant, int_values, pylist, strings, text_array
 from flowaudit.report.values import dumps
 
 # printable ASCII without '"' and '\': such a string's JSON text is the string in quotes
@@ -50,13 +51,49 @@ def _strings(arr: pa.Array) -> pa.Array:
     return quoted
 
 
+def _digits(out: np.ndarray, col: int, values: np.ndarray, width: int) -> None:
+    """Write ``values`` as zero-padded decimal digits into ``out[:, col:col + width]``."""
+    for i in range(width - 1, -1, -1):
+        out[:, col + i] = 48 + values % 10
+        values = values // 10
+
+
 def _timestamps(arr: pa.Array) -> pa.Array:
-    """tz-aware µs timestamps as ``iso`` writes them (UTC, ``Z``; no fraction when zero)."""
-    text = pc.strftime(arr, format="%Y-%m-%dT%H:%M:%S")  # with the µs fraction
-    us = arr.cast(pa.int64())
-    whole = pc.equal(pc.subtract(us, pc.multiply(pc.divide(us, 1_000_000), 1_000_000)), 0)
-    text = pc.if_else(whole, pc.utf8_slice_codeunits(text, 0, 19), text)
-    return pc.binary_join_element_wise('"', text, 'Z"', "")
+    """tz-aware µs timestamps as ``iso`` writes them, quoted: ``"2026-11-20T08:00:00.077592Z"``,
+    ``"2026-11-20T08:00:00Z"`` on a whole second. The civil date by integer arithmetic
+    (days to year/month/day, H. Hinnant's algorithm; the flow times are 1970..2261)."""
+    us = int_values(arr)
+    secs, frac = np.divmod(us, 1_000_000)
+    days, sod = np.divmod(secs, 86_400)
+    z = days + 719_468
+    era = z // 146_097
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = np.where(mp < 10, mp + 3, mp - 9)
+    year = yoe + era * 400 + (month <= 2)
+    n = len(us)
+    out = np.zeros((n, 29), dtype=np.uint8)
+    out[:, 0] = ord('"')
+    for col, text in ((5, "-"), (8, "-"), (11, "T"), (14, ":"), (17, ":"), (20, ".")):
+        out[:, col] = ord(text)
+    for col, values, width in (
+        (1, year, 4), (6, month, 2), (9, day, 2), (12, sod // 3600, 2),
+        (15, sod // 60 % 60, 2), (18, sod % 60, 2), (21, frac, 6),
+    ):  # fmt: skip
+        _digits(out, col, values, width)
+    whole = frac == 0
+    end = np.where(whole, 20, 27)
+    rows = np.arange(n)
+    out[rows, end] = ord("Z")
+    out[rows, end + 1] = ord('"')
+    lens = end + 2
+    text = strings(out[np.arange(29) < lens[:, None]], lens)
+    if arr.null_count:
+        text = pc.if_else(arr.is_null(), "null", text)
+    return text
 
 
 def _lists(arr: pa.Array) -> pa.Array:
@@ -82,7 +119,7 @@ def json_texts(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     elif pa.types.is_string(t) or pa.types.is_large_string(t):
         out = _strings(arr)
     elif pa.types.is_timestamp(t) and t.tz is not None and t.unit == "us":
-        out = _timestamps(arr.cast(pa.timestamp("us", tz="UTC")))
+        out = _timestamps(arr)
     elif pa.types.is_list(t) and (
         pa.types.is_string(t.value_type) or pa.types.is_integer(t.value_type)
     ):
