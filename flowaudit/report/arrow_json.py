@@ -99,9 +99,12 @@ def _timestamps(arr: pa.Array) -> pa.Array:
 def _lists(arr: pa.Array) -> pa.Array:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    inner = json_texts(arr.flatten())
-    offsets = pc.subtract(arr.offsets, arr.offsets[0])
-    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, inner), ", ")
+    first, last = arr.offsets[0].as_py(), arr.offsets[-1].as_py()
+    # the values the offsets point at (``flatten`` would drop those under null lists)
+    inner = json_texts(arr.values.slice(first, last - first))
+    offsets = pc.subtract(arr.offsets, first)
+    mask = arr.is_null() if arr.null_count else None
+    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, inner, mask=mask), ", ")
     return pc.binary_join_element_wise("[", joined, "]", "")
 
 
