@@ -46,26 +46,29 @@ tops AS (
                count(*)::BIGINT AS distinct_responders
         FROM by_dst GROUP BY group_id
     ) AS d USING (group_id)
+),
+totals AS (
+    SELECT
+        group_id,
+        any_value(reason) AS reason,
+        any_value(src_side) AS src_side,
+        any_value(dst_side) AS dst_side,
+        any_value(protocol) AS protocol,
+        any_value(dst_port) AS dst_port,
+        list(finding_id ORDER BY bytes DESC, packets DESC, finding_id) AS findings,
+        sum(flows)::BIGINT AS flows,
+        sum(packets)::BIGINT AS packets,
+        sum(bytes)::BIGINT AS bytes,
+        min(first_seen) AS first_seen,
+        max(last_seen) AS last_seen
+    FROM keyed
+    GROUP BY group_id
 )
 SELECT
-    k.group_id,
-    any_value(k.reason) AS reason,
-    any_value(k.src_side) AS src_side,
-    any_value(k.dst_side) AS dst_side,
-    any_value(k.protocol) AS protocol,
-    any_value(k.dst_port) AS dst_port,
-    list(k.finding_id ORDER BY k.bytes DESC, k.packets DESC, k.finding_id) AS findings,
-    sum(k.flows)::BIGINT AS flows,
-    sum(k.packets)::BIGINT AS packets,
-    sum(k.bytes)::BIGINT AS bytes,
-    any_value(t.distinct_initiators) AS distinct_initiators,
-    any_value(t.distinct_responders) AS distinct_responders,
-    min(k.first_seen) AS first_seen,
-    max(k.last_seen) AS last_seen,
-    any_value(t.top_initiators) AS top_initiators,
-    any_value(t.top_responders) AS top_responders
-FROM keyed AS k
+    k.group_id, k.reason, k.src_side, k.dst_side, k.protocol, k.dst_port, k.findings,
+    k.flows, k.packets, k.bytes, t.distinct_initiators, t.distinct_responders,
+    k.first_seen, k.last_seen, t.top_initiators, t.top_responders
+FROM totals AS k
 JOIN tops AS t USING (group_id)
-GROUP BY k.group_id
-ORDER BY bytes DESC, packets DESC, flows DESC, reason, src_side, dst_side, protocol,
-         dst_port NULLS FIRST, k.group_id;
+ORDER BY k.bytes DESC, k.packets DESC, k.flows DESC, k.reason, k.src_side, k.dst_side,
+         k.protocol, k.dst_port NULLS FIRST, k.group_id;
