@@ -83,3 +83,18 @@ def test_cells_never_straddle_a_range() -> None:
     for a, b in ranges:
         for lo, hi in cells:
             assert (a <= lo and hi <= b) or hi < a or lo > b, (a, b, lo, hi)
+
+
+def test_row_by_row_wording_gives_the_same_list(
+    audited: Any, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A matrix whose names could hold the texts' address marks (a NUL; only a matrix built
+    in code) is worded violation by violation: the same list, column for column."""
+    from flowaudit.audit import run
+
+    store = tmp_path_factory.mktemp("conversations-rows") / "store"
+    _bench().build_conversation_store(store, 3000)
+    monkeypatch.setattr(run, "_matrix_texts_ok", lambda m: False)
+    slow = api.audit(store=store, groups=GROUPS)
+    assert slow.violations.equals(audited.violations)
+    assert slow.coverage.equals(audited.coverage)
