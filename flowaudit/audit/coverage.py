@@ -262,9 +262,9 @@ def _grid(
 COVERAGE_KEYS = pa.schema(
     [
         ("src_side", pa.string()),
-        ("src_cell", pa.binary(16)),
+        ("src_cell", pa.int32()),
         ("dst_side", pa.string()),
-        ("dst_cell", pa.binary(16)),
+        ("dst_cell", pa.int32()),
         ("protocol", pa.uint8()),
         ("dst_port", pa.uint16()),
         ("cell", pa.int32()),
@@ -288,14 +288,15 @@ def coverage_table(
     cells = _approved_cells(m, usage, hosts)
     placer = _Placer(cells)
     index: dict[tuple[str, ServiceKey], int] = {}
-    where: dict[tuple[str, bytes], str] = {}
+    where: dict[tuple[str, int], str] = {}
     mapping = []
     for k in eng.run("coverage_keys").to_pylist():
         ends = []
         for e in ("src", "dst"):
             key = (k[f"{e}_side"], k[f"{e}_cell"])
             if key not in where:
-                where[key] = _placed(key[0], addr_text(int.from_bytes(key[1], "big")), hosts)
+                first = addr_text(int.from_bytes(k[f"{e}_lo"], "big"))  # the cell's first address
+                where[key] = _placed(key[0], first, hosts)
             ends.append(where[key])
         at = (ends[0], placer.service(ends[1], k["protocol"], k["dst_port"]))
         cells[at].placed = True

@@ -250,7 +250,7 @@ SIDES = pa.schema(
     ]
 )
 
-CELLS = pa.schema([("lo", pa.binary(16)), ("hi", pa.binary(16))])
+CELLS = pa.schema([("cell", pa.int32()), ("lo", pa.binary(16)), ("hi", pa.binary(16))])
 
 
 def service_port_bits(m: Matrix) -> str:
@@ -269,7 +269,7 @@ def _side_rows(m: Matrix) -> list[tuple[Any, ...]]:
     return [(i, s, addr_bytes(lo), addr_bytes(hi), g) for i, s, lo, hi, g in side_ranges(m)]
 
 
-def _cell_rows(m: Matrix) -> list[tuple[bytes, bytes]]:
+def _cell_rows(m: Matrix) -> list[tuple[int, bytes, bytes]]:
     """The address space cut at every bound of a group, scope subnet, address class and rule
     (``cells``, see address_sides.sql): within one cell every address is in the same ranges."""
     from flowaudit.matrix.compile import relation_rows
@@ -288,7 +288,8 @@ def _cell_rows(m: Matrix) -> list[tuple[bytes, bytes]]:
                     cuts |= {int.from_bytes(lo, "big"), int.from_bytes(hi, "big") + 1}
     bounds = sorted(c for c in cuts if c <= top)
     ends = [*bounds[1:], top + 1]
-    return [(addr_bytes(lo), addr_bytes(nxt - 1)) for lo, nxt in zip(bounds, ends, strict=True)]
+    pairs = zip(bounds, ends, strict=True)
+    return [(i, addr_bytes(lo), addr_bytes(nxt - 1)) for i, (lo, nxt) in enumerate(pairs)]
 
 
 def _address_texts(addrs: pa.ChunkedArray) -> pa.Array:
@@ -313,8 +314,8 @@ DIFFERENCE_TEXTS = pa.schema(
         ("nearest_rule", pa.string()),
         ("protocol", pa.uint8()),
         ("dst_port", pa.uint16()),
-        ("src_cell", pa.binary(16)),
-        ("dst_cell", pa.binary(16)),
+        ("src_cell", pa.int32()),
+        ("dst_cell", pa.int32()),
         ("before_src", pa.string()),
         ("names_src", pa.bool_()),
         ("before_dst", pa.string()),
@@ -339,7 +340,7 @@ def _difference_rows(keys: pa.Table, m: Matrix) -> list[tuple[Any, ...]]:
     unconfigured = _unconfigured_rules(m)
     rows = []
     for k in keys.to_pylist():
-        at = {e: addr_text(int.from_bytes(k[f"{e}_cell"], "big")) for e in ("src", "dst")}
+        at = {e: addr_text(int.from_bytes(k[f"{e}_lo"], "big")) for e in ("src", "dst")}
         row = {**k, "src_ip": _SRC, "dst_ip": _DST, "src_at": at["src"], "dst_at": at["dst"]}
         text = _differences(row, m, hosts, unconfigured)
         head, names_src, rest = text.partition(_SRC)

@@ -7,6 +7,8 @@
 -- A key also fixes the finding group (the same key and hash as finding_groups.sql).
 SELECT
     k.*,
+    sc.lo AS src_lo,  -- each cell's first address
+    dc.lo AS dst_lo,
     substr(sha256(concat_ws('|', 'flowaudit-group-v1', reason, src_side, dst_side,
                             protocol::VARCHAR, coalesce(dst_port::VARCHAR, '-'))),
            1, 16) AS group_id
@@ -15,4 +17,6 @@ FROM (
         reason, vlan_id, nearest_rule, protocol, dst_port, src_cell, dst_cell, src_side,
         dst_side
     FROM violation_rows
-) AS k;
+) AS k
+JOIN cells AS sc ON sc.cell = k.src_cell
+JOIN cells AS dc ON dc.cell = k.dst_cell;

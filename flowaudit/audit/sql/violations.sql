@@ -40,8 +40,10 @@ grouped AS (
     GROUP BY vlan_id, ip_version, src_ip, dst_ip, protocol, dst_port
 ),
 keys AS (
-    SELECT DISTINCT vlan_id, src_cell AS src_addr, dst_cell AS dst_addr, protocol, dst_port
-    FROM grouped
+    SELECT k.*, sc.lo AS src_addr, dc.lo AS dst_addr  -- each cell's first address
+    FROM (SELECT DISTINCT vlan_id, src_cell, dst_cell, protocol, dst_port FROM grouped) AS k
+    JOIN cells AS sc ON sc.cell = k.src_cell
+    JOIN cells AS dc ON dc.cell = k.dst_cell
 ),
 facts AS (
     SELECT
@@ -85,7 +87,7 @@ scored AS (
     -- responder's group (in one orientation), and it differs in at most two of (source,
     -- destination, protocol, port) there (the swapped orientation counts one more)
     SELECT
-        v.vlan_id, v.src_addr, v.dst_addr, v.protocol, v.dst_port,
+        v.vlan_id, v.src_cell, v.dst_cell, v.protocol, v.dst_port,
         r.rule_id,
         coalesce(v.src_addr BETWEEN r.src_lo AND r.src_hi, false) AS fs,
         coalesce(v.dst_addr BETWEEN r.dst_lo AND r.dst_hi, false) AS fd,
@@ -127,10 +129,10 @@ candidates AS (
 ),
 nearest AS (
     SELECT
-        vlan_id, src_addr, dst_addr, protocol, dst_port,
+        vlan_id, src_cell, dst_cell, protocol, dst_port,
         arg_min(rule_id, (score, port_distance, rule_id)) AS nearest_rule
     FROM candidates
-    GROUP BY vlan_id, src_addr, dst_addr, protocol, dst_port
+    GROUP BY vlan_id, src_cell, dst_cell, protocol, dst_port
 ),
 reasoned AS (
     SELECT
@@ -150,12 +152,12 @@ reasoned AS (
         END AS reason
     FROM grouped AS c
     JOIN facts AS f
-      ON f.vlan_id IS NOT DISTINCT FROM c.vlan_id AND f.src_addr = c.src_cell
-     AND f.dst_addr = c.dst_cell AND f.protocol = c.protocol
+      ON f.vlan_id IS NOT DISTINCT FROM c.vlan_id AND f.src_cell = c.src_cell
+     AND f.dst_cell = c.dst_cell AND f.protocol = c.protocol
      AND f.dst_port IS NOT DISTINCT FROM c.dst_port
     LEFT JOIN nearest AS n
-      ON n.vlan_id IS NOT DISTINCT FROM c.vlan_id AND n.src_addr = c.src_cell
-     AND n.dst_addr = c.dst_cell AND n.protocol = c.protocol
+      ON n.vlan_id IS NOT DISTINCT FROM c.vlan_id AND n.src_cell = c.src_cell
+     AND n.dst_cell = c.dst_cell AND n.protocol = c.protocol
      AND n.dst_port IS NOT DISTINCT FROM c.dst_port
 )
 SELECT

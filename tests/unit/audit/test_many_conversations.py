@@ -69,7 +69,9 @@ def test_coverage_per_key_is_coverage_per_row(audited: Any) -> None:
 
 def test_cells_never_straddle_a_range() -> None:
     m = api.load_matrix(groups=GROUPS)
-    cells = [(int.from_bytes(lo, "big"), int.from_bytes(hi, "big")) for lo, hi in _cell_rows(m)]
+    rows = _cell_rows(m)
+    assert [r[0] for r in rows] == list(range(len(rows)))
+    cells = [(int.from_bytes(lo, "big"), int.from_bytes(hi, "big")) for _, lo, hi in rows]
     assert cells[0][0] == 0 and cells[-1][1] == 2**128 - 1
     assert all(a[1] + 1 == b[0] for a, b in zip(cells, cells[1:], strict=False))
     ranges = [(lo, hi) for _, _, lo, hi, _ in side_ranges(m)]
