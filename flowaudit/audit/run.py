@@ -280,8 +280,9 @@ def _cell_rows(m: Matrix) -> list[tuple[int, bytes, bytes]]:
     cuts = {0}
     for _, _, lo, hi, _ in side_ranges(m):
         cuts |= {lo, hi + 1}
+    relations = relation_rows(m)
     for name, cols in (("rules", (3, 4, 6, 7)), ("hosts", (1, 2)), ("scope", (1, 2))):
-        for row in relation_rows(m)[name][1]:
+        for row in relations[name][1]:
             ends = [row[i] for i in cols]
             for lo, hi in zip(ends[::2], ends[1::2], strict=True):
                 if lo is not None and hi is not None:
