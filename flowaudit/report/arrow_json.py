@@ -14,6 +14,7 @@ record batch by record batch, so the report never holds its whole text.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any, BinaryIO, Union
@@ -22,11 +23,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flowaudit._util.arrow import constant, int_values, pylist, strings, text_array
+from flowaudit._util.arrow import bools, constant, int_values, ints, pylist, strings, text_array
 from flowaudit.report.values import dumps
 
 # printable ASCII without '"' and '\': such a string's JSON text is the string in quotes
 _PLAIN = r"^[ !#-\[\]-~]*$"
+
+
+@functools.cache
+def lit(value: str | bool) -> pa.Scalar:
+    """``value`` as an Arrow scalar, taken from an array built from buffers: converting a
+    Python value (``pa.scalar``, or a plain str/bool passed to a compute function) imports
+    pandas (~0.4 s, ~50 MB)."""
+    if isinstance(value, bool):
+        return bools(np.array([value]))[0]
+    return constant(value, 1)[0]
+
 
 #: a spec value: a column name, a nested object spec, or an array of JSON texts
 Value = Union[str, "Spec", pa.Array, pa.ChunkedArray]
@@ -42,8 +54,8 @@ def _fallback(arr: pa.Array) -> pa.Array:
 def _strings(arr: pa.Array) -> pa.Array:
     if pa.types.is_large_string(arr.type):
         arr = arr.cast(pa.string())
-    quoted = pc.binary_join_element_wise('"', arr, '"', "")
-    plain = pc.fill_null(pc.match_substring_regex(arr, _PLAIN), True)
+    quoted = pc.binary_join_element_wise(lit('"'), arr, lit('"'), lit(""))
+    plain = pc.fill_null(pc.match_substring_regex(arr, _PLAIN), lit(True))
     if not pc.all(plain, min_count=0).as_py():
         odd = pc.invert(plain)
         values = pc.filter(arr, odd).to_pylist()
@@ -92,7 +104,7 @@ def _timestamps(arr: pa.Array) -> pa.Array:
     lens = end + 2
     text = strings(out[np.arange(29) < lens[:, None]], lens)
     if arr.null_count:
-        text = pc.if_else(arr.is_null(), "null", text)
+        text = pc.if_else(arr.is_null(), lit("null"), text)
     return text
 
 
@@ -102,10 +114,10 @@ def _lists(arr: pa.Array) -> pa.Array:
     first, last = arr.offsets[0].as_py(), arr.offsets[-1].as_py()
     # the values the offsets point at (``flatten`` would drop those under null lists)
     inner = json_texts(arr.values.slice(first, last - first))
-    offsets = pc.subtract(arr.offsets, first)
+    offsets = ints(pa.int32(), int_values(arr.offsets) - first)
     mask = arr.is_null() if arr.null_count else None
-    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, inner, mask=mask), ", ")
-    return pc.binary_join_element_wise("[", joined, "]", "")
+    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, inner, mask=mask), lit(", "))
+    return pc.binary_join_element_wise(lit("["), joined, lit("]"), lit(""))
 
 
 def json_texts(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -118,7 +130,7 @@ def json_texts(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     elif pa.types.is_integer(t):
         out = arr.cast(pa.string())
     elif pa.types.is_boolean(t):
-        out = pc.if_else(arr, "true", "false")
+        out = pc.if_else(arr, lit("true"), lit("false"))
     elif pa.types.is_string(t) or pa.types.is_large_string(t):
         out = _strings(arr)
     elif pa.types.is_timestamp(t) and t.tz is not None and t.unit == "us":
@@ -129,7 +141,7 @@ def json_texts(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
         out = _lists(arr)
     else:
         return _fallback(arr)
-    return pc.fill_null(out, "null") if out.null_count else out
+    return pc.fill_null(out, lit("null")) if out.null_count else out
 
 
 def object_texts(table: pa.Table, spec: Spec) -> pa.Array:
@@ -137,7 +149,7 @@ def object_texts(table: pa.Table, spec: Spec) -> pa.Array:
     order; a value is a column of ``table``, a nested spec, or an array of JSON texts."""
     parts: list[Any] = []
     for i, (key, value) in enumerate(spec):
-        parts.append(("{" if i == 0 else ", ") + json.dumps(key) + ": ")
+        parts.append(lit(("{" if i == 0 else ", ") + json.dumps(key) + ": "))
         if isinstance(value, str):
             parts.append(json_texts(table.column(value)))
         elif isinstance(value, pa.ChunkedArray):
@@ -146,10 +158,10 @@ def object_texts(table: pa.Table, spec: Spec) -> pa.Array:
             parts.append(value)
         else:
             parts.append(object_texts(table, value))
-    parts.append("}" if spec else "{}")
+    parts.append(lit("}" if spec else "{}"))
     if table.num_rows == 0:
         return text_array([])
-    joined = pc.binary_join_element_wise(*parts, "")
+    joined = pc.binary_join_element_wise(*parts, lit(""))
     if not isinstance(joined, pa.Array):  # every part a literal: one value per row
         return constant(joined.as_py(), table.num_rows)
     return joined
@@ -160,11 +172,11 @@ def write_lines(out: BinaryIO, texts: pa.Array, prefix: str, sep: str) -> None:
     straight from the array's buffers."""
     if len(texts) == 0:
         return
-    lines = pc.binary_join_element_wise(prefix, texts, sep, "")
+    lines = pc.binary_join_element_wise(lit(prefix), texts, lit(sep), lit(""))
     buf = lines.buffers()
     offsets = pa.Array.from_buffers(pa.int32(), len(lines) + 1, [None, buf[1]], offset=lines.offset)
     start, end = offsets[0].as_py(), offsets[-1].as_py() - len(sep.encode())
     out.write(memoryview(buf[2])[start:end])
 
 
-__all__ = ["json_texts", "object_texts", "write_lines"]
+__all__ = ["json_texts", "lit", "object_texts", "write_lines"]

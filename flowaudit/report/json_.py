@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 
 from flowaudit._util.arrow import pylist, text_array
 from flowaudit._util.time import iso
-from flowaudit.report.arrow_json import Spec, object_texts, write_lines
+from flowaudit.report.arrow_json import Spec, lit, object_texts, write_lines
 from flowaudit.report.values import dumps
 from flowaudit.schema import SCHEMA_VERSION
 
@@ -189,7 +189,7 @@ BATCH = 65_536  # rows encoded at a time: the report's text is never held whole
 def _change_texts(table: pa.Table, ids: Sequence[str], column: str = "finding_id") -> pa.Array:
     """``"new"`` for the rows whose ``column`` is in ``ids``, else ``"persisting"``."""
     new = pc.is_in(table.column(column), value_set=text_array(list(ids)))
-    return pc.if_else(pc.fill_null(new, False), '"new"', '"persisting"')
+    return pc.if_else(pc.fill_null(new, lit(False)), lit('"new"'), lit('"persisting"'))
 
 
 def _violation_texts(result: AuditResult, batch: pa.Table) -> pa.Array:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +108,17 @@ def test_streamed_report_with_changes_is_the_dict_report(result: Any, tmp_path: 
     text = render_json(again)
     assert text == _dict_report(result_to_dict(again))
     assert '"change": "persisting"' in text
+
+
+def test_the_json_report_does_not_import_pandas() -> None:
+    """A Python value converted to an Arrow scalar imports pandas (~0.4 s, ~50 MB)."""
+    code = (
+        "import io, sys, flowaudit\n"
+        "from flowaudit.report.json_ import write_json\n"
+        f"r = flowaudit.audit([{str(MIXED)!r}], groups={ADMIN!r})\n"
+        "write_json(r, io.BytesIO())\n"
+        "print(r.violations.num_rows, 'pandas' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    rows, pandas = out.stdout.split()
+    assert int(rows) > 0 and pandas == "False"
