@@ -213,7 +213,7 @@ def build_conversation_store(store: Path, n: int) -> None:
     _commit(writer, "c" * 64, "synthetic-conversations", n)
 
 
-def time_audit(store: Path) -> tuple[float, float, int]:
+def time_audit(store: Path) -> tuple[float, float, float, int]:
     cmd = [
         sys.executable,
         "-m",
@@ -235,7 +235,8 @@ def time_audit(store: Path) -> tuple[float, float, int]:
     rc = os.waitstatus_to_exitcode(status)
     if rc not in (0, 1):
         raise SystemExit(f"flowaudit audit failed with exit code {rc}")
-    return secs, usage.ru_maxrss / 1024, rc
+    # CPU seconds (user + system, all threads): steadier than wall time on a shared machine
+    return secs, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, rc
 
 
 def main() -> None:
@@ -263,9 +264,9 @@ def main() -> None:
     what = "distinct conversations" if args.conversations else "flows"
     print(f"flowaudit audit over {args.flows:,} {what}, {os.cpu_count()} cores")
     for i in range(args.runs):
-        secs, rss_mib, rc = time_audit(store)
+        secs, cpu, rss_mib, rc = time_audit(store)
         print(
-            f"run {i + 1}: {secs:.2f} s  {args.flows / secs:,.0f} flows/s  "
+            f"run {i + 1}: {secs:.2f} s  {args.flows / secs:,.0f} flows/s  CPU {cpu:.2f} s  "
             f"peak RSS {rss_mib:,.0f} MiB  exit {rc}"
         )
 

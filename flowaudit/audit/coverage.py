@@ -38,6 +38,7 @@ from flowaudit.matrix.model import (
 )
 
 if TYPE_CHECKING:
+    from flowaudit.audit.engine import SqlEngine
     from flowaudit.matrix import Matrix
 
 MAX_EXTRA_SERVICES = 40
@@ -77,6 +78,7 @@ class _Cell:
     findings: list[str] = field(default_factory=list)
     violation_flows: int = 0
     unconfigured: bool = False
+    placed: bool = False  # holds violations placed by coverage_table (findings come later)
 
 
 def _service_label(dst: str, proto: int, ports: Ports) -> str:
@@ -101,19 +103,10 @@ def _placed(side: str, ip: str, hosts: HostIndex) -> str:
     return hosts.place(ip)  # a broadcast address may be a scope subnet's
 
 
-def coverage_rows(
-    m: Matrix,
-    usage: pa.Table,
-    violations: pa.Table,
-    observed: set[str] | None = None,
-    inner: dict[str, int] | None = None,
-) -> list[tuple[Any, ...]]:
-    """The coverage cells as COVERAGE_SCHEMA rows (row/col give the grid order).
-
-    ``observed``: the rules whose hosts exchanged any traffic in the window (the audit's
-    rule_observability); None means all of them. ``inner``: inner conversations (overlay
-    rows) per tunnel rule."""
-    hosts = HostIndex(m)
+def _approved_cells(
+    m: Matrix, usage: pa.Table, hosts: HostIndex
+) -> dict[tuple[str, ServiceKey], _Cell]:
+    """The cells the rules approve, with the traffic that used them."""
     cells: dict[tuple[str, ServiceKey], _Cell] = defaultdict(_Cell)
     by_rule: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
     for u in pylist(usage):
@@ -149,10 +142,58 @@ def coverage_rows(
                             if fwd or back:
                                 cell.used_ports.add(u["port"] if u["port"] is not None else -1)
                                 cell.flows += int(u["flows"])
+    return cells
 
-    approved_services = {svc for (_, svc) in cells}
-    extra: dict[ServiceKey, None] = {}
-    narrowest: dict[tuple[str, int, int | None], ServiceKey | None] = {}
+
+class _Placer:
+    """Where violations land: the service column of a (destination, protocol, port), in the
+    order violations are listed (the extra columns beyond the cap fold into ``other``)."""
+
+    def __init__(self, cells: dict[tuple[str, ServiceKey], _Cell]) -> None:
+        self.approved = {svc for (_, svc) in cells}
+        self.extra: dict[ServiceKey, None] = {}
+        self.narrowest: dict[tuple[str, int, int | None], ServiceKey | None] = {}
+
+    def service(self, dst: str, proto: int, port: int | None) -> ServiceKey:
+        fit_key = (dst, proto, port)
+        if fit_key not in self.narrowest:
+            fits = [
+                s
+                for s in self.approved
+                if s[0] == dst
+                and s[1] == proto
+                and (not s[2] or any(lo <= (port or 0) <= hi for lo, hi in s[2]))
+            ]
+            # the narrowest approved service holding the port (deterministic on ties)
+            self.narrowest[fit_key] = min(
+                fits, key=lambda s: (sum(hi - lo + 1 for lo, hi in s[2]), s[2]), default=None
+            )
+        svc = self.narrowest[fit_key]
+        if svc is None:
+            ports = ((port, port),) if proto in PORTED and port is not None else ()
+            svc = (dst, proto, ports)
+            if svc not in self.extra and len(self.extra) >= MAX_EXTRA_SERVICES:
+                svc = (dst, -1, ())  # folded: "<dst> other"
+            self.extra[svc] = None
+        return svc
+
+
+def coverage_rows(
+    m: Matrix,
+    usage: pa.Table,
+    violations: pa.Table,
+    observed: set[str] | None = None,
+    inner: dict[str, int] | None = None,
+) -> list[tuple[Any, ...]]:
+    """The coverage cells as COVERAGE_SCHEMA rows (row/col give the grid order).
+
+    ``observed``: the rules whose hosts exchanged any traffic in the window (the audit's
+    rule_observability); None means all of them. ``inner``: inner conversations (overlay
+    rows) per tunnel rule. Places every violation in Python
+    (``coverage_table`` does the same from the audit's engine, for many violations)."""
+    hosts = HostIndex(m)
+    cells = _approved_cells(m, usage, hosts)
+    placer = _Placer(cells)
     cols = ["finding_id", "src_ip", "dst_ip", "protocol", "dst_port", "flows"]
     sided = "src_side" in violations.column_names
     if sided:  # the audit's sides (finding groups) place the hosts without a lookup
@@ -163,31 +204,24 @@ def coverage_rows(
             dst = _placed(v["dst_side"], v["dst_ip"], hosts)
         else:
             src, dst = hosts.place(v["src_ip"]), hosts.place(v["dst_ip"])
-        proto, port = v["protocol"], v["dst_port"]
-        fit_key = (dst, proto, port)
-        if fit_key not in narrowest:
-            fits = [
-                s
-                for s in approved_services
-                if s[0] == dst
-                and s[1] == proto
-                and (not s[2] or any(lo <= (port or 0) <= hi for lo, hi in s[2]))
-            ]
-            # the narrowest approved service holding the port (deterministic on ties)
-            narrowest[fit_key] = min(
-                fits, key=lambda s: (sum(hi - lo + 1 for lo, hi in s[2]), s[2]), default=None
-            )
-        svc = narrowest[fit_key]
-        if svc is None:
-            ports = ((port, port),) if proto in PORTED and port is not None else ()
-            svc = (dst, proto, ports)
-            if svc not in extra and len(extra) >= MAX_EXTRA_SERVICES:
-                svc = (dst, -1, ())  # folded: "<dst> other"
-            extra[svc] = None
-        cell = cells[(src, svc)]
+        cell = cells[(src, placer.service(dst, v["protocol"], v["dst_port"]))]
         cell.findings.append(v["finding_id"])
         cell.violation_flows += int(v["flows"])
+    grid = _grid(cells, hosts, observed, inner)
+    return [(*head, findings, *tail) for _, head, findings, tail in grid]
 
+
+Row = tuple[Any, ...]
+
+
+def _grid(
+    cells: dict[tuple[str, ServiceKey], _Cell],
+    hosts: HostIndex,
+    observed: set[str] | None,
+    inner: dict[str, int] | None = None,
+) -> list[tuple[tuple[str, ServiceKey], Row, list[str], Row]]:
+    """Each cell in grid order: its key and its COVERAGE_SCHEMA row as (the columns before
+    ``findings``, its findings, the columns after)."""
     group_rank = {g: i for i, g in enumerate(hosts.order)}
     group_rank[UNKNOWN], group_rank[OUTSIDE] = len(group_rank), len(group_rank) + 1
     sources = sorted({s for s, _ in cells}, key=lambda g: group_rank[g])
@@ -202,7 +236,7 @@ def coverage_rows(
         dst, proto, ports = svc
         approved = bool(c.rules)
         unused_ports = port_complement(ports, c.used_ports) if approved and ports else []
-        if c.findings:
+        if c.findings or c.violation_flows or c.placed:
             status = "unapproved"
         elif c.unconfigured and not c.flows:
             status = "unconfigured"
@@ -214,26 +248,101 @@ def coverage_rows(
         else:
             status = "used"
         label = f"{dst} other" if proto < 0 else _service_label(dst, proto, ports)
-        out.append(
-            (
-                row_of[src],
-                col_of[svc],
-                src,
-                label,
-                dst,
-                None if proto < 0 else proto,
-                ports_text(ports) if ports else "",
-                status,
-                approved,
-                sorted(c.rules),
-                c.findings,
-                c.flows + c.violation_flows,
-                ports_text(tuple(unused_ports)) if unused_ports else "",
-                "; ".join(c.purposes),
-                sum((inner or {}).get(r, 0) for r in c.rules),
-            )
+        row = (
+            row_of[src],
+            col_of[svc],
+            src,
+            label,
+            dst,
+            None if proto < 0 else proto,
+            ports_text(ports) if ports else "",
+            status,
+            approved,
+            sorted(c.rules),
         )
+        tail = (
+            c.flows + c.violation_flows,
+            ports_text(tuple(unused_ports)) if unused_ports else "",
+            "; ".join(c.purposes),
+            sum((inner or {}).get(r, 0) for r in c.rules),
+        )
+        out.append(((src, svc), row, c.findings, tail))
     return out
 
 
-__all__ = ["COVERAGE_SCHEMA", "OUTSIDE", "STATUSES", "UNKNOWN", "coverage_rows"]
+COVERAGE_KEYS = pa.schema(
+    [
+        ("src_side", pa.string()),
+        ("src_cell", pa.int32()),
+        ("dst_side", pa.string()),
+        ("dst_cell", pa.int32()),
+        ("protocol", pa.uint8()),
+        ("dst_port", pa.uint16()),
+        ("cell", pa.int32()),
+    ]
+)
+
+
+def coverage_table(
+    eng: SqlEngine,
+    m: Matrix,
+    usage: pa.Table,
+    observed: set[str] | None = None,
+    inner: dict[str, int] | None = None,
+) -> pa.Table:
+    """``coverage_rows`` for the violations registered on ``eng`` as ``violation_list``
+    (with their sides, cells and list order ``ord``): placed once per key of
+    coverage_keys.sql (sides, cells, protocol, port; a cell's first address stands for
+    all of its addresses), and each grid cell's findings listed by coverage_findings.sql,
+    so a million violations never become Python objects."""
+    from flowaudit._util.arrow import ints
+    from flowaudit.audit.rows import rows_table
+    from flowaudit.matrix.model import addr_text
+
+    hosts = HostIndex(m)
+    cells = _approved_cells(m, usage, hosts)
+    placer = _Placer(cells)
+    index: dict[tuple[str, ServiceKey], int] = {}
+    where: dict[tuple[str, int], str] = {}
+    mapping = []
+    for k in eng.run("coverage_keys").to_pylist():
+        ends = []
+        for e in ("src", "dst"):
+            key = (k[f"{e}_side"], k[f"{e}_cell"])
+            if key not in where:
+                first = addr_text(int.from_bytes(k[f"{e}_lo"], "big"))  # the cell's first address
+                where[key] = _placed(key[0], first, hosts)
+            ends.append(where[key])
+        at = (ends[0], placer.service(ends[1], k["protocol"], k["dst_port"]))
+        cells[at].placed = True
+        n = index.setdefault(at, len(index))
+        mapping.append((*(k[f.name] for f in list(COVERAGE_KEYS)[:6]), n))
+    eng.register_table("coverage_keys", rows_table(COVERAGE_KEYS, mapping))
+    found = eng.run("coverage_findings")
+    flows_of = dict(
+        zip(found.column("cell").to_pylist(), found.column("flows").to_pylist(), strict=True)
+    )
+    for at, n in index.items():
+        cells[at].violation_flows = int(flows_of.get(n, 0))
+    grid = _grid(cells, hosts, observed, inner)
+    # each grid cell's row of `found`, or the empty list appended after its last row
+    row_of = {n: i for i, n in enumerate(found.column("cell").to_pylist())}
+    empty = len(row_of)
+    take = [row_of.get(index.get(at, -1), empty) for at, _, _, _ in grid]
+    lists = found.column("findings").combine_chunks()
+    none = pa.ListArray.from_arrays(ints(pa.int32(), [0, 0]), pa.nulls(0, pa.string()))
+    findings = pa.concat_arrays([lists.cast(none.type), none]).take(ints(pa.int64(), take))
+    schema = pa.schema([f for f in COVERAGE_SCHEMA if f.name != "findings"])
+    table = eng.table_from_rows(schema, [(*head, *tail) for _, head, _, tail in grid])
+    return table.add_column(COVERAGE_SCHEMA.get_field_index("findings"), "findings", findings)
+
+
+__all__ = [
+    "COVERAGE_KEYS",
+    "COVERAGE_SCHEMA",
+    "OUTSIDE",
+    "STATUSES",
+    "UNKNOWN",
+    "coverage_rows",
+    "coverage_table",
+]

@@ -40,7 +40,10 @@ RELATIONS = (
     "control_plane",
     "pod_cidrs",
     "pod_allow",
-    "violation_rows",
+    "violation_list",
+    "cells",
+    "difference_texts",
+    "coverage_keys",
 )
 #: connection settings of every engine: the tool works offline, extensions never download
 OFFLINE: dict[str, str | bool | int | float | list[str]] = {

@@ -18,13 +18,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 
-from flowaudit._util.arrow import pylist, text_array
+from flowaudit._util.arrow import ints, pylist, text_array
 from flowaudit.audit.control_plane import ControlPlane, load_control_plane
-from flowaudit.audit.coverage import COVERAGE_SCHEMA, coverage_rows
+from flowaudit.audit.coverage import coverage_table
 from flowaudit.audit.engine import Engine, SqlEngine
 from flowaudit.audit.result import UNUSED_SCHEMA, AuditResult, finding_stats
+from flowaudit.audit.rows import rows_table
 from flowaudit.errors import StoreError, UsageError
 from flowaudit.matrix import Matrix
 from flowaudit.matrix.model import (
@@ -146,7 +148,7 @@ def run_audit(
         prepare_conversations(eng, matrix, flow_source, since, until)
         eng.register_rows("control_plane", CONTROL_PLANE, cplane.rows())
         eng.execute("control_plane_conversations")
-        violations = eng.run("violations", strict=strict)
+        eng.execute("violations", strict=strict)  # the temp table violation_rows
         lan = eng.run("control_plane", strict=strict)
         shape = eng.run("traffic_shape", strict=strict)
         _register_pods(eng, matrix)
@@ -158,9 +160,10 @@ def run_audit(
         start = since or window["start"]
         end = until or window["end"]
         flows = int(window["flows"])
-        eng.register_table("violation_rows", violations)
+        eng.execute("release_conversations")
         groups = eng.run("finding_groups")
-        violations = _add_differences(eng.run("violation_groups"), matrix)
+        violations = _violation_groups(eng, matrix)
+        eng.execute("release_violations")
         unused = eng.table_from_rows(
             UNUSED_SCHEMA, _unused_rules(matrix, usage, observ, flows, start, end)
         )
@@ -169,9 +172,10 @@ def run_audit(
         for rule_id in overlay.column("rule_id").to_pylist():
             if rule_id is not None:
                 inner[rule_id] = inner.get(rule_id, 0) + 1
-        coverage = eng.table_from_rows(
-            COVERAGE_SCHEMA, coverage_rows(matrix, usage, violations, observed, inner)
-        )
+        order = ints(pa.int64(), np.arange(violations.num_rows))
+        eng.register_table("violation_list", violations.append_column("ord", order))
+        coverage = coverage_table(eng, matrix, usage, observed, inner)
+        violations = violations.drop_columns(["src_cell", "dst_cell"])
     finally:
         eng.close()
     stats = {
@@ -205,6 +209,25 @@ def run_audit(
     )
 
 
+def _violation_groups(eng: SqlEngine, m: Matrix) -> pa.Table:
+    """The violations with their sides, group id and what differs (violation_groups.sql)."""
+    keys = eng.run("difference_keys")
+    if _matrix_texts_ok(m):
+        texts = rows_table(DIFFERENCE_TEXTS, _difference_rows(keys, m))
+        eng.register_table("difference_texts", texts)
+        return eng.run("violation_groups")
+    # a NUL in a name: word every violation on its own (the same texts, row by row)
+    rows = [
+        (*(k[f.name] for f in list(DIFFERENCE_TEXTS)[:7]), "", False, "", False, "", k["group_id"])
+        for k in keys.to_pylist()
+    ]
+    eng.register_table("difference_texts", rows_table(DIFFERENCE_TEXTS, rows))
+    v = eng.run("violation_groups").drop_columns(["differences"])
+    cells = v.select(["src_cell", "dst_cell"])
+    v = _add_differences(v.drop_columns(["src_cell", "dst_cell"]), m)
+    return v.append_column("src_cell", cells.column(0)).append_column("dst_cell", cells.column(1))
+
+
 def prepare_conversations(
     eng: SqlEngine,
     matrix: Matrix,
@@ -213,20 +236,24 @@ def prepare_conversations(
     until: dt.datetime | None,
 ) -> None:
     """The audit's first steps on ``eng``: flows and matrix registered, then the temp
-    tables ``conv`` (conversations with address text and ids) and ``conv_match``."""
+    tables ``addr_side`` (each address's text, side and cell), ``conv`` (conversations with
+    their addresses' text, sides and cells, and ids) and ``conv_match``."""
     eng.register_flows(flow_source)
     eng.register_matrix(matrix)
     eng.execute("conversations", since=since, until=until, service_ports=service_port_bits(matrix))
     # an Arrow table, not rows: inserting 1M addresses row by row took most of an audit of
     # many conversations
     addrs = eng.run("conversation_addresses").column("addr")
-    texts = _address_texts(addrs)
     eng.register_table(
-        "addresses", pa.Table.from_arrays([addrs, text_array(texts)], ["addr", "ip"])
+        "addresses", pa.Table.from_arrays([addrs, _address_texts(addrs)], ["addr", "ip"])
     )
-    eng.execute("conversation_ids")
     eng.register_rows("sides", SIDES, _side_rows(matrix))
+    eng.register_rows("cells", CELLS, _cell_rows(matrix))
     eng.execute("address_sides")
+    # addr_side holds the addresses from here on: let their Arrow copy go
+    eng.register_table("addresses", pa.Table.from_arrays([addrs[:0], addrs[:0]], ["addr", "ip"]))
+    del addrs
+    eng.execute("conversation_ids")
     eng.execute("matches")
 
 
@@ -267,6 +294,8 @@ SIDES = pa.schema(
     ]
 )
 
+CELLS = pa.schema([("cell", pa.int32()), ("lo", pa.binary(16)), ("hi", pa.binary(16))])
+
 
 def service_port_bits(m: Matrix) -> str:
     """The matrix's service ports as a 65536-character bit string (bit p: port p), bound as
@@ -284,16 +313,102 @@ def _side_rows(m: Matrix) -> list[tuple[Any, ...]]:
     return [(i, s, addr_bytes(lo), addr_bytes(hi), g) for i, s, lo, hi, g in side_ranges(m)]
 
 
-def _address_texts(addrs: pa.ChunkedArray) -> list[str]:
-    """16-byte addresses → text (IPv4-mapped ones as dotted quads)."""
-    from flowaudit.matrix.model import addr_text
+def _cell_rows(m: Matrix) -> list[tuple[int, bytes, bytes]]:
+    """The address space cut at every bound of a group, scope subnet, address class and rule
+    (``cells``, see address_sides.sql): within one cell every address is in the same ranges."""
+    from flowaudit.matrix.compile import relation_rows
+    from flowaudit.matrix.hosts import side_ranges
+    from flowaudit.matrix.model import addr_bytes
 
-    return [addr_text(int.from_bytes(a, "big")) for a in addrs.to_pylist()]
+    top = (1 << 128) - 1
+    cuts = {0}
+    for _, _, lo, hi, _ in side_ranges(m):
+        cuts |= {lo, hi + 1}
+    relations = relation_rows(m)
+    for name, cols in (("rules", (3, 4, 6, 7)), ("hosts", (1, 2)), ("scope", (1, 2))):
+        for row in relations[name][1]:
+            ends = [row[i] for i in cols]
+            for lo, hi in zip(ends[::2], ends[1::2], strict=True):
+                if lo is not None and hi is not None:
+                    cuts |= {int.from_bytes(lo, "big"), int.from_bytes(hi, "big") + 1}
+    bounds = sorted(c for c in cuts if c <= top)
+    ends = [*bounds[1:], top + 1]
+    pairs = zip(bounds, ends, strict=True)
+    return [(i, addr_bytes(lo), addr_bytes(nxt - 1)) for i, (lo, nxt) in enumerate(pairs)]
+
+
+def _address_texts(addrs: pa.ChunkedArray) -> pa.Array:
+    """16-byte addresses → text (IPv4-mapped ones as dotted quads), column-wise."""
+    import numpy as np
+
+    from flowaudit._util.arrow import ip_text
+
+    arr = addrs.combine_chunks().cast(pa.binary(16))
+    n = len(arr)
+    raw = np.frombuffer(arr.buffers()[1], np.uint8, count=16 * (arr.offset + n))
+    words = raw.view(">u8").reshape(-1, 2)[arr.offset :].astype(np.uint64)
+    mapped = (words[:, 0] == 0) & (words[:, 1] >> np.uint64(32) == np.uint64(0xFFFF))
+    return ip_text(np.where(mapped, 4, 6).astype(np.int8), words[:, 0], words[:, 1])
 
 
 # ------------------------------------------------------------------ violations
+DIFFERENCE_TEXTS = pa.schema(
+    [
+        ("reason", pa.string()),
+        ("vlan_id", pa.int16()),
+        ("nearest_rule", pa.string()),
+        ("protocol", pa.uint8()),
+        ("dst_port", pa.uint16()),
+        ("src_cell", pa.int32()),
+        ("dst_cell", pa.int32()),
+        ("before_src", pa.string()),
+        ("names_src", pa.bool_()),
+        ("before_dst", pa.string()),
+        ("names_dst", pa.bool_()),
+        ("after_dst", pa.string()),
+        ("group_id", pa.string()),
+    ]
+)
+# where the texts name the addresses (no matrix name holds a NUL: see _difference_rows)
+_SRC, _DST = "\x00src\x00", "\x00dst\x00"
+
+
+def _difference_rows(keys: pa.Table, m: Matrix) -> list[tuple[Any, ...]]:
+    """``difference_texts``: what separates the violations of each key (difference_keys.sql)
+    from their nearest rule, worded once per key with the addresses left out: a cell's
+    first address answers every membership question for all of its addresses, and the
+    text names an address at most once per end, the initiator first."""
+    from flowaudit.matrix.hosts import HostIndex
+    from flowaudit.matrix.model import addr_text
+
+    hosts = HostIndex(m)
+    unconfigured = _unconfigured_rules(m)
+    rows = []
+    for k in keys.to_pylist():
+        at = {e: addr_text(int.from_bytes(k[f"{e}_lo"], "big")) for e in ("src", "dst")}
+        row = {**k, "src_ip": _SRC, "dst_ip": _DST, "src_at": at["src"], "dst_at": at["dst"]}
+        text = _differences(row, m, hosts, unconfigured)
+        head, names_src, rest = text.partition(_SRC)
+        if not names_src:
+            head, rest = "", text
+        middle, names_dst, tail = rest.partition(_DST)
+        if not names_dst:
+            middle, tail = rest, ""
+        if "\x00" in head + middle + tail:
+            raise ValueError("a matrix name holds a NUL character")  # _matrix_texts_ok
+        key = tuple(k[f.name] for f in list(DIFFERENCE_TEXTS)[:7])
+        rows.append((*key, head, bool(names_src), middle, bool(names_dst), tail, k["group_id"]))
+    return rows
+
+
+def _matrix_texts_ok(m: Matrix) -> bool:
+    """Whether no name of the matrix holds a NUL (the texts' address marks)."""
+    names = [*m.groups, *(r.id for r in m.rules), *(str(v) for v in m.scope.vlans)]
+    return not any("\x00" in n for n in names)
+
+
 def _add_differences(v: pa.Table, m: Matrix) -> pa.Table:
-    """Append ``differences``: what separates each violation from its nearest rule."""
+    """Append ``differences`` row by row (for a matrix whose names hold a NUL)."""
     from flowaudit.matrix.hosts import HostIndex
 
     hosts = HostIndex(m)
@@ -301,6 +416,7 @@ def _add_differences(v: pa.Table, m: Matrix) -> pa.Table:
     cols = ["src_ip", "dst_ip", "protocol", "dst_port", "nearest_rule", "reason", "vlan_id"]
     unconfigured = _unconfigured_rules(m)
     for row in v.select([*cols, "src_side", "dst_side"]).to_pylist():
+        row["src_at"], row["dst_at"] = row["src_ip"], row["dst_ip"]
         texts.append(_differences(row, m, hosts, unconfigured))
     return v.append_column("differences", text_array(texts))
 
@@ -347,9 +463,9 @@ def _no_rule(
             continue
         if row["protocol"] in PORTED and not any(lo <= (port or 0) <= hi for lo, hi in r.ports):
             continue
-        if hosts.in_any(row["dst_ip"], r.to_groups):
+        if hosts.in_any(row["dst_at"], r.to_groups):
             missing += [g for g in r.from_groups if not m.groups[g].configured]
-        if hosts.in_any(row["src_ip"], r.from_groups):
+        if hosts.in_any(row["src_at"], r.from_groups):
             missing += [g for g in r.to_groups if not m.groups[g].configured]
     if missing:
         names = ", ".join(dict.fromkeys(missing))
@@ -375,9 +491,9 @@ def _differences(
             return "the matrix has no rules"
         return "; ".join(parts + _no_rule(row, m, hosts, unconfigured))
     r: Rule = m.rule(rid)
-    fwd_src = hosts.in_any(row["src_ip"], r.from_groups)
-    fwd_dst = hosts.in_any(row["dst_ip"], r.to_groups)
-    rev = hosts.in_any(row["src_ip"], r.to_groups) and hosts.in_any(row["dst_ip"], r.from_groups)
+    fwd_src = hosts.in_any(row["src_at"], r.from_groups)
+    fwd_dst = hosts.in_any(row["dst_at"], r.to_groups)
+    rev = hosts.in_any(row["src_at"], r.to_groups) and hosts.in_any(row["dst_at"], r.from_groups)
     if rev and not (fwd_src and fwd_dst):
         parts.append(
             f"initiator and responder reversed: rule allows {'/'.join(r.from_groups)} → "

@@ -152,13 +152,24 @@ def audit(
         tty = output is None and sys.stdout.isatty()
         # a file or pipe gets the tables' natural width: folded, never cropped
         width = shutil.get_terminal_size((200, 40)).columns if tty else 1000
-        text = render(result, fmt, color=tty and fmt == "text", width=width, detail=detail)
-        if output:
-            from flowaudit.report.output import write_atomic
+        if fmt == "json":  # streamed: a million findings are never one string
+            from flowaudit.report.json_ import write_json
+            from flowaudit.report.output import write_stream_atomic
 
-            write_atomic(output, text)
+            if output:
+                write_stream_atomic(output, lambda f: write_json(result, f))
+            else:
+                sys.stdout.flush()
+                write_json(result, sys.stdout.buffer)
+                sys.stdout.buffer.flush()
         else:
-            click.echo(text, nl=False)
+            text = render(result, fmt, color=tty and fmt == "text", width=width, detail=detail)
+            if output:
+                from flowaudit.report.output import write_atomic
+
+                write_atomic(output, text)
+            else:
+                click.echo(text, nl=False)
     if fail_on == "new":
         assert result.changes is not None
         sys.exit(1 if result.changes.new else 0)

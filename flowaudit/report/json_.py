@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from flowaudit._util.arrow import pylist
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flowaudit._util.arrow import pylist, text_array
 from flowaudit._util.time import iso
+from flowaudit.report.arrow_json import Spec, lit, object_texts, write_lines
 from flowaudit.report.values import dumps
 from flowaudit.schema import SCHEMA_VERSION
 
@@ -133,7 +139,9 @@ def coverage_dicts(result: AuditResult) -> list[dict[str, Any]]:
     ]
 
 
-def result_to_dict(result: AuditResult) -> dict[str, Any]:
+def result_to_dict(result: AuditResult, *, lists: bool = True) -> dict[str, Any]:
+    """The JSON report as a dict; ``lists=False`` leaves the long lists (finding groups,
+    violations, coverage) empty, for ``write_json``, which encodes them from Arrow."""
     doc = {
         "schema_version": SCHEMA_VERSION,
         "matrix": {"name": result.matrix_name, "sha256": result.rules_digest},
@@ -144,8 +152,8 @@ def result_to_dict(result: AuditResult) -> dict[str, Any]:
         },
         "captures": list(result.captures),
         "traffic_shape": pylist(result.traffic_shape) if result.traffic_shape is not None else [],
-        "finding_groups": group_dicts(result),
-        "violations": violation_dicts(result),
+        "finding_groups": group_dicts(result) if lists else [],
+        "violations": violation_dicts(result) if lists else [],
         "unused_rules": unused_dicts(result),
         "control_plane": control_plane_dicts(result),
         "overlay": overlay_dicts(result),
@@ -172,25 +180,112 @@ def result_to_dict(result: AuditResult) -> dict[str, Any]:
                 "packet and byte counts are sampled estimates" if result.sampled else None
             ),
         },
-        "coverage": coverage_dicts(result),
+        "coverage": coverage_dicts(result) if lists else [],
     }
     if result.changes is not None:
         doc["changes"] = result.changes.to_dict(result.rules_digest)
     return doc
 
 
+VIOLATION_SPEC: Spec = (
+    ("finding_id", "finding_id"),
+    ("reason", "reason"),
+    ("src_ip", "src_ip"),
+    ("dst_ip", "dst_ip"),
+    ("protocol", "protocol"),
+    ("dst_port", "dst_port"),
+    ("vlan_id", "vlan_id"),
+    ("flows", "flows"),
+    ("packets", "packets"),
+    ("bytes", "bytes"),
+    ("first_seen", "first_seen"),
+    ("last_seen", "last_seen"),
+    ("states", tuple((k, k) for k in STATE_KEYS)),
+    ("direction_uncertain", "direction_uncertain"),
+    ("sampling", "sampling"),
+    ("nearest_rule", (("rule_id", "nearest_rule"), ("differences", "differences"))),
+    ("group_id", "group_id"),
+)
+BATCH = 65_536  # rows encoded at a time: the report's text is never held whole
+
+
+def _change_texts(table: pa.Table, ids: Sequence[str], column: str = "finding_id") -> pa.Array:
+    """``"new"`` for the rows whose ``column`` is in ``ids``, else ``"persisting"``."""
+    new = pc.is_in(table.column(column), value_set=text_array(list(ids)))
+    return pc.if_else(pc.fill_null(new, lit(False)), lit('"new"'), lit('"persisting"'))
+
+
+def _violation_texts(result: AuditResult, batch: pa.Table) -> pa.Array:
+    """The JSON objects of ``violation_dicts`` for one batch of the violations table."""
+    if "group_id" not in batch.column_names:  # a result made by hand
+        batch = batch.append_column("group_id", pa.nulls(batch.num_rows, pa.string()))
+    spec: list[tuple[str, Any]] = list(VIOLATION_SPEC)
+    if result.changes is not None:
+        spec.append(("change", _change_texts(batch, result.changes.new)))
+    if result.enrichment:
+        ids = batch.column("finding_id").to_pylist()
+        texts = [dumps(result.enrichment.get(fid, {})) for fid in ids]
+        spec.append(("enrichment", text_array(texts)))
+    return object_texts(batch, spec)
+
+
+def _group_texts(result: AuditResult, batch: pa.Table) -> pa.Array:
+    spec: list[tuple[str, Any]] = [(k, k) for k in GROUP_KEYS]
+    if result.changes is not None:
+        spec.append(("change", _change_texts(batch, result.changes.new_groups, "group_id")))
+    return object_texts(batch, spec)
+
+
+def _coverage_texts(_: AuditResult, batch: pa.Table) -> pa.Array:
+    return object_texts(batch, [(k, k) for k in batch.column_names if k not in ("row", "col")])
+
+
+_ARROW_LISTS = {
+    "finding_groups": ("finding_groups", _group_texts),
+    "violations": ("violations", _violation_texts),
+    "coverage": ("coverage", _coverage_texts),
+}
+
+
+def _write_arrow_list(out: BinaryIO, table: pa.Table, encode: Any, result: AuditResult) -> None:
+    out.write(b"[\n    ")
+    first = True
+    for b in table.to_batches(max_chunksize=BATCH):
+        if not first:
+            out.write(b",\n    ")
+        write_lines(out, encode(result, pa.Table.from_batches([b])), "", ",\n    ")
+        first = False
+    out.write(b"\n  ]")
+
+
+def write_json(result: AuditResult, out: BinaryIO) -> None:
+    """Write the report (UTF-8) to ``out``, byte for byte what ``render_json`` returns:
+    the long lists (violations, finding groups, coverage cells) encoded column-wise from
+    their Arrow tables, batch by batch; the rest through ``dumps``."""
+    doc = result_to_dict(result, lists=False)
+    first = True
+    for key, value in doc.items():
+        out.write(b"{\n" if first else b",\n")
+        first = False
+        out.write(f"  {dumps(key)}: ".encode())
+        arrow = _ARROW_LISTS.get(key)
+        table = getattr(result, arrow[0]) if arrow else None
+        if arrow and table is not None and table.num_rows:
+            _write_arrow_list(out, table, arrow[1], result)
+        elif arrow:
+            out.write(b"[]")
+        elif isinstance(value, list) and value:
+            items = ",\n    ".join(dumps(v) for v in value)
+            out.write(f"[\n    {items}\n  ]".encode())
+        else:
+            out.write(dumps(value).encode())
+    out.write(b"\n}\n")
+
+
 def render_json(result: AuditResult) -> str:
     """The report as strict JSON text (``report.values``: no NaN, no Decimal): one
     top-level key per line, the items of a list key (violations, groups, rules, cells …)
-    one compact object per line. ``indent`` would switch ``json`` to its pure-Python
-    encoder: 10× slower on a million findings."""
-    doc = result_to_dict(result)
-    parts = []
-    for key, value in doc.items():
-        if isinstance(value, list) and value:
-            items = ",\n    ".join(dumps(v) for v in value)
-            text = f"[\n    {items}\n  ]"
-        else:
-            text = dumps(value)
-        parts.append(f"  {dumps(key)}: {text}")
-    return "{\n" + ",\n".join(parts) + "\n}\n"
+    one compact object per line (``write_json`` writes the same bytes to a stream)."""
+    buf = io.BytesIO()
+    write_json(result, buf)
+    return buf.getvalue().decode("utf-8")

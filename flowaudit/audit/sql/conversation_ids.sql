@@ -1,16 +1,20 @@
 -- name: conversation_ids
--- Each row is one conversation of conv_raw with its addresses' text forms and an integer
--- id (conv_id), the key the match tables refer to.
+-- Each row is one conversation of conv_raw with its addresses' text forms, sides and cells
+-- (address_sides.sql) and an integer id (conv_id), the key the match tables refer to: only
+-- a key (no report shows it), so numbered in scan order, without sorting the conversations.
+-- conv_raw is dropped once conv holds it (the temp tables count against the engine's
+-- memory limit).
 CREATE OR REPLACE TEMP TABLE conv AS
 SELECT
-    row_number() OVER (
-        ORDER BY c.vlan_id NULLS FIRST, c.src_addr, c.dst_addr, c.protocol, c.dst_port,
-                 c.alt_port, c.native_vlan
-    ) AS conv_id,
+    row_number() OVER () AS conv_id,
     s.ip AS src_ip,
     d.ip AS dst_ip,
-    c.*
+    c.*,
+    s.side AS src_side,
+    d.side AS dst_side,
+    s.cell AS src_cell,
+    d.cell AS dst_cell
 FROM conv_raw AS c
-JOIN addresses AS s ON s.addr = c.src_addr
-JOIN addresses AS d ON d.addr = c.dst_addr
-ORDER BY conv_id;
+JOIN addr_side AS s ON s.addr = c.src_addr
+JOIN addr_side AS d ON d.addr = c.dst_addr;
+DROP TABLE conv_raw;

@@ -4,22 +4,24 @@
 -- smallest matrix group holding the address, else its address class (address_sides.sql).
 -- The group id is a hash of that key, like finding ids: stable across windows. `findings`
 -- lists the member finding ids, largest first; `top_initiators` / `top_responders` the
--- three addresses that moved the most bytes on each side.
-WITH v AS (
+-- three addresses that moved the most bytes on each side. The key is hashed once per group.
+WITH g AS (
     SELECT
-        v.finding_id, v.reason, s.side AS src_side, d.side AS dst_side, v.protocol,
-        v.dst_port, v.src_ip, v.dst_ip, v.flows, v.packets, v.bytes, v.first_seen, v.last_seen
-    FROM violation_rows AS v
-    JOIN addr_side AS s ON s.ip = v.src_ip
-    JOIN addr_side AS d ON d.ip = v.dst_ip
+        k.*,
+        substr(sha256(concat_ws('|', 'flowaudit-group-v1', reason, src_side, dst_side,
+                                protocol::VARCHAR, coalesce(dst_port::VARCHAR, '-'))),
+               1, 16) AS group_id
+    FROM (SELECT DISTINCT reason, src_side, dst_side, protocol, dst_port
+          FROM violation_rows) AS k
 ),
 keyed AS (
     SELECT
-        substr(sha256(concat_ws('|', 'flowaudit-group-v1', reason, src_side, dst_side,
-                                protocol::VARCHAR, coalesce(dst_port::VARCHAR, '-'))),
-               1, 16) AS group_id,
-        *
-    FROM v
+        g.group_id, v.finding_id, v.reason, v.src_side, v.dst_side, v.protocol, v.dst_port,
+        v.src_ip, v.dst_ip, v.flows, v.packets, v.bytes, v.first_seen, v.last_seen
+    FROM violation_rows AS v
+    JOIN g
+      ON g.reason = v.reason AND g.src_side = v.src_side AND g.dst_side = v.dst_side
+     AND g.protocol = v.protocol AND g.dst_port IS NOT DISTINCT FROM v.dst_port
 ),
 by_src AS (
     SELECT group_id, src_ip AS ip, sum(bytes) AS bytes FROM keyed GROUP BY group_id, src_ip
@@ -44,26 +46,29 @@ tops AS (
                count(*)::BIGINT AS distinct_responders
         FROM by_dst GROUP BY group_id
     ) AS d USING (group_id)
+),
+totals AS (
+    SELECT
+        group_id,
+        any_value(reason) AS reason,
+        any_value(src_side) AS src_side,
+        any_value(dst_side) AS dst_side,
+        any_value(protocol) AS protocol,
+        any_value(dst_port) AS dst_port,
+        list(finding_id ORDER BY bytes DESC, packets DESC, finding_id) AS findings,
+        sum(flows)::BIGINT AS flows,
+        sum(packets)::BIGINT AS packets,
+        sum(bytes)::BIGINT AS bytes,
+        min(first_seen) AS first_seen,
+        max(last_seen) AS last_seen
+    FROM keyed
+    GROUP BY group_id
 )
 SELECT
-    k.group_id,
-    any_value(k.reason) AS reason,
-    any_value(k.src_side) AS src_side,
-    any_value(k.dst_side) AS dst_side,
-    any_value(k.protocol) AS protocol,
-    any_value(k.dst_port) AS dst_port,
-    list(k.finding_id ORDER BY k.bytes DESC, k.packets DESC, k.finding_id) AS findings,
-    sum(k.flows)::BIGINT AS flows,
-    sum(k.packets)::BIGINT AS packets,
-    sum(k.bytes)::BIGINT AS bytes,
-    any_value(t.distinct_initiators) AS distinct_initiators,
-    any_value(t.distinct_responders) AS distinct_responders,
-    min(k.first_seen) AS first_seen,
-    max(k.last_seen) AS last_seen,
-    any_value(t.top_initiators) AS top_initiators,
-    any_value(t.top_responders) AS top_responders
-FROM keyed AS k
+    k.group_id, k.reason, k.src_side, k.dst_side, k.protocol, k.dst_port, k.findings,
+    k.flows, k.packets, k.bytes, t.distinct_initiators, t.distinct_responders,
+    k.first_seen, k.last_seen, t.top_initiators, t.top_responders
+FROM totals AS k
 JOIN tops AS t USING (group_id)
-GROUP BY k.group_id
-ORDER BY bytes DESC, packets DESC, flows DESC, reason, src_side, dst_side, protocol,
-         dst_port NULLS FIRST, k.group_id;
+ORDER BY k.bytes DESC, k.packets DESC, k.flows DESC, k.reason, k.src_side, k.dst_side,
+         k.protocol, k.dst_port NULLS FIRST, k.group_id;

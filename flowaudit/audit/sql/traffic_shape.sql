@@ -5,15 +5,13 @@
 -- not approved with $strict) and not approved. The report's overview of the traffic.
 WITH c AS (
     SELECT
-        s.side AS src_side,
-        d.side AS dst_side,
+        c.src_side,
+        c.dst_side,
         c.flows,
         c.bytes,
         m.conv_id IS NOT NULL AS approved,
         cp.conv_id IS NOT NULL AND NOT $strict AS control_plane
     FROM conv AS c
-    JOIN addr_side AS s ON s.addr = c.src_addr
-    JOIN addr_side AS d ON d.addr = c.dst_addr
     LEFT JOIN (SELECT DISTINCT conv_id FROM conv_match) AS m ON m.conv_id = c.conv_id
     LEFT JOIN conv_cp AS cp ON cp.conv_id = c.conv_id
 )

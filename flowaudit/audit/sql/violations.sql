@@ -4,7 +4,13 @@
 -- TCP state mix, the reason, and the nearest rule (fewest differences) for the
 -- report to explain. An anti-join: conversations no rule admits in any orientation.
 -- LAN control-plane conversations (conv_cp) are listed apart, unless $strict: then they
--- are violations with reason `control-plane`.
+-- are violations with reason `control-plane`. Kept as the temp table violation_rows (within
+-- the engine's memory limit, spilled beyond), unordered: violation_groups.sql orders them.
+-- What depends only on where the addresses are (scope, groups, rules: the facts of the
+-- reason and the nearest rule) is computed once per key (vlan, initiator cell, responder
+-- cell, protocol, responder port), a cell standing for all its addresses (address_sides.sql):
+-- a million findings to a million internet addresses share a few hundred keys.
+CREATE OR REPLACE TEMP TABLE violation_rows AS
 WITH unmatched AS (
     SELECT c.*, cp.conv_id IS NOT NULL AS control_plane
     FROM conv AS c
@@ -26,9 +32,18 @@ grouped AS (
         min(first_seen) AS first_seen, max(last_seen) AS last_seen,
         sum(attempted)::BIGINT AS attempted, sum(rejected)::BIGINT AS rejected,
         sum(established)::BIGINT AS established, sum(midstream)::BIGINT AS midstream,
-        sum(answered)::BIGINT AS answered, max(sampling) AS sampling
+        sum(answered)::BIGINT AS answered, max(sampling) AS sampling,
+        -- one address, one side and cell
+        any_value(src_side) AS src_side, any_value(dst_side) AS dst_side,
+        any_value(src_cell) AS src_cell, any_value(dst_cell) AS dst_cell
     FROM unmatched
     GROUP BY vlan_id, ip_version, src_ip, dst_ip, protocol, dst_port
+),
+keys AS (
+    SELECT k.*, sc.lo AS src_addr, dc.lo AS dst_addr  -- each cell's first address
+    FROM (SELECT DISTINCT vlan_id, src_cell, dst_cell, protocol, dst_port FROM grouped) AS k
+    JOIN cells AS sc ON sc.cell = k.src_cell
+    JOIN cells AS dc ON dc.cell = k.dst_cell
 ),
 facts AS (
     SELECT
@@ -64,24 +79,7 @@ facts AS (
               AND g.src_addr BETWEEN r.src_lo AND r.src_hi
               AND g.dst_addr BETWEEN r.dst_lo AND r.dst_hi
         ) AS pair_has_protocol
-    FROM grouped AS g
-),
-reasoned AS (
-    SELECT
-        f.*,
-        CASE
-            WHEN f.control_plane THEN 'control-plane'
-            WHEN f.native_vlan THEN 'off-vlan'
-            WHEN f.vlan_id IS NOT NULL AND f.scoped_vlans AND NOT f.vlan_in_scope THEN 'off-vlan'
-            WHEN NOT f.src_in_scope OR NOT f.dst_in_scope THEN 'out-of-scope-address'
-            WHEN NOT f.src_known THEN 'unknown-source'
-            WHEN NOT f.dst_known THEN 'unknown-destination'
-            WHEN f.reverse_rule THEN 'reverse-direction'
-            WHEN f.other_protocol_rule OR (f.pair_has_rules AND NOT f.pair_has_protocol)
-                THEN 'protocol-not-approved'
-            ELSE 'port-not-approved'
-        END AS reason
-    FROM facts AS f
+    FROM keys AS g
 ),
 scored AS (
     -- each violation against each rule, in either orientation; a rule is a candidate
@@ -89,7 +87,7 @@ scored AS (
     -- responder's group (in one orientation), and it differs in at most two of (source,
     -- destination, protocol, port) there (the swapped orientation counts one more)
     SELECT
-        v.vlan_id, v.src_ip, v.dst_ip, v.protocol, v.dst_port,
+        v.vlan_id, v.src_cell, v.dst_cell, v.protocol, v.dst_port,
         r.rule_id,
         coalesce(v.src_addr BETWEEN r.src_lo AND r.src_hi, false) AS fs,
         coalesce(v.dst_addr BETWEEN r.dst_lo AND r.dst_hi, false) AS fd,
@@ -114,7 +112,7 @@ scored AS (
             ELSE least(abs(coalesce(v.dst_port, 0)::INTEGER - r.port_lo::INTEGER),
                        abs(coalesce(v.dst_port, 0)::INTEGER - r.port_hi::INTEGER))
         END AS port_distance
-    FROM reasoned AS v
+    FROM facts AS v
     JOIN rules AS r
       -- only rules that share a host group with the finding, in either orientation
       ON v.src_in_scope AND v.dst_in_scope
@@ -131,10 +129,36 @@ candidates AS (
 ),
 nearest AS (
     SELECT
-        vlan_id, src_ip, dst_ip, protocol, dst_port,
+        vlan_id, src_cell, dst_cell, protocol, dst_port,
         arg_min(rule_id, (score, port_distance, rule_id)) AS nearest_rule
     FROM candidates
-    GROUP BY vlan_id, src_ip, dst_ip, protocol, dst_port
+    GROUP BY vlan_id, src_cell, dst_cell, protocol, dst_port
+),
+reasoned AS (
+    SELECT
+        c.*,
+        n.nearest_rule,
+        CASE
+            WHEN c.control_plane THEN 'control-plane'
+            WHEN c.native_vlan THEN 'off-vlan'
+            WHEN f.vlan_id IS NOT NULL AND f.scoped_vlans AND NOT f.vlan_in_scope THEN 'off-vlan'
+            WHEN NOT f.src_in_scope OR NOT f.dst_in_scope THEN 'out-of-scope-address'
+            WHEN NOT f.src_known THEN 'unknown-source'
+            WHEN NOT f.dst_known THEN 'unknown-destination'
+            WHEN f.reverse_rule THEN 'reverse-direction'
+            WHEN f.other_protocol_rule OR (f.pair_has_rules AND NOT f.pair_has_protocol)
+                THEN 'protocol-not-approved'
+            ELSE 'port-not-approved'
+        END AS reason
+    FROM grouped AS c
+    JOIN facts AS f
+      ON f.vlan_id IS NOT DISTINCT FROM c.vlan_id AND f.src_cell = c.src_cell
+     AND f.dst_cell = c.dst_cell AND f.protocol = c.protocol
+     AND f.dst_port IS NOT DISTINCT FROM c.dst_port
+    LEFT JOIN nearest AS n
+      ON n.vlan_id IS NOT DISTINCT FROM c.vlan_id AND n.src_cell = c.src_cell
+     AND n.dst_cell = c.dst_cell AND n.protocol = c.protocol
+     AND n.dst_port IS NOT DISTINCT FROM c.dst_port
 )
 SELECT
     substr(sha256(concat_ws('|', 'flowaudit-violation-v1', coalesce(v.vlan_id::VARCHAR, '-'),
@@ -145,9 +169,5 @@ SELECT
     v.direction_uncertain, v.native_vlan,
     v.flows, v.packets, v.bytes, v.first_seen, v.last_seen,
     v.attempted, v.rejected, v.established, v.midstream, v.answered, v.sampling,
-    n.nearest_rule
-FROM reasoned AS v
-LEFT JOIN nearest AS n
-  ON n.vlan_id IS NOT DISTINCT FROM v.vlan_id AND n.src_ip = v.src_ip AND n.dst_ip = v.dst_ip
- AND n.protocol = v.protocol AND n.dst_port IS NOT DISTINCT FROM v.dst_port
-ORDER BY v.packets DESC, v.flows DESC, v.src_ip, v.dst_ip, v.protocol, v.dst_port, v.vlan_id;
+    v.nearest_rule, v.src_side, v.dst_side, v.src_cell, v.dst_cell
+FROM reasoned AS v;
