@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 import warnings
 from typing import Any
 from urllib.parse import urlsplit
@@ -103,6 +104,10 @@ def build_session(master: str | None = None, app_name: str = "flowaudit") -> Any
         builder = builder.config("spark.ui.enabled", "false")
         if not _conf_dir_sets("spark.sql.shuffle.partitions"):
             builder = builder.config("spark.sql.shuffle.partitions", str(2 * _local_cores(url)))
+        if not _conf_dir_sets("spark.pyspark.python"):
+            # local workers run this interpreter (its flowaudit, pyarrow), not whatever
+            # python3 comes first on PATH (pyspark reads only the variable for that)
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     try:
         with warnings.catch_warnings():  # pyspark's note on pandas versions: not ours to act on
             warnings.simplefilter("ignore", FutureWarning)
