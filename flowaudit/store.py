@@ -230,11 +230,11 @@ class StoreWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from flowaudit._util.arrow import fixed, repeat
+        from flowaudit._util.arrow import constant, fixed
 
         if self._capture_id is not None:
             i = table.schema.get_field_index("capture_id")
-            stamp = repeat(self._capture_id(), table.num_rows)
+            stamp = constant(self._capture_id(), table.num_rows)
             table = table.set_column(i, table.schema.field(i), stamp)
         first, last = (_int64(table.column(name)) for name in ("first_seen", "last_seen"))
         lo, hi = int(first.min()), int(last.max())

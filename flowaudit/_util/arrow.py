@@ -61,11 +61,6 @@ def from_codes(codes: npt.NDArray[np.integer], names: tuple[str, ...] | list[str
     return strings(table[codes][mask], rows)
 
 
-def repeat(value: str, n: int) -> pa.Array:
-    """``value`` ``n`` times, as a string array."""
-    return from_codes(np.zeros(n, dtype=np.int8), [value])
-
-
 # decimal digits of 0..255, left-aligned, and their count
 _DIG, _DLEN = _padded([str(i).encode() for i in range(256)])
 
@@ -132,7 +127,6 @@ __all__ = [
     "ip_text_unique",
     "pick",
     "pylist",
-    "repeat",
     "strings",
     "text_array",
 ]
@@ -243,7 +237,7 @@ def pick(codes: npt.NDArray[np.integer], names: tuple[str, ...] | list[str]) -> 
 
 
 def constant(value: str, n: int) -> pa.Array:
-    """``repeat`` without per-row work: ``value`` ``n`` times, as a string array."""
+    """``value`` ``n`` times, as a string array (offsets and one buffer, no per-row work)."""
     b = value.encode()
     offsets = np.arange(n + 1, dtype=np.int32) * len(b)
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(b * n))

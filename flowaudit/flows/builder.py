@@ -327,8 +327,8 @@ class FlowBuilder:
 
         cols: dict[str, pa.Array] = {
             "flow_id": A.strings(fid_s.view(np.uint8), np.full(n, 30, dtype=np.int64)),
-            "source_kind": A.repeat(self.source_kind, n),
-            "capture_id": A.repeat(self.capture_id, n),
+            "source_kind": A.constant(self.source_kind, n),
+            "capture_id": A.constant(self.capture_id, n),
             "vlan_id": A.fixed(pa.int16(), vlan.astype(np.int16), null=vlan < 0),
             "ip_version": A.fixed(pa.int8(), ipv),
             "src_ip": text.slice(0, n),

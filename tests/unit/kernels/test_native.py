@@ -171,7 +171,8 @@ def test_arrow_columns_from_buffers() -> None:
                      np.array([0xFFFF0A000001], np.uint64)).to_pylist() == ["10.0.0.1"]  # fmt: skip
     assert A.from_codes(np.array([2, 0, 1, 2]), ("S0", "SF", "RSTRH")).to_pylist() == [
         "RSTRH", "S0", "SF", "RSTRH"]  # fmt: skip
-    assert A.repeat("pcap", 3).to_pylist() == ["pcap"] * 3
+    assert A.constant("pcap", 3).to_pylist() == ["pcap"] * 3
+    assert A.constant("", 2).to_pylist() == ["", ""] and A.constant("x", 0).to_pylist() == []
     v = A.fixed(pa.int16(), np.array([111, -1, 5], np.int16), null=np.array([False, True, False]))
     assert v.to_pylist() == [111, None, 5]
     assert v.type == pa.int16()
