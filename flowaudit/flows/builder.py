@@ -211,12 +211,15 @@ class FlowBuilder:
                 self._service)  # fmt: skip
 
     # --- public API ----------------------------------------------------------------
-    def add(self, batch: PacketBatch, uids: npt.NDArray[np.int64] | None = None) -> pa.Table:
-        """Feed one batch; return the flows that ended (closed, idle-expired), maybe none.
+    def add(self, batch: PacketBatch) -> pa.Table:
+        """Feed one batch; return the flows that ended (closed, idle-expired), maybe none."""
+        self._walk(batch)
+        return self._drain()
 
-        ``uids`` (int64, one per packet), when given, receives the uid of the flow each
-        packet creates (the uid ``_more_columns`` is handed at emission); other packets keep
-        their value."""
+    def _walk(self, batch: PacketBatch, uids: npt.NDArray[np.int64] | None = None) -> None:
+        """Walk a batch into the flow table. ``uids`` (int64, one per packet), when given,
+        receives the uid of the flow each packet creates (the uid ``_more_columns`` is handed
+        at emission); other packets keep their value."""
         batch.check()
         a = batch.arrays
         payload = a.get("payload_len")
@@ -237,7 +240,6 @@ class FlowBuilder:
                 self._grow_pool()
             elif status == ft.NEED_FRAG:
                 self._frag_rehash()
-        return self._drain()
 
     def finish(self) -> pa.Table:
         """End every remaining flow and return them; the builder is empty afterwards."""
@@ -352,15 +354,20 @@ class FlowBuilder:
             "src_ip_bytes": u64(ft.U_IB0, ft.U_IB1, True),
             "dst_ip_bytes": u64(ft.U_IB0, ft.U_IB1, False),
         }
-        self._more_columns(cols, pl[:, ft.I_UID], vlan)
+        self._more_columns(cols, pl[:, ft.I_UID], vlan, (src_hi, src_lo, dst_hi, dst_lo, sport))
         arrays = [cols[f.name] if f.name in cols else pa.nulls(n, f.type) for f in FLOW_SCHEMA]
         return pa.Table.from_arrays(arrays, schema=FLOW_SCHEMA)
 
     def _more_columns(
-        self, cols: dict[str, pa.Array], uids: npt.NDArray[np.int64], key: npt.NDArray[np.int32]
+        self,
+        cols: dict[str, pa.Array],
+        uids: npt.NDArray[np.int64],
+        key: npt.NDArray[np.int32],
+        initiator: tuple[npt.NDArray[Any], ...],
     ) -> None:
-        """Add or replace columns of the flows being emitted (their uids and VLAN key slots,
-        in table order): the inner-flow builder's hook (``flows/tunnel.py``)."""
+        """Add or replace columns of the flows being emitted, given (in table order) their
+        uids, VLAN key slots and (src hi, src lo, dst hi, dst lo, src port): the inner-flow
+        builder's hook (``flows/tunnel.py``)."""
 
 
 def _addr16(hi: npt.NDArray[np.generic], lo: npt.NDArray[np.generic]) -> pa.Array:

@@ -19,6 +19,8 @@ outer flows counts those frames twice: filter on ``tunnel IS NULL`` for the wire
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
@@ -42,26 +44,19 @@ class InnerFlowBuilder(FlowBuilder):
         super().__init__(capture_id, source_kind, config)
         self._keys: dict[tuple[int, int, int], int] = {}  # (tunnel, id, outer vlan) → key
         self._key_rows: list[tuple[int, int, int]] = []
-        self._pending: tuple[dict[str, npt.NDArray[np.generic]], npt.NDArray[np.int64]] | None
-        self._pending = None  # the batch being added (flows may end within it)
-        self._done = True  # its first packets are remembered
         self._first_uid = np.zeros(0, dtype=np.int64)  # sorted
         self._first: dict[str, npt.NDArray[np.generic]] = {
             k: np.zeros(0, dtype=_dtype(k)) for k in _FIRST
         }
 
-    def add(self, batch: PacketBatch, uids: npt.NDArray[np.int64] | None = None) -> pa.Table:
+    def add(self, batch: PacketBatch) -> pa.Table:
         a = batch.arrays
-        n = len(batch)
-        keys = self._tunnel_keys(a["tunnel"], a["tunnel_id"], a["outer_vlan"])
         plain = PacketBatch({k: a[k] for k in PACKET_FIELDS})
-        plain.arrays["vlan"] = keys
-        uids = np.full(n, -1, dtype=np.int64)
-        self._pending, self._done = (a, uids), False
-        table = super().add(plain, uids)
-        self._remember(a, uids)
-        self._pending = None
-        return table
+        plain.arrays["vlan"] = self._tunnel_keys(a["tunnel"], a["tunnel_id"], a["outer_vlan"])
+        uids = np.full(len(batch), -1, dtype=np.int64)
+        self._walk(plain, uids)
+        self._remember(a, uids)  # before the drain: flows may end within this batch
+        return self._drain()
 
     def _tunnel_keys(
         self,
@@ -90,9 +85,6 @@ class InnerFlowBuilder(FlowBuilder):
 
     def _remember(self, a: dict[str, npt.NDArray[np.generic]], uids: npt.NDArray[np.int64]) -> None:
         """Keep the first packet of each flow created by this batch (uids grow by creation)."""
-        if self._done:
-            return
-        self._done = True
         rows = np.flatnonzero(uids >= 0)  # the packets that created a flow, uids ascending
         if not len(rows):
             return
@@ -102,8 +94,6 @@ class InnerFlowBuilder(FlowBuilder):
 
     def _lookup(self, uids: npt.NDArray[np.int64]) -> dict[str, npt.NDArray[np.generic]]:
         """The first-packet rows of flows ``uids`` (emitted now), and forget them."""
-        if self._pending is not None:  # flows may end within the batch being added
-            self._remember(*self._pending)
         pos = np.searchsorted(self._first_uid, uids)
         out = {k: v[pos] for k, v in self._first.items()}
         keep = np.ones(len(self._first_uid), dtype=bool)
@@ -114,7 +104,11 @@ class InnerFlowBuilder(FlowBuilder):
         return out
 
     def _more_columns(
-        self, cols: dict[str, pa.Array], uids: npt.NDArray[np.int64], key: npt.NDArray[np.int32]
+        self,
+        cols: dict[str, pa.Array],
+        uids: npt.NDArray[np.int64],
+        key: npt.NDArray[np.int32],
+        initiator: tuple[npt.NDArray[Any], ...],
     ) -> None:
         n = len(uids)
         f = self._lookup(uids)
@@ -124,13 +118,10 @@ class InnerFlowBuilder(FlowBuilder):
         cols["tunnel"] = A.from_codes(tun.astype(np.int8), TUNNEL_NAMES)
         cols["tunnel_id"] = A.fixed(pa.uint32(), tid.astype(np.uint32), null=tid < 0)
         # orient the outer addresses with the inner flow: did its initiator send packet 1?
-        src = _addr_hi_lo(cols["src_addr"])
-        sp = cols["src_port"]  # null (no ports) reads as whatever the buffer holds: unused
-        sport = np.frombuffer(sp.buffers()[1], np.uint16, len(sp), 2 * sp.offset).astype(np.int64)
-        same = (src[0] == f["src_hi"]) & (src[1] == f["src_lo"])
-        dst = _addr_hi_lo(cols["dst_addr"])
-        loop = (src[0] == dst[0]) & (src[1] == dst[1])  # same address both ends: by port
-        same = np.where(loop, sport == f["sport"].astype(np.int64), same)
+        src_hi, src_lo, dst_hi, dst_lo, sport = initiator
+        same = (src_hi == f["src_hi"]) & (src_lo == f["src_lo"])
+        loop = (src_hi == dst_hi) & (src_lo == dst_lo)  # same address both ends: by port
+        same = np.where(loop, sport.astype(np.int64) == f["sport"].astype(np.int64), same)
         ohi = np.where(same, f["outer_src_hi"], f["outer_dst_hi"])
         olo = np.where(same, f["outer_src_lo"], f["outer_dst_lo"])
         rhi = np.where(same, f["outer_dst_hi"], f["outer_src_hi"])
@@ -150,12 +141,6 @@ def _dtype(name: str) -> str:
     from flowaudit.packets.batch import INNER_FIELDS
 
     return INNER_FIELDS.get(name) or PACKET_FIELDS[name]
-
-
-def _addr_hi_lo(col: pa.Array) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
-    b = np.frombuffer(col.buffers()[1], dtype=">u8", count=2 * len(col), offset=16 * col.offset)
-    b = b.reshape(-1, 2)
-    return b[:, 0].astype(np.uint64), b[:, 1].astype(np.uint64)
 
 
 __all__ = ["InnerFlowBuilder"]

@@ -86,6 +86,18 @@ _INNER_REC = (
 )
 
 
+def _grown(
+    old: dict[str, npt.NDArray[np.generic]],
+    fields: tuple[tuple[str, type], ...],
+    cap: int,
+    keep: int,
+) -> dict[str, npt.NDArray[np.generic]]:
+    new: dict[str, npt.NDArray[np.generic]] = {k: np.zeros(cap, dt) for k, dt in fields}
+    for k, a in old.items():
+        new[k][:keep] = a[:keep]
+    return new
+
+
 def _linktype_name(link: int) -> str:
     return f"{link} ({LINKTYPE_NAMES[link]})" if link in LINKTYPE_NAMES else str(link)
 
@@ -119,17 +131,14 @@ class _Walker:
         # inner records of the scratch rows so far (grown on demand)
         self.ports = tunnel_ports
         self.m = 0
+        self.in_rec: dict[str, npt.NDArray[np.generic]] = {}
+        self.in_out: dict[str, npt.NDArray[np.generic]] = {}
         self._inner_alloc(1024 if tunnel_ports is not None else 0)
 
     def _inner_alloc(self, cap: int) -> None:
-        old_rec = getattr(self, "in_rec", None)
-        old_out = getattr(self, "in_out", None)
-        self.in_rec = {k: np.zeros(cap, dt) for k, dt in _INNER_REC}
-        self.in_out = {k: np.zeros(cap, dt) for k, dt in _OUT_FIELDS}
-        if old_rec is not None and old_out is not None:
-            for new, old in ((self.in_rec, old_rec), (self.in_out, old_out)):
-                for k, a in old.items():
-                    new[k][: self.m] = a[: self.m]
+        """(Re)allocate the inner records' arrays at ``cap`` rows, keeping the first ``m``."""
+        self.in_rec = _grown(self.in_rec, _INNER_REC, cap, self.m)
+        self.in_out = _grown(self.in_out, _OUT_FIELDS, cap, self.m)
 
     def opened(self, lo: int, hi: int) -> None:
         """Find and decode the inner frames of tunnelled records lo..hi-1 (kernels/tunnel)."""

@@ -383,12 +383,7 @@ def _raw_to_flows(raw: Any, info: ExporterInfo, stats: RecordStats, path: Path) 
     limit = np.uint64(TIME_MAX_US // 1000)
     first = np.where(raw.first_ms <= limit, raw.first_ms.astype(np.int64) * 1000, TIME_MAX_US)
     last = np.where(raw.last_ms <= limit, raw.last_ms.astype(np.int64) * 1000, TIME_MAX_US)
-    neg = last < first
-    if neg.any():
-        if "negative_duration" not in stats.counters:
-            stats.warn(f"{path}: records with last-seen before first-seen: last set to first")
-        stats.count("negative_duration", int(neg.sum()))
-        last = np.where(neg, first, last)
+    last = _clamp_negative(first, last, path, stats)
     proto = raw.proto.astype(np.int64)
     icmp = (proto == 1) | (proto == 58)
     sp = raw.src_port.astype(np.int64)
@@ -448,6 +443,18 @@ def _raw_to_flows(raw: Any, info: ExporterInfo, stats: RecordStats, path: Path) 
     return flow_table(cols, source_kind="nfcapd", flow_ids=False, stats=stats)
 
 
+def _clamp_negative(first: Any, last: Any, path: Path, stats: RecordStats) -> Any:
+    """``last``, with records whose last-seen is before their first-seen (seen in real
+    exports) set to first; counted, with one warning."""
+    neg = last < first
+    if not neg.any():
+        return last
+    if "negative_duration" not in stats.counters:
+        stats.warn(f"{path}: records with last-seen before first-seen: last set to first")
+    stats.count("negative_duration", int(neg.sum()))
+    return np.where(neg, first, last)
+
+
 def _ints(col: pa.Array, dtype: Any, default: int = 0) -> Any:
     """nfdump's space-padded integer text (``-N``: plain numbers) → a numpy array."""
     s = pc.utf8_trim_whitespace(col).cast(pa.int64())
@@ -479,12 +486,7 @@ def _to_flows(
             return pa.table({})
     first = np.asarray(first_ms.cast(pa.int64()).to_numpy(zero_copy_only=False)) * 1000
     last = np.asarray(last_ms.cast(pa.int64()).to_numpy(zero_copy_only=False)) * 1000
-    neg = last < first
-    if neg.any():
-        if "negative_duration" not in stats.counters:
-            stats.warn(f"{path}: records with last-seen before first-seen: last set to first")
-        stats.count("negative_duration", int(neg.sum()))
-        last = np.where(neg, first, last)
+    last = _clamp_negative(first, last, path, stats)
     proto = _ints(col["pr"], np.int64)
     dp_text = pc.utf8_trim_whitespace(col["dp"])
     icmp = (proto == 1) | (proto == 58)

@@ -217,8 +217,8 @@ def test_a_store_written_before_the_tunnel_columns_reads_them_as_null(tmp_path: 
     api.ingest(OVERLAY / "zeek-gre-sample.pcap", store)
     new = ("tunnel", "tunnel_id", "outer_src_ip", "outer_dst_ip", "outer_flow_id")
     for f in (store / "flows").rglob("*.parquet"):  # rewrite them as the previous schema
-        t = pq.read_table(f).filter(pq.read_table(f).column("tunnel").is_null())
-        pq.write_table(t.drop_columns(list(new)), f)
+        t = pq.read_table(f)
+        pq.write_table(t.filter(t.column("tunnel").is_null()).drop_columns(list(new)), f)
     assert all(n not in pq.read_schema(f).names for n in new)
     got = api.query("SELECT count(*) AS n, count(tunnel) AS t, count(outer_flow_id) AS o "
                     "FROM flows", store=store).to_pylist()  # fmt: skip
