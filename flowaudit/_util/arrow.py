@@ -11,6 +11,7 @@ names (states, directions, constants), assembled as Arrow string buffers in nump
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -83,18 +84,25 @@ def _ipv4_bytes(v4: npt.NDArray[np.uint64]) -> tuple[npt.NDArray[np.uint8], npt.
 
 
 def ip_text(
-    ipv: npt.NDArray[np.generic], hi: npt.NDArray[np.generic], lo: npt.NDArray[np.generic]
+    ipv: npt.NDArray[np.generic],
+    hi: npt.NDArray[np.generic],
+    lo: npt.NDArray[np.generic],
+    ipv4: Callable[[npt.NDArray[np.uint64]], tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]]
+    | None = None,
 ) -> pa.Array:
-    """Canonical text of addresses (IPv4 dotted quad, IPv6 RFC 5952) as a string array."""
+    """Canonical text of addresses (IPv4 dotted quad, IPv6 RFC 5952) as a string array.
+    ``ipv4``: what formats the IPv4 rows, (concatenated bytes, lengths) like ``_ipv4_bytes``
+    (the flow builder passes the compiled one, ``flowaudit.kernels.text``)."""
+    fmt4 = _ipv4_bytes if ipv4 is None else ipv4
     m = len(ipv)
     is4 = np.asarray(ipv) == 4
     lo64 = np.asarray(lo, dtype=np.uint64)
     if bool(is4.all()):
-        data, lens = _ipv4_bytes(lo64 & np.uint64(0xFFFFFFFF))
+        data, lens = fmt4(lo64 & np.uint64(0xFFFFFFFF))
         return strings(data, lens)
     r4 = np.flatnonzero(is4)
     r6 = np.flatnonzero(~is4)
-    d4, l4 = _ipv4_bytes(lo64[r4] & np.uint64(0xFFFFFFFF))
+    d4, l4 = fmt4(lo64[r4] & np.uint64(0xFFFFFFFF))
     pairs = np.stack([np.asarray(hi, dtype=np.uint64)[r6], lo64[r6]], axis=1)
     uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
     texts = [str(ipaddress.IPv6Address((int(h) << 64) | int(w))).encode() for h, w in uniq]

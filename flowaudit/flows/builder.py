@@ -318,6 +318,7 @@ class FlowBuilder:
             np.concatenate([ipv, ipv]),
             np.concatenate([src_hi, dst_hi]),
             np.concatenate([src_lo, dst_lo]),
+            ipv4_bytes,
         )
         states = self._k.conn_states(self._pi, self._pu, ids)
 
@@ -370,6 +371,17 @@ class FlowBuilder:
         builder's hook (``flows/tunnel.py``)."""
 
 
+def ipv4_bytes(
+    v4: npt.NDArray[np.uint64],
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """Dotted quads of 32-bit values: (concatenated bytes, lengths), compiled."""
+    v4 = np.ascontiguousarray(v4, dtype=np.uint64)
+    data = np.empty(15 * len(v4), dtype=np.uint8)
+    lens = np.empty(len(v4), dtype=np.int64)
+    end = kernels().ipv4_text(v4, data, lens)
+    return data[:end], lens
+
+
 def _addr16(hi: npt.NDArray[np.generic], lo: npt.NDArray[np.generic]) -> pa.Array:
     b = np.empty((len(hi), 2), dtype=">u8")
     b[:, 0] = hi
@@ -385,4 +397,5 @@ __all__ = [
     "FlowBuilder",
     "FlowConfig",
     "FlowStats",
+    "ipv4_bytes",
 ]

@@ -26,7 +26,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from flowaudit._util import arrow as A
-from flowaudit.flows.builder import FlowBuilder, FlowConfig
+from flowaudit.flows.builder import FlowBuilder, FlowConfig, ipv4_bytes
 from flowaudit.flows.community_id import community_ids
 from flowaudit.kernels.layout import TUNNEL_NAMES
 from flowaudit.packets.batch import PACKET_FIELDS, PacketBatch
@@ -69,19 +69,27 @@ class InnerFlowBuilder(FlowBuilder):
         packed = ((tun.astype(np.int64) << 46) | ((tid.astype(np.int64) + 1) << 13)) | (
             vlan.astype(np.int64) + 1
         )
-        if len(packed) and (packed == packed[0]).all():  # the usual case: one VNI
-            uniq, inv = packed[:1], np.zeros(len(packed), dtype=np.intp)
-        else:
-            uniq, inv = np.unique(packed, return_inverse=True)
-        codes = np.empty(len(uniq), dtype=np.int32)
-        for j, v in enumerate(uniq.tolist()):
-            t = (v >> 46, ((v >> 13) & ((1 << 33) - 1)) - 1, (v & 0x1FFF) - 1)
-            k = self._keys.get(t)
-            if k is None:
-                k = self._keys[t] = len(self._key_rows)
-                self._key_rows.append(t)
-            codes[j] = k
-        return codes[inv.reshape(-1)]
+        codes = np.empty(len(packed), dtype=np.int32)
+        left = np.ones(len(packed), dtype=bool)
+        for _ in range(8):  # the usual case: a few keys, one pass over the batch each
+            if not left.any():
+                return codes
+            v = int(packed[int(np.argmax(left))])
+            hit = packed == v
+            codes[hit] = self._key_code(v)
+            left &= ~hit
+        rest = np.flatnonzero(left)  # many keys: sort the rest
+        uniq, inv = np.unique(packed[rest], return_inverse=True)
+        codes[rest] = np.array([self._key_code(v) for v in uniq.tolist()], np.int32)[inv]
+        return codes
+
+    def _key_code(self, v: int) -> int:
+        t = (v >> 46, ((v >> 13) & ((1 << 33) - 1)) - 1, (v & 0x1FFF) - 1)
+        k = self._keys.get(t)
+        if k is None:
+            k = self._keys[t] = len(self._key_rows)
+            self._key_rows.append(t)
+        return k
 
     def _remember(self, a: dict[str, npt.NDArray[np.generic]], uids: npt.NDArray[np.int64]) -> None:
         """Keep the first packet of each flow created by this batch (uids grow by creation)."""
@@ -128,7 +136,7 @@ class InnerFlowBuilder(FlowBuilder):
         rlo = np.where(same, f["outer_dst_lo"], f["outer_src_lo"])
         ipv = f["outer_ip_version"].astype(np.int8)
         text = A.ip_text(np.concatenate([ipv, ipv]), np.concatenate([ohi, rhi]),
-                         np.concatenate([olo, rlo]))  # fmt: skip
+                         np.concatenate([olo, rlo]), ipv4_bytes)  # fmt: skip
         cols["outer_src_ip"] = text.slice(0, n)
         cols["outer_dst_ip"] = text.slice(n, n)
         cols["outer_flow_id"] = community_ids(

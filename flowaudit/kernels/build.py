@@ -1,14 +1,14 @@
 """The compiled kernels: one ahead-of-time extension module, numba JIT as the fallback.
 
-Responsible for handing ``packets/pcap.py`` and ``flows/builder.py`` the eight hot kernels
-(record walks, header decode, flow-table walk, sweep, rehashes, conn states) as fast
-to *start* as to run. The kernels are written once, in numba-flavoured Python
-(the modules of ``flowaudit/kernels/``). Loading them through numba's JIT cache
-costs ~0.3 s to import numba plus ~1 s to load and link the cached machine code in
-every process, which is most of a 2M-packet ingest. So the first time they are
-needed, the same functions are compiled ahead of time (``numba.pycc``, in a child
-process, generic x86-64/aarch64
-code, GIL released while a kernel runs) into one extension module in a cache
+Responsible for handing ``packets/pcap.py`` and ``flows/builder.py`` the hot kernels
+(record walks, header decode, flow-table walk, sweep, rehashes, conn states, Community
+IDs, IPv4 text) as fast to *start* as to run. The kernels are written once, in
+numba-flavoured Python (the modules of ``flowaudit/kernels/``). Loading them through
+numba's JIT cache costs ~0.3 s to import numba plus ~1 s to load and link the cached
+machine code in every process, which is most of a 2M-packet ingest. So the first time
+they are needed, the same functions are compiled ahead of time (``numba.pycc``, in a
+child process, generic x86-64/aarch64 code, GIL released while a kernel runs) into one
+extension module in a cache
 directory; later processes import it in about a millisecond and never import numba.
 
 The module's file name carries a key: the sha256 of the kernel sources, the Python
@@ -102,6 +102,12 @@ KERNELS: dict[str, tuple[str, str]] = {
     "rehash": ("flowaudit.kernels.flowtable", f"void(i4{_A2}, i8{_A2}, i8{_A2})"),
     "frag_rehash": ("flowaudit.kernels.fragtable", f"i8(i8{_A2}, u8{_A2}, i8{_A2}, u8{_A2})"),
     "conn_states": ("flowaudit.kernels.tcpstate", f"i1{_A1}(i4{_A2}, u8{_A2}, i4{_A1})"),
+    "community_ids": (
+        "flowaudit.kernels.cid",
+        f"void(b1{_A1}, u8{_A1}, u8{_A1}, u8{_A1}, u8{_A1}, u1{_A1}, i8{_A1}, i8{_A1}, b1{_A1}, "
+        f"b1{_A1}, i8, u1{_A2})",
+    ),
+    "ipv4_text": ("flowaudit.kernels.text", f"i8(u8{_A1}, u1{_A1}, i8{_A1})"),
 }
 #: the files whose text decides what the compiled module contains
 #: the build's sources: every module of this folder (the key changes when any changes)
@@ -122,6 +128,8 @@ class Kernels:
     rehash: Callable[..., Any]
     frag_rehash: Callable[..., Any]
     conn_states: Callable[..., Any]
+    community_ids: Callable[..., Any]
+    ipv4_text: Callable[..., Any]
 
     def __init__(self, funcs: dict[str, Callable[..., Any]], origin: str) -> None:
         for name, fn in funcs.items():

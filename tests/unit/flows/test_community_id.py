@@ -114,19 +114,38 @@ def test_flow_builder_reproduces_zeek_tuples_and_ids(kind: str) -> None:
     assert got == sorted(baseline(kind))
 
 
-def test_bulk_sha1_equals_hashlib(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The DuckDB path for big batches gives the same digests as hashlib, row by row."""
-    import hashlib
-
+def test_compiled_ids_equal_hashlib_on_random_tuples() -> None:
+    """The compiled pass (order, pack, SHA-1, base64) gives, row by row, what the scalar
+    ``community_id`` (struct + hashlib) gives: both families, every protocol kind, random
+    ports and ICMP types, addresses that tie on the high half or entirely."""
     import numpy as np
 
-    from flowaudit.flows import community_id as cid
-
     rng = np.random.default_rng(7)
-    monkeypatch.setattr(cid, "_HASH_CON", [])  # the first bulk call opens its connection
-    for width in (12, 16, 36, 40):
-        rows = rng.integers(0, 256, (1000, width), dtype=np.uint8)
-        monkeypatch.setattr(cid, "BULK_SHA1_ROWS", 0)
-        bulk = cid.sha1_rows(rows)
-        want = [hashlib.sha1(r.tobytes()).digest() for r in rows]
-        assert [bytes(d) for d in bulk] == want
+    n = 4000
+    ipv = np.where(rng.random(n) < 0.5, 4, 6).astype(np.int8)
+    hi = rng.integers(0, 1 << 63, (2, n), dtype=np.uint64)
+    lo = rng.integers(0, 1 << 63, (2, n), dtype=np.uint64) | (rng.random((2, n)) < 0.5).astype(
+        np.uint64
+    ) << np.uint64(63)
+    hi[1, ::7] = hi[0, ::7]  # ties on the high half
+    lo[1, ::14] = lo[0, ::14]  # and on the whole address
+    v4 = ipv == 4
+    hi[:, v4] = 0
+    lo[:, v4] = (np.uint64(0xFFFF) << np.uint64(32)) | (lo[:, v4] & np.uint64(0xFFFFFFFF))
+    proto = rng.choice(np.array([1, 6, 17, 58, 132, 47, 50, 0, 255]), n).astype(np.uint8)
+    sp = rng.integers(0, 65536, n)
+    dp = rng.integers(0, 65536, n)
+    icmp = (proto == 1) | (proto == 58)
+    sp[icmp] = rng.integers(0, 256, int(icmp.sum()))
+    dp[icmp] = rng.integers(0, 256, int(icmp.sum()))
+    ids = community_ids(ipv, hi[0], lo[0], hi[1], lo[1], proto, sp, dp)
+
+    def addr(r: int, side: int) -> bytes:
+        v = (int(hi[side, r]) << 64) | int(lo[side, r])
+        return v.to_bytes(16, "big")[-4:] if v4[r] else v.to_bytes(16, "big")
+
+    want = [
+        community_id(addr(r, 0), addr(r, 1), int(proto[r]), int(sp[r]), int(dp[r]))
+        for r in range(n)
+    ]
+    assert ids.to_pylist() == want
