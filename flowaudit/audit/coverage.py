@@ -151,6 +151,10 @@ class _Placer:
 
     def __init__(self, cells: dict[tuple[str, ServiceKey], _Cell]) -> None:
         self.approved = {svc for (_, svc) in cells}
+        # the approved services by (destination, protocol): a lookup looks at those only
+        self.by_end: dict[tuple[str, int], list[ServiceKey]] = {}
+        for svc in self.approved:
+            self.by_end.setdefault((svc[0], svc[1]), []).append(svc)
         self.extra: dict[ServiceKey, None] = {}
         self.narrowest: dict[tuple[str, int, int | None], ServiceKey | None] = {}
 
@@ -159,10 +163,8 @@ class _Placer:
         if fit_key not in self.narrowest:
             fits = [
                 s
-                for s in self.approved
-                if s[0] == dst
-                and s[1] == proto
-                and (not s[2] or any(lo <= (port or 0) <= hi for lo, hi in s[2]))
+                for s in self.by_end.get((dst, proto), ())
+                if not s[2] or any(lo <= (port or 0) <= hi for lo, hi in s[2])
             ]
             # the narrowest approved service holding the port (deterministic on ties)
             self.narrowest[fit_key] = min(

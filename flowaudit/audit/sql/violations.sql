@@ -18,7 +18,27 @@ WITH unmatched AS (
     WHERE NOT EXISTS (SELECT 1 FROM conv_match AS m WHERE m.conv_id = c.conv_id)
       AND (cp.conv_id IS NULL OR $strict)
 ),
+-- conversations whose finding key (vlan, initiator, responder, protocol, port) holds
+-- more than one conversation: an uncertain one is kept per initiator port (alt_port), an
+-- untagged one per native_vlan; any other conversation is a finding on its own
+shared AS (
+    SELECT DISTINCT vlan_id, src_addr, dst_addr, protocol, dst_port
+    FROM conv
+    WHERE alt_port IS NOT NULL OR vlan_id IS NULL
+),
 grouped AS (
+    SELECT
+        vlan_id, ip_version, src_ip, dst_ip, src_addr, dst_addr, protocol, dst_port,
+        uncertain AS direction_uncertain, native_vlan, control_plane, flows, packets, bytes,
+        first_seen, last_seen, attempted, rejected, established, midstream, answered,
+        sampling, src_side, dst_side, src_cell, dst_cell
+    FROM unmatched AS u
+    WHERE u.alt_port IS NULL AND u.vlan_id IS NOT NULL
+      AND NOT EXISTS (
+          SELECT 1 FROM shared AS s
+          WHERE s.vlan_id = u.vlan_id AND s.src_addr = u.src_addr AND s.dst_addr = u.dst_addr
+            AND s.protocol = u.protocol AND s.dst_port IS NOT DISTINCT FROM u.dst_port)
+    UNION ALL
     SELECT
         vlan_id, ip_version, src_ip, dst_ip,
         any_value(src_addr) AS src_addr, any_value(dst_addr) AS dst_addr,
@@ -36,7 +56,12 @@ grouped AS (
         -- one address, one side and cell
         any_value(src_side) AS src_side, any_value(dst_side) AS dst_side,
         any_value(src_cell) AS src_cell, any_value(dst_cell) AS dst_cell
-    FROM unmatched
+    FROM unmatched AS u
+    WHERE u.alt_port IS NOT NULL OR u.vlan_id IS NULL
+       OR EXISTS (
+          SELECT 1 FROM shared AS s
+          WHERE s.vlan_id = u.vlan_id AND s.src_addr = u.src_addr AND s.dst_addr = u.dst_addr
+            AND s.protocol = u.protocol AND s.dst_port IS NOT DISTINCT FROM u.dst_port)
     GROUP BY vlan_id, ip_version, src_ip, dst_ip, protocol, dst_port
 ),
 keys AS (
