@@ -394,8 +394,14 @@ def _difference_rows(keys: pa.Table, m: Matrix) -> list[tuple[Any, ...]]:
     hosts = HostIndex(m)
     unconfigured = _unconfigured_rules(m)
     rows = []
+    texts: dict[bytes, str] = {}  # a cell's first address, as text (few cells, many keys)
     for k in keys.to_pylist():
-        at = {e: addr_text(int.from_bytes(k[f"{e}_lo"], "big")) for e in ("src", "dst")}
+        at = {}
+        for e in ("src", "dst"):
+            lo = k[f"{e}_lo"]
+            if lo not in texts:
+                texts[lo] = addr_text(int.from_bytes(lo, "big"))
+            at[e] = texts[lo]
         row = {**k, "src_ip": _SRC, "dst_ip": _DST, "src_at": at["src"], "dst_at": at["dst"]}
         text = _differences(row, m, hosts, unconfigured)
         head, names_src, rest = text.partition(_SRC)

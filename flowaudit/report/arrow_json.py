@@ -202,16 +202,29 @@ def object_texts(table: pa.Table, spec: Spec) -> pa.Array:
     return joined
 
 
-def write_lines(out: BinaryIO, texts: pa.Array, prefix: str, sep: str) -> None:
-    """Write each text with ``prefix`` before it, ``sep`` between two (not after the last),
-    straight from the array's buffers."""
-    if len(texts) == 0:
+def joined_lines(texts: pa.Array, prefix: str, sep: str) -> pa.Array:
+    """Each text with ``prefix`` before it and ``sep`` after it (``write_joined`` leaves out
+    the last ``sep``)."""
+    return pc.binary_join_element_wise(lit(prefix), texts, lit(sep), lit(""))
+
+
+def write_joined(out: BinaryIO, lines: pa.Array, sep: str) -> None:
+    """Write ``joined_lines``' texts straight from the array's buffers, without the last
+    ``sep``."""
+    if len(lines) == 0:
         return
-    lines = pc.binary_join_element_wise(lit(prefix), texts, lit(sep), lit(""))
     buf = lines.buffers()
     offsets = pa.Array.from_buffers(pa.int32(), len(lines) + 1, [None, buf[1]], offset=lines.offset)
     start, end = offsets[0].as_py(), offsets[-1].as_py() - len(sep.encode())
     out.write(memoryview(buf[2])[start:end])
 
 
-__all__ = ["json_texts", "lit", "object_texts", "write_lines"]
+def write_lines(out: BinaryIO, texts: pa.Array, prefix: str, sep: str) -> None:
+    """Write each text with ``prefix`` before it, ``sep`` between two (not after the last),
+    straight from the array's buffers."""
+    if len(texts) == 0:
+        return
+    write_joined(out, joined_lines(texts, prefix, sep), sep)
+
+
+__all__ = ["joined_lines", "json_texts", "lit", "object_texts", "write_joined", "write_lines"]

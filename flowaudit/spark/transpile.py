@@ -12,8 +12,9 @@ equivalent for into ones that give the same values:
 - ``arg_min(x, (a, b))`` compares a row, which Spark writes ``struct(a, b)``;
 - ``arg_min(x, (a, b), n)`` (the ``x`` of the n smallest keys, smallest first) becomes the
   sorted ``collect_list`` of ``list(x ORDER BY a, b)``, sliced to its first n;
-- ``row_number() OVER ()`` (a key in scan order) becomes ``monotonically_increasing_id() + 1``
-  (unique, which is all a key needs; the table holding it is computed once).
+- ``row_number() OVER ()`` (a key in scan order) and a table's ``rowid`` (a key unique
+  within the table) become ``monotonically_increasing_id()`` (+ 1 for the row number;
+  unique, which is all a key needs; the table holding it is computed once).
 
 Relation names the engine owns (``flows``, ``rules``, ``conv`` ...) are prefixed per
 engine, so two audits in one Spark session (a notebook) never see each other's views;
@@ -113,6 +114,8 @@ def _rewrite(node: Any) -> Any:
             exp.Literal.number(1),
             node.args["count"].copy(),
         )
+    if isinstance(node, exp.Column) and node.name.lower() == "rowid":
+        return exp.func("MONOTONICALLY_INCREASING_ID")
     if isinstance(node, exp.ArgMin | exp.ArgMax) and isinstance(node.expression, exp.Tuple):
         node.set("expression", exp.Struct(expressions=node.expression.expressions))
     return node

@@ -77,6 +77,18 @@ def test_bare_row_number_becomes_a_unique_id() -> None:
     )
 
 
+def test_a_row_id_becomes_a_unique_id() -> None:
+    import sqlglot
+
+    from flowaudit.spark.transpile import _rewrite
+
+    q = "SELECT c.rowid + 1 AS conv_id, c.* FROM conv_raw AS c"
+    text = sqlglot.parse_one(q, read="duckdb").transform(_rewrite).sql(dialect="spark")
+    assert text == "SELECT MONOTONICALLY_INCREASING_ID() + 1 AS conv_id, c.* FROM conv_raw AS c"
+    (step, _) = statements("conversation_ids")
+    assert "MONOTONICALLY_INCREASING_ID() + 1 AS conv_id" in spark_sql(step.tree, {})
+
+
 def test_several_statements_and_drops() -> None:
     from flowaudit.spark.transpile import parse_steps
 
