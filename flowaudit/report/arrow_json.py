@@ -179,21 +179,59 @@ def json_texts(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pc.fill_null(out, lit("null")) if out.null_count else out
 
 
+def _bare(col: pa.Array | pa.ChunkedArray) -> pa.Array | None:
+    """A string column with no null and nothing to escape (its JSON text is the value in
+    quotes), else None."""
+    t = col.type
+    if not (pa.types.is_string(t) or pa.types.is_large_string(t)) or col.null_count:
+        return None
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_large_string(t):
+        arr = arr.cast(pa.string())
+    return arr if _all_plain(arr) else None
+
+
+def _object_parts(table: pa.Table, spec: Spec, parts: list[Any], text: list[str]) -> None:
+    """The parts of ``object_texts``: arrays, and the literal text between two of them
+    gathered in ``text`` (a string column with nothing to escape goes in as it is, its
+    quotes in the literals beside it: no quoted copy of the column)."""
+    if not spec:
+        text.append("{}")
+        return
+
+    def array(a: pa.Array) -> None:
+        parts.append(lit("".join(text)))
+        text.clear()
+        parts.append(a)
+
+    for i, (key, value) in enumerate(spec):
+        text.append(("{" if i == 0 else ", ") + json.dumps(key) + ": ")
+        if isinstance(value, str):
+            col = table.column(value)
+            bare = _bare(col)
+            if bare is not None:
+                text.append('"')
+                array(bare)
+                text.append('"')
+            else:
+                array(json_texts(col))
+        elif isinstance(value, pa.ChunkedArray):
+            array(value.combine_chunks())
+        elif isinstance(value, pa.Array):
+            array(value)
+        else:
+            _object_parts(table, value, parts, text)
+    text.append("}")
+
+
 def object_texts(table: pa.Table, spec: Spec) -> pa.Array:
     """One JSON object text per row of ``table``: ``{"key": value, ...}`` in ``spec``
-    order; a value is a column of ``table``, a nested spec, or an array of JSON texts."""
+    order; a value is a column of ``table``, a nested spec, or an array of JSON texts.
+    Joined in one pass over the row's parts (a nested object's parts are its parent's)."""
     parts: list[Any] = []
-    for i, (key, value) in enumerate(spec):
-        parts.append(lit(("{" if i == 0 else ", ") + json.dumps(key) + ": "))
-        if isinstance(value, str):
-            parts.append(json_texts(table.column(value)))
-        elif isinstance(value, pa.ChunkedArray):
-            parts.append(value.combine_chunks())
-        elif isinstance(value, pa.Array):
-            parts.append(value)
-        else:
-            parts.append(object_texts(table, value))
-    parts.append(lit("}" if spec else "{}"))
+    text: list[str] = []
+    _object_parts(table, spec, parts, text)
+    parts.append(lit("".join(text)))
     if table.num_rows == 0:
         return text_array([])
     joined = pc.binary_join_element_wise(*parts, lit(""))
