@@ -60,8 +60,11 @@ def test_rewrites() -> None:
         "TRANSFORM(ARRAY_SORT(COLLECT_LIST(STRUCT(bytes AS k0, packets AS k1, finding_id AS k2, "
         "finding_id AS v)), (l, r) -> CASE WHEN l.k0 < r.k0 THEN 1 WHEN l.k0 > r.k0 THEN -1 "
     ) in groups
-    nearest = spark_sql(statements("violations")[-1].tree, {})
+    keys, rows = statements("violations")  # the facts per key, then the findings
+    assert (keys.creates, rows.creates) == ("violation_keys", "violation_rows")
+    nearest = spark_sql(keys.tree, {})
     assert "MIN_BY(rule_id, STRUCT(score, port_distance, rule_id))" in nearest
+    assert rows.params == ("strict",) and keys.params == ()
 
 
 def test_bare_row_number_becomes_a_unique_id() -> None:
