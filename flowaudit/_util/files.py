@@ -20,9 +20,25 @@ DIGEST_NAME = "blake3"  # the content id's algorithm, as manifests and reports n
 HASH_WINDOW = 64 << 20  # bytes of a file mapped at a time while hashing
 
 
+def not_regular(path: Path) -> bool:
+    """Whether ``path`` exists and is not a regular file or a directory: a device such as
+    ``/dev/null`` or a FIFO. A write goes straight into it: renaming a temp file onto it
+    would replace the device with a file."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` so no reader ever sees a half-written file (raises OSError)."""
+    """Write ``text`` to ``path`` so no reader ever sees a half-written file (raises OSError);
+    a device or FIFO (``not_regular``) is written directly."""
     p = Path(path)
+    if not_regular(p):
+        with open(p, "w", encoding="utf-8") as f:
+            f.write(text)
+        return
     tmp = p.with_name(f".{p.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         tmp.write_text(text, encoding="utf-8")

@@ -35,7 +35,6 @@ RELATIONS = (
     "scope",
     "addresses",
     "result_rows",
-    "sides",
     "service_ports",
     "control_plane",
     "pod_cidrs",
@@ -130,6 +129,9 @@ class Engine:
                     f"{MEMORY_ENV}={limit!r}: not a memory limit DuckDB reads ({e})",
                     hint="e.g. 512MB, 2GB or 50%",
                 ) from None
+            # every list a report shows is ordered by its query (ORDER BY); without that
+            # guarantee a temp table is built in parallel, not batch by batch in scan order
+            self.con.execute("SET preserve_insertion_order = false")
             self.temp_dir = _spill_directory(spill_dir)
             # set before any lock_down: spilling then stays possible in the sandbox
             self.con.execute("SET temp_directory = $v", {"v": str(self.temp_dir)})

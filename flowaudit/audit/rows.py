@@ -29,6 +29,11 @@ def _column(typ: pa.DataType, values: list[Any]) -> pa.Array:
             raise ValueError(f"{typ} values are not all {width} bytes")
         fixed = pa.Array.from_buffers(pa.binary(width), len(values), [None, pa.py_buffer(data)])
         arr = fixed.cast(pa.binary())  # a BLOB to DuckDB: fixed-size binary joins slowly
+    elif pa.types.is_list(typ) and pa.types.is_string(typ.value_type):
+        offsets = np.zeros(len(values) + 1, dtype=np.int64)
+        np.cumsum([0 if v is None else len(v) for v in values], out=offsets[1:])
+        flat = text_array([x for v in values if v is not None for x in v])
+        arr = pa.ListArray.from_arrays(ints(pa.int32(), offsets), flat)
     else:
         raise TypeError(f"no column builder for {typ}")
     if null.any():

@@ -244,14 +244,15 @@ def prepare_conversations(
     # an Arrow table, not rows: inserting 1M addresses row by row took most of an audit of
     # many conversations
     addrs = eng.run("conversation_addresses").column("addr")
-    eng.register_table(
-        "addresses", pa.Table.from_arrays([addrs, _address_texts(addrs)], ["addr", "ip"])
-    )
-    eng.register_rows("sides", SIDES, _side_rows(matrix))
-    eng.register_rows("cells", CELLS, _cell_rows(matrix))
+    cells = _cell_rows(matrix)
+    eng.register_rows("cells", CELLS, cells)
+    texts, numbers = _address_texts(addrs, cells)
+    eng.register_table("addresses", pa.Table.from_arrays([addrs, texts, numbers], ADDRESSES))
+    del texts, numbers
     eng.execute("address_sides")
     # addr_side holds the addresses from here on: let their Arrow copy go
-    eng.register_table("addresses", pa.Table.from_arrays([addrs[:0], addrs[:0]], ["addr", "ip"]))
+    empty = [addrs[:0], text_array([]), ints(pa.int32(), np.zeros(0, np.int32))]
+    eng.register_table("addresses", pa.Table.from_arrays(empty, ADDRESSES))
     del addrs
     eng.execute("conversation_ids")
     eng.execute("matches")
@@ -284,17 +285,15 @@ CONTROL_PLANE = pa.schema(
         ("dst_class", pa.string()),
     ]
 )
-SIDES = pa.schema(
+CELLS = pa.schema(
     [
-        ("rank", pa.int32()),
-        ("side", pa.string()),
+        ("cell", pa.int32()),
         ("lo", pa.binary(16)),
         ("hi", pa.binary(16)),
-        ("is_group", pa.bool_()),
+        ("side", pa.string()),
+        ("class", pa.string()),
     ]
 )
-
-CELLS = pa.schema([("cell", pa.int32()), ("lo", pa.binary(16)), ("hi", pa.binary(16))])
 
 
 def service_port_bits(m: Matrix) -> str:
@@ -306,16 +305,11 @@ def service_port_bits(m: Matrix) -> str:
     return bits.decode()
 
 
-def _side_rows(m: Matrix) -> list[tuple[Any, ...]]:
-    from flowaudit.matrix.hosts import side_ranges
-    from flowaudit.matrix.model import addr_bytes
-
-    return [(i, s, addr_bytes(lo), addr_bytes(hi), g) for i, s, lo, hi, g in side_ranges(m)]
-
-
-def _cell_rows(m: Matrix) -> list[tuple[int, bytes, bytes]]:
+def _cell_rows(m: Matrix) -> list[tuple[int, bytes, bytes, str | None, str | None]]:
     """The address space cut at every bound of a group, scope subnet, address class and rule
-    (``cells``, see address_sides.sql): within one cell every address is in the same ranges."""
+    (``cells``, see address_sides.sql): within one cell every address is in the same ranges,
+    so it has one side (the side of the lowest-ranked range of ``side_ranges`` holding the
+    cell) and one address class (the lowest-ranked class); None where no range holds it."""
     from flowaudit.matrix.compile import relation_rows
     from flowaudit.matrix.hosts import side_ranges
     from flowaudit.matrix.model import addr_bytes
@@ -333,14 +327,24 @@ def _cell_rows(m: Matrix) -> list[tuple[int, bytes, bytes]]:
                     cuts |= {int.from_bytes(lo, "big"), int.from_bytes(hi, "big") + 1}
     bounds = sorted(c for c in cuts if c <= top)
     ends = [*bounds[1:], top + 1]
-    pairs = zip(bounds, ends, strict=True)
-    return [(i, addr_bytes(lo), addr_bytes(nxt - 1)) for i, (lo, nxt) in enumerate(pairs)]
+    sides = side_ranges(m)  # in rank order: the first range holding a cell wins
+    rows = []
+    for i, (lo, nxt) in enumerate(zip(bounds, ends, strict=True)):
+        holding = [(s, g) for _, s, a, b, g in sides if a <= lo <= b]
+        side = holding[0][0] if holding else None
+        cls = next((s for s, g in holding if not g), None)
+        rows.append((i, addr_bytes(lo), addr_bytes(nxt - 1), side, cls))
+    return rows
 
 
-def _address_texts(addrs: pa.ChunkedArray) -> pa.Array:
-    """16-byte addresses → text (IPv4-mapped ones as dotted quads), column-wise."""
-    import numpy as np
+ADDRESSES = ["addr", "ip", "cell"]
 
+
+def _address_texts(
+    addrs: pa.ChunkedArray, cells: Sequence[tuple[Any, ...]]
+) -> tuple[pa.Array, pa.Array]:
+    """16-byte addresses → their text (IPv4-mapped ones as dotted quads) and the number of
+    the cell (``_cell_rows``, in address order) holding each, column-wise."""
     from flowaudit._util.arrow import ip_text
 
     arr = addrs.combine_chunks().cast(pa.binary(16))
@@ -348,7 +352,13 @@ def _address_texts(addrs: pa.ChunkedArray) -> pa.Array:
     raw = np.frombuffer(arr.buffers()[1], np.uint8, count=16 * (arr.offset + n))
     words = raw.view(">u8").reshape(-1, 2)[arr.offset :].astype(np.uint64)
     mapped = (words[:, 0] == 0) & (words[:, 1] >> np.uint64(32) == np.uint64(0xFFFF))
-    return ip_text(np.where(mapped, 4, 6).astype(np.int8), words[:, 0], words[:, 1])
+    texts = ip_text(np.where(mapped, 4, 6).astype(np.int8), words[:, 0], words[:, 1])
+    # fixed-width bytes compare as unsigned big-endian numbers: the last cell starting at
+    # or before an address holds it (the cells start at 0 and follow each other)
+    starts = np.array([c[1] for c in cells], dtype="S16")
+    keys = raw[16 * arr.offset :].view("S16")
+    number = np.searchsorted(starts, keys, side="right") - 1
+    return texts, ints(pa.int32(), number.astype(np.int32))
 
 
 # ------------------------------------------------------------------ violations
@@ -384,8 +394,14 @@ def _difference_rows(keys: pa.Table, m: Matrix) -> list[tuple[Any, ...]]:
     hosts = HostIndex(m)
     unconfigured = _unconfigured_rules(m)
     rows = []
+    texts: dict[bytes, str] = {}  # a cell's first address, as text (few cells, many keys)
     for k in keys.to_pylist():
-        at = {e: addr_text(int.from_bytes(k[f"{e}_lo"], "big")) for e in ("src", "dst")}
+        at = {}
+        for e in ("src", "dst"):
+            lo = k[f"{e}_lo"]
+            if lo not in texts:
+                texts[lo] = addr_text(int.from_bytes(lo, "big"))
+            at[e] = texts[lo]
         row = {**k, "src_ip": _SRC, "dst_ip": _DST, "src_at": at["src"], "dst_at": at["dst"]}
         text = _differences(row, m, hosts, unconfigured)
         head, names_src, rest = text.partition(_SRC)

@@ -51,10 +51,30 @@ def _fallback(arr: pa.Array) -> pa.Array:
     return text_array([dumps(r["v"]) for r in values])
 
 
+# the bytes _PLAIN admits: printable ASCII but '"' (0x22) and '\\' (0x5c)
+_PLAIN_BYTE = np.zeros(256, dtype=np.bool_)
+_PLAIN_BYTE[0x20:0x7F] = True
+_PLAIN_BYTE[[0x22, 0x5C]] = False
+
+
+def _all_plain(arr: pa.Array) -> bool:
+    """Whether every byte of the array's values (and of any bytes under its nulls) is one
+    _PLAIN admits: one pass over the data buffer instead of a regex per value."""
+    offsets = np.frombuffer(arr.buffers()[1], np.int32, count=arr.offset + len(arr) + 1)
+    start, end = int(offsets[arr.offset]), int(offsets[-1])
+    data = arr.buffers()[2]
+    if data is None or end == start:
+        return True
+    raw = np.frombuffer(data, np.uint8, count=end)[start:]
+    return bool(_PLAIN_BYTE[raw].all())
+
+
 def _strings(arr: pa.Array) -> pa.Array:
     if pa.types.is_large_string(arr.type):
         arr = arr.cast(pa.string())
     quoted = pc.binary_join_element_wise(lit('"'), arr, lit('"'), lit(""))
+    if _all_plain(arr):  # the common case: nothing to escape
+        return quoted
     plain = pc.fill_null(pc.match_substring_regex(arr, _PLAIN), lit(True))
     if not pc.all(plain, min_count=0).as_py():
         odd = pc.invert(plain)
@@ -63,21 +83,24 @@ def _strings(arr: pa.Array) -> pa.Array:
     return quoted
 
 
-def _digits(out: np.ndarray, col: int, values: np.ndarray, width: int) -> None:
-    """Write ``values`` as zero-padded decimal digits into ``out[:, col:col + width]``."""
-    for i in range(width - 1, -1, -1):
-        out[:, col + i] = 48 + values % 10
-        values = values // 10
+# "00" .. "99" as two ASCII bytes each
+_TWO = np.array([[48 + i // 10, 48 + i % 10] for i in range(100)], dtype=np.uint8)
 
 
 def _timestamps(arr: pa.Array) -> pa.Array:
     """tz-aware µs timestamps as ``iso`` writes them, quoted: ``"2026-11-20T08:00:00.077592Z"``,
     ``"2026-11-20T08:00:00Z"`` on a whole second. The civil date by integer arithmetic
-    (days to year/month/day, H. Hinnant's algorithm; the flow times are 1970..2261)."""
+    (days to year/month/day, H. Hinnant's algorithm; the flow times are 1970..2261), once
+    per distinct day; the digits two at a time from a table."""
     us = int_values(arr)
     secs, frac = np.divmod(us, 1_000_000)
     days, sod = np.divmod(secs, 86_400)
-    z = days + 719_468
+    first = int(days.min()) if len(days) else 0
+    day_of = days - first
+    day_set = np.arange(first, first + (int(day_of.max()) + 1 if len(days) else 0))
+    if len(day_set) > len(days):  # days far apart: only those that occur
+        day_set, day_of = np.unique(days, return_inverse=True)
+    z = day_set + 719_468
     era = z // 146_097
     doe = z - era * 146_097
     yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
@@ -86,23 +109,35 @@ def _timestamps(arr: pa.Array) -> pa.Array:
     day = doy - (153 * mp + 2) // 5 + 1
     month = np.where(mp < 10, mp + 3, mp - 9)
     year = yoe + era * 400 + (month <= 2)
+    if len(year) and (int(year.min()) < 1000 or int(year.max()) > 9999):
+        return _fallback(arr)  # beyond four digits: as ``iso`` writes it, value by value
+    dates = np.zeros((len(day_set), 10), dtype=np.uint8)  # YYYY-MM-DD of each distinct day
+    dates[:, 4] = dates[:, 7] = ord("-")
+    for col, values in ((0, year // 100), (2, year % 100), (5, month), (8, day)):
+        dates[:, col : col + 2] = _TWO[values]
     n = len(us)
     out = np.zeros((n, 29), dtype=np.uint8)
     out[:, 0] = ord('"')
-    for col, text in ((5, "-"), (8, "-"), (11, "T"), (14, ":"), (17, ":"), (20, ".")):
+    out[:, 1:11] = dates[day_of.reshape(-1)]
+    for col, text in ((11, "T"), (14, ":"), (17, ":"), (20, ".")):
         out[:, col] = ord(text)
-    for col, values, width in (
-        (1, year, 4), (6, month, 2), (9, day, 2), (12, sod // 3600, 2),
-        (15, sod // 60 % 60, 2), (18, sod % 60, 2), (21, frac, 6),
+    for col, values in (
+        (12, sod // 3600), (15, sod // 60 % 60), (18, sod % 60),
+        (21, frac // 10_000), (23, frac // 100 % 100), (25, frac % 100),
     ):  # fmt: skip
-        _digits(out, col, values, width)
+        out[:, col : col + 2] = _TWO[values]
     whole = frac == 0
-    end = np.where(whole, 20, 27)
-    rows = np.arange(n)
-    out[rows, end] = ord("Z")
-    out[rows, end + 1] = ord('"')
-    lens = end + 2
-    text = strings(out[np.arange(29) < lens[:, None]], lens)
+    if not whole.any():  # every one with its fraction: 29 bytes each
+        out[:, 27] = ord("Z")
+        out[:, 28] = ord('"')
+        text = strings(out.reshape(-1), np.full(n, 29, np.int32))
+    else:
+        end = np.where(whole, 20, 27)
+        rows = np.arange(n)
+        out[rows, end] = ord("Z")
+        out[rows, end + 1] = ord('"')
+        lens = end + 2
+        text = strings(out[np.arange(29) < lens[:, None]], lens)
     if arr.null_count:
         text = pc.if_else(arr.is_null(), lit("null"), text)
     return text
@@ -144,21 +179,59 @@ def json_texts(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pc.fill_null(out, lit("null")) if out.null_count else out
 
 
+def _bare(col: pa.Array | pa.ChunkedArray) -> pa.Array | None:
+    """A string column with no null and nothing to escape (its JSON text is the value in
+    quotes), else None."""
+    t = col.type
+    if not (pa.types.is_string(t) or pa.types.is_large_string(t)) or col.null_count:
+        return None
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_large_string(t):
+        arr = arr.cast(pa.string())
+    return arr if _all_plain(arr) else None
+
+
+def _object_parts(table: pa.Table, spec: Spec, parts: list[Any], text: list[str]) -> None:
+    """The parts of ``object_texts``: arrays, and the literal text between two of them
+    gathered in ``text`` (a string column with nothing to escape goes in as it is, its
+    quotes in the literals beside it: no quoted copy of the column)."""
+    if not spec:
+        text.append("{}")
+        return
+
+    def array(a: pa.Array) -> None:
+        parts.append(lit("".join(text)))
+        text.clear()
+        parts.append(a)
+
+    for i, (key, value) in enumerate(spec):
+        text.append(("{" if i == 0 else ", ") + json.dumps(key) + ": ")
+        if isinstance(value, str):
+            col = table.column(value)
+            bare = _bare(col)
+            if bare is not None:
+                text.append('"')
+                array(bare)
+                text.append('"')
+            else:
+                array(json_texts(col))
+        elif isinstance(value, pa.ChunkedArray):
+            array(value.combine_chunks())
+        elif isinstance(value, pa.Array):
+            array(value)
+        else:
+            _object_parts(table, value, parts, text)
+    text.append("}")
+
+
 def object_texts(table: pa.Table, spec: Spec) -> pa.Array:
     """One JSON object text per row of ``table``: ``{"key": value, ...}`` in ``spec``
-    order; a value is a column of ``table``, a nested spec, or an array of JSON texts."""
+    order; a value is a column of ``table``, a nested spec, or an array of JSON texts.
+    Joined in one pass over the row's parts (a nested object's parts are its parent's)."""
     parts: list[Any] = []
-    for i, (key, value) in enumerate(spec):
-        parts.append(lit(("{" if i == 0 else ", ") + json.dumps(key) + ": "))
-        if isinstance(value, str):
-            parts.append(json_texts(table.column(value)))
-        elif isinstance(value, pa.ChunkedArray):
-            parts.append(value.combine_chunks())
-        elif isinstance(value, pa.Array):
-            parts.append(value)
-        else:
-            parts.append(object_texts(table, value))
-    parts.append(lit("}" if spec else "{}"))
+    text: list[str] = []
+    _object_parts(table, spec, parts, text)
+    parts.append(lit("".join(text)))
     if table.num_rows == 0:
         return text_array([])
     joined = pc.binary_join_element_wise(*parts, lit(""))
@@ -167,16 +240,29 @@ def object_texts(table: pa.Table, spec: Spec) -> pa.Array:
     return joined
 
 
-def write_lines(out: BinaryIO, texts: pa.Array, prefix: str, sep: str) -> None:
-    """Write each text with ``prefix`` before it, ``sep`` between two (not after the last),
-    straight from the array's buffers."""
-    if len(texts) == 0:
+def joined_lines(texts: pa.Array, prefix: str, sep: str) -> pa.Array:
+    """Each text with ``prefix`` before it and ``sep`` after it (``write_joined`` leaves out
+    the last ``sep``)."""
+    return pc.binary_join_element_wise(lit(prefix), texts, lit(sep), lit(""))
+
+
+def write_joined(out: BinaryIO, lines: pa.Array, sep: str) -> None:
+    """Write ``joined_lines``' texts straight from the array's buffers, without the last
+    ``sep``."""
+    if len(lines) == 0:
         return
-    lines = pc.binary_join_element_wise(lit(prefix), texts, lit(sep), lit(""))
     buf = lines.buffers()
     offsets = pa.Array.from_buffers(pa.int32(), len(lines) + 1, [None, buf[1]], offset=lines.offset)
     start, end = offsets[0].as_py(), offsets[-1].as_py() - len(sep.encode())
     out.write(memoryview(buf[2])[start:end])
 
 
-__all__ = ["json_texts", "lit", "object_texts", "write_lines"]
+def write_lines(out: BinaryIO, texts: pa.Array, prefix: str, sep: str) -> None:
+    """Write each text with ``prefix`` before it, ``sep`` between two (not after the last),
+    straight from the array's buffers."""
+    if len(texts) == 0:
+        return
+    write_joined(out, joined_lines(texts, prefix, sep), sep)
+
+
+__all__ = ["joined_lines", "json_texts", "lit", "object_texts", "write_joined", "write_lines"]

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 
 from flowaudit._util.arrow import pylist, text_array
 from flowaudit._util.time import iso
-from flowaudit.report.arrow_json import Spec, lit, object_texts, write_lines
+from flowaudit.report.arrow_json import Spec, joined_lines, lit, object_texts, write_joined
 from flowaudit.report.values import dumps
 from flowaudit.schema import SCHEMA_VERSION
 
@@ -248,13 +248,28 @@ _ARROW_LISTS = {
 
 
 def _write_arrow_list(out: BinaryIO, table: pa.Table, encode: Any, result: AuditResult) -> None:
+    """The list's items, encoded batch by batch on two threads (Arrow's and numpy's kernels
+    release the GIL: a second core encodes the next batch while one is written), written
+    in order; at most two batches' texts are held."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    sep = ",\n    "
+
+    def lines(b: pa.RecordBatch) -> pa.Array:
+        return joined_lines(encode(result, pa.Table.from_batches([b])), "", sep)
+
     out.write(b"[\n    ")
-    first = True
-    for b in table.to_batches(max_chunksize=BATCH):
-        if not first:
-            out.write(b",\n    ")
-        write_lines(out, encode(result, pa.Table.from_batches([b])), "", ",\n    ")
-        first = False
+    batches = table.to_batches(max_chunksize=BATCH)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="json") as pool:
+        pending: list[Future[pa.Array]] = [pool.submit(lines, b) for b in batches[:2]]
+        for i in range(len(batches)):
+            done = pending.pop(0).result()
+            if i + 2 < len(batches):
+                pending.append(pool.submit(lines, batches[i + 2]))
+            if i:
+                out.write(sep.encode())
+            write_joined(out, done, sep)
+            del done
     out.write(b"\n  ]")
 
 

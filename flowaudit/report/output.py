@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from flowaudit._util.files import write_text_atomic
+from flowaudit._util.files import not_regular, write_text_atomic
 from flowaudit.errors import OutputError
 
 
@@ -21,8 +21,16 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
 
 def write_stream_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> None:
     """``write`` the report into a temp file beside ``path``, then rename it into place
-    (a report streamed in pieces: its whole text is never in memory)."""
+    (a report streamed in pieces: its whole text is never in memory). A device or FIFO
+    (``-o /dev/null``) is written directly, never replaced by a file."""
     p = Path(path)
+    if not_regular(p):
+        try:
+            with open(p, "wb") as f:
+                write(f)
+        except OSError as e:
+            raise OutputError(f"{path}: cannot write report: {e.strerror}") from e
+        return
     tmp = p.with_name(f".{p.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "wb") as f:

@@ -10,8 +10,11 @@ equivalent for into ones that give the same values:
   struct sorted with a comparator on the keys, then projected back to ``x``;
 - ``list[a:b]`` becomes ``slice(list, a, b - a + 1)``;
 - ``arg_min(x, (a, b))`` compares a row, which Spark writes ``struct(a, b)``;
-- ``row_number() OVER ()`` (a key in scan order) becomes ``monotonically_increasing_id() + 1``
-  (unique, which is all a key needs; the table holding it is computed once).
+- ``arg_min(x, (a, b), n)`` (the ``x`` of the n smallest keys, smallest first) becomes the
+  sorted ``collect_list`` of ``list(x ORDER BY a, b)``, sliced to its first n;
+- ``row_number() OVER ()`` (a key in scan order) and a table's ``rowid`` (a key unique
+  within the table) become ``monotonically_increasing_id()`` (+ 1 for the row number;
+  unique, which is all a key needs; the table holding it is computed once).
 
 Relation names the engine owns (``flows``, ``rules``, ``conv`` ...) are prefixed per
 engine, so two audits in one Spark session (a notebook) never see each other's views;
@@ -41,17 +44,21 @@ def _sqlglot() -> Any:
 
 def _ordered_list(node: Any) -> Any:
     """``list(x ORDER BY k...)`` → a sorted ``collect_list`` of ``struct(k..., x)``."""
+    order = node.this
+    return _sorted_list(order.this, [(k.this, bool(k.args.get("desc"))) for k in order.expressions])
+
+
+def _sorted_list(value: Any, keys: list[tuple[Any, bool]]) -> Any:
+    """The values of ``value`` sorted by ``keys`` ((expression, descending) ...), as Spark's
+    ``collect_list`` of ``struct(k..., v)`` sorted with a comparator, projected to ``v``."""
     sqlglot = _sqlglot()
     exp = sqlglot.exp
-    order = node.this
-    value = order.this
-    keys = order.expressions
-    fields = [f"{k.this.sql(dialect='spark')} AS k{i}" for i, k in enumerate(keys)]
+    fields = [f"{k.sql(dialect='spark')} AS k{i}" for i, (k, _) in enumerate(keys)]
     fields.append(f"{value.sql(dialect='spark')} AS v")
     # comparator: the first key that differs decides; DESC flips it
     cmp = "0"
     for i in reversed(range(len(keys))):
-        sign = -1 if keys[i].args.get("desc") else 1
+        sign = -1 if keys[i][1] else 1
         cmp = (
             f"CASE WHEN l.k{i} < r.k{i} THEN {-sign} WHEN l.k{i} > r.k{i} THEN {sign} "
             f"ELSE {cmp} END"
@@ -95,6 +102,20 @@ def _rewrite(node: Any) -> Any:
         return exp.Add(
             this=exp.func("MONOTONICALLY_INCREASING_ID"), expression=exp.Literal.number(1)
         )
+    if (
+        isinstance(node, exp.ArgMin)
+        and node.args.get("count") is not None
+        and isinstance(node.expression, exp.Tuple)
+    ):
+        keys = [(k.copy(), False) for k in node.expression.expressions]
+        return exp.func(
+            "SLICE",
+            _sorted_list(node.this.copy(), keys),
+            exp.Literal.number(1),
+            node.args["count"].copy(),
+        )
+    if isinstance(node, exp.Column) and node.name.lower() == "rowid":
+        return exp.func("MONOTONICALLY_INCREASING_ID")
     if isinstance(node, exp.ArgMin | exp.ArgMax) and isinstance(node.expression, exp.Tuple):
         node.set("expression", exp.Struct(expressions=node.expression.expressions))
     return node

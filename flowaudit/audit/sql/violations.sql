@@ -9,39 +9,18 @@
 -- What depends only on where the addresses are (scope, groups, rules: the facts of the
 -- reason and the nearest rule) is computed once per key (vlan, initiator cell, responder
 -- cell, protocol, responder port), a cell standing for all its addresses (address_sides.sql):
--- a million findings to a million internet addresses share a few hundred keys.
-CREATE OR REPLACE TEMP TABLE violation_rows AS
-WITH unmatched AS (
-    SELECT c.*, cp.conv_id IS NOT NULL AS control_plane
-    FROM conv AS c
-    LEFT JOIN conv_cp AS cp USING (conv_id)
-    WHERE NOT EXISTS (SELECT 1 FROM conv_match AS m WHERE m.conv_id = c.conv_id)
-      AND (cp.conv_id IS NULL OR $strict)
-),
-grouped AS (
-    SELECT
-        vlan_id, ip_version, src_ip, dst_ip,
-        any_value(src_addr) AS src_addr, any_value(dst_addr) AS dst_addr,
-        protocol, dst_port,
-        bool_or(uncertain) AS direction_uncertain,
-        bool_or(native_vlan) AS native_vlan,
-        bool_or(control_plane) AS control_plane,
-        sum(flows)::BIGINT AS flows,
-        least(sum(packets), 9223372036854775807)::BIGINT AS packets,  -- saturated, as in
-        least(sum(bytes), 9223372036854775807)::BIGINT AS bytes,      -- conversations.sql
-        min(first_seen) AS first_seen, max(last_seen) AS last_seen,
-        sum(attempted)::BIGINT AS attempted, sum(rejected)::BIGINT AS rejected,
-        sum(established)::BIGINT AS established, sum(midstream)::BIGINT AS midstream,
-        sum(answered)::BIGINT AS answered, max(sampling) AS sampling,
-        -- one address, one side and cell
-        any_value(src_side) AS src_side, any_value(dst_side) AS dst_side,
-        any_value(src_cell) AS src_cell, any_value(dst_cell) AS dst_cell
-    FROM unmatched
-    GROUP BY vlan_id, ip_version, src_ip, dst_ip, protocol, dst_port
-),
-keys AS (
+-- a million findings to a million internet addresses share a few hundred keys. The first
+-- statement keeps those facts per key of the unmatched conversations as the temp table
+-- violation_keys (small), so the second joins each finding to its key once and its own
+-- intermediate results are not kept twice.
+CREATE OR REPLACE TEMP TABLE violation_keys AS
+WITH keys AS (
     SELECT k.*, sc.lo AS src_addr, dc.lo AS dst_addr  -- each cell's first address
-    FROM (SELECT DISTINCT vlan_id, src_cell, dst_cell, protocol, dst_port FROM grouped) AS k
+    FROM (
+        SELECT DISTINCT vlan_id, src_cell, dst_cell, protocol, dst_port
+        FROM conv AS c
+        WHERE NOT EXISTS (SELECT 1 FROM conv_match AS m WHERE m.conv_id = c.conv_id)
+    ) AS k
     JOIN cells AS sc ON sc.cell = k.src_cell
     JOIN cells AS dc ON dc.cell = k.dst_cell
 ),
@@ -133,11 +112,70 @@ nearest AS (
         arg_min(rule_id, (score, port_distance, rule_id)) AS nearest_rule
     FROM candidates
     GROUP BY vlan_id, src_cell, dst_cell, protocol, dst_port
+)
+SELECT f.*, n.nearest_rule FROM facts AS f
+LEFT JOIN nearest AS n
+  ON n.vlan_id IS NOT DISTINCT FROM f.vlan_id AND n.src_cell = f.src_cell
+ AND n.dst_cell = f.dst_cell AND n.protocol = f.protocol
+ AND n.dst_port IS NOT DISTINCT FROM f.dst_port;
+CREATE OR REPLACE TEMP TABLE violation_rows AS
+WITH unmatched AS (
+    SELECT c.*, cp.conv_id IS NOT NULL AS control_plane
+    FROM conv AS c
+    LEFT JOIN conv_cp AS cp USING (conv_id)
+    WHERE NOT EXISTS (SELECT 1 FROM conv_match AS m WHERE m.conv_id = c.conv_id)
+      AND (cp.conv_id IS NULL OR $strict)
+),
+-- conversations whose finding key (vlan, initiator, responder, protocol, port) holds
+-- more than one conversation: an uncertain one is kept per initiator port (alt_port), an
+-- untagged one per native_vlan; any other conversation is a finding on its own
+shared AS (
+    SELECT DISTINCT vlan_id, src_addr, dst_addr, protocol, dst_port
+    FROM conv
+    WHERE alt_port IS NOT NULL OR vlan_id IS NULL
+),
+grouped AS (
+    SELECT
+        vlan_id, ip_version, src_ip, dst_ip, src_addr, dst_addr, protocol, dst_port,
+        uncertain AS direction_uncertain, native_vlan, control_plane, flows, packets, bytes,
+        first_seen, last_seen, attempted, rejected, established, midstream, answered,
+        sampling, src_side, dst_side, src_cell, dst_cell
+    FROM unmatched AS u
+    WHERE u.alt_port IS NULL AND u.vlan_id IS NOT NULL
+      AND NOT EXISTS (
+          SELECT 1 FROM shared AS s
+          WHERE s.vlan_id = u.vlan_id AND s.src_addr = u.src_addr AND s.dst_addr = u.dst_addr
+            AND s.protocol = u.protocol AND s.dst_port IS NOT DISTINCT FROM u.dst_port)
+    UNION ALL
+    SELECT
+        vlan_id, ip_version, src_ip, dst_ip,
+        any_value(src_addr) AS src_addr, any_value(dst_addr) AS dst_addr,
+        protocol, dst_port,
+        bool_or(uncertain) AS direction_uncertain,
+        bool_or(native_vlan) AS native_vlan,
+        bool_or(control_plane) AS control_plane,
+        sum(flows)::BIGINT AS flows,
+        least(sum(packets), 9223372036854775807)::BIGINT AS packets,  -- saturated, as in
+        least(sum(bytes), 9223372036854775807)::BIGINT AS bytes,      -- conversations.sql
+        min(first_seen) AS first_seen, max(last_seen) AS last_seen,
+        sum(attempted)::BIGINT AS attempted, sum(rejected)::BIGINT AS rejected,
+        sum(established)::BIGINT AS established, sum(midstream)::BIGINT AS midstream,
+        sum(answered)::BIGINT AS answered, max(sampling) AS sampling,
+        -- one address, one side and cell
+        any_value(src_side) AS src_side, any_value(dst_side) AS dst_side,
+        any_value(src_cell) AS src_cell, any_value(dst_cell) AS dst_cell
+    FROM unmatched AS u
+    WHERE u.alt_port IS NOT NULL OR u.vlan_id IS NULL
+       OR EXISTS (
+          SELECT 1 FROM shared AS s
+          WHERE s.vlan_id = u.vlan_id AND s.src_addr = u.src_addr AND s.dst_addr = u.dst_addr
+            AND s.protocol = u.protocol AND s.dst_port IS NOT DISTINCT FROM u.dst_port)
+    GROUP BY vlan_id, ip_version, src_ip, dst_ip, protocol, dst_port
 ),
 reasoned AS (
     SELECT
         c.*,
-        n.nearest_rule,
+        f.nearest_rule,
         CASE
             WHEN c.control_plane THEN 'control-plane'
             WHEN c.native_vlan THEN 'off-vlan'
@@ -151,14 +189,10 @@ reasoned AS (
             ELSE 'port-not-approved'
         END AS reason
     FROM grouped AS c
-    JOIN facts AS f
+    JOIN violation_keys AS f
       ON f.vlan_id IS NOT DISTINCT FROM c.vlan_id AND f.src_cell = c.src_cell
      AND f.dst_cell = c.dst_cell AND f.protocol = c.protocol
      AND f.dst_port IS NOT DISTINCT FROM c.dst_port
-    LEFT JOIN nearest AS n
-      ON n.vlan_id IS NOT DISTINCT FROM c.vlan_id AND n.src_cell = c.src_cell
-     AND n.dst_cell = c.dst_cell AND n.protocol = c.protocol
-     AND n.dst_port IS NOT DISTINCT FROM c.dst_port
 )
 SELECT
     substr(sha256(concat_ws('|', 'flowaudit-violation-v1', coalesce(v.vlan_id::VARCHAR, '-'),

@@ -71,7 +71,7 @@ def test_cells_never_straddle_a_range() -> None:
     m = api.load_matrix(groups=GROUPS)
     rows = _cell_rows(m)
     assert [r[0] for r in rows] == list(range(len(rows)))
-    cells = [(int.from_bytes(lo, "big"), int.from_bytes(hi, "big")) for _, lo, hi in rows]
+    cells = [(int.from_bytes(lo, "big"), int.from_bytes(hi, "big")) for _, lo, hi, _, _ in rows]
     assert cells[0][0] == 0 and cells[-1][1] == 2**128 - 1
     assert all(a[1] + 1 == b[0] for a, b in zip(cells, cells[1:], strict=False))
     ranges = [(lo, hi) for _, _, lo, hi, _ in side_ranges(m)]
@@ -85,6 +85,49 @@ def test_cells_never_straddle_a_range() -> None:
     for a, b in ranges:
         for lo, hi in cells:
             assert (a <= lo and hi <= b) or hi < a or lo > b, (a, b, lo, hi)
+
+
+def test_a_cells_side_and_class_are_those_of_each_of_its_addresses() -> None:
+    """``cells`` carries each cell's side and class (address_sides.sql reads them from
+    there): for the first, a middle and the last address of every cell they are the side
+    of the lowest-ranked range holding that address and its address class."""
+    from flowaudit.matrix.hosts import address_class
+    from flowaudit.matrix.model import addr_text
+
+    m = api.load_matrix(groups=GROUPS)
+    ranges = side_ranges(m)
+    seen = set()
+    for _, lo_b, hi_b, side, cls in _cell_rows(m):
+        lo, hi = int.from_bytes(lo_b, "big"), int.from_bytes(hi_b, "big")
+        for n in (lo, (lo + hi) // 2, hi):
+            want = next(s for _, s, a, b, _ in sorted(ranges) if a <= n <= b)
+            assert (side, cls) == (want, address_class(addr_text(n), m)), addr_text(n)
+            seen.add(side)
+    assert {"admin_workstations", "site", "private", "internet", "multicast"} <= seen
+
+
+def test_each_address_gets_the_cell_holding_it() -> None:
+    """``_address_texts`` numbers each 16-byte address with its cell by comparing bytes:
+    the same cell as integer comparison, also at the cells' ends, for ::, all-ones and
+    addresses ending in zero bytes."""
+    import bisect
+
+    import pyarrow as pa
+
+    from flowaudit.audit.run import _address_texts
+    from flowaudit.matrix.model import addr_text
+
+    m = api.load_matrix(groups=GROUPS)
+    rows = _cell_rows(m)
+    starts = [int.from_bytes(r[1], "big") for r in rows]
+    probe = {0, 1, 2**128 - 1, 0xFFFF << 32, (0xFFFF << 32) | 0x0A190000, 1 << 64, 0xFF << 120}
+    for s in starts[1:]:
+        probe |= {s - 1, s, s + 1}
+    values = sorted(probe)
+    addrs = pa.chunked_array([pa.array([v.to_bytes(16, "big") for v in values], pa.binary())])
+    texts, cells = _address_texts(addrs, rows)
+    assert cells.to_pylist() == [bisect.bisect_right(starts, v) - 1 for v in values]
+    assert texts.to_pylist() == [addr_text(v) for v in values]
 
 
 def test_row_by_row_wording_gives_the_same_list(

@@ -49,14 +49,22 @@ def test_rewrites() -> None:
     assert step.creates == "conv_raw" and step.params == ("service_ports", "since", "until")
     assert "CAST(SUBSTRING(:service_ports, f.src_port + 1, 1) AS INT) = 0" in text
     groups = spark_sql(statements("finding_groups")[-1].tree, {})
-    # list(ip ORDER BY bytes DESC, ip)[1:3]: sorted by bytes descending, then ip, first three
+    # arg_min(ip, (-bytes, ip), 3): sorted by -bytes, then ip (both ascending), first three
     assert (
-        "SLICE(TRANSFORM(ARRAY_SORT(COLLECT_LIST(STRUCT(bytes AS k0, ip AS k1, ip AS v)), "
-        "(l, r) -> CASE WHEN l.k0 < r.k0 THEN 1 WHEN l.k0 > r.k0 THEN -1 ELSE CASE WHEN "
+        "SLICE(TRANSFORM(ARRAY_SORT(COLLECT_LIST(STRUCT(-bytes AS k0, ip AS k1, ip AS v)), "
+        "(l, r) -> CASE WHEN l.k0 < r.k0 THEN -1 WHEN l.k0 > r.k0 THEN 1 ELSE CASE WHEN "
         "l.k1 < r.k1 THEN -1 WHEN l.k1 > r.k1 THEN 1 ELSE 0 END END), e -> e.v), 1, 3)"
     ) in groups
-    nearest = spark_sql(statements("violations")[-1].tree, {})
+    # list(finding_id ORDER BY bytes DESC, packets DESC, finding_id): DESC flips the sign
+    assert (
+        "TRANSFORM(ARRAY_SORT(COLLECT_LIST(STRUCT(bytes AS k0, packets AS k1, finding_id AS k2, "
+        "finding_id AS v)), (l, r) -> CASE WHEN l.k0 < r.k0 THEN 1 WHEN l.k0 > r.k0 THEN -1 "
+    ) in groups
+    keys, rows = statements("violations")  # the facts per key, then the findings
+    assert (keys.creates, rows.creates) == ("violation_keys", "violation_rows")
+    nearest = spark_sql(keys.tree, {})
     assert "MIN_BY(rule_id, STRUCT(score, port_distance, rule_id))" in nearest
+    assert rows.params == ("strict",) and keys.params == ()
 
 
 def test_bare_row_number_becomes_a_unique_id() -> None:
@@ -70,6 +78,18 @@ def test_bare_row_number_becomes_a_unique_id() -> None:
         "SELECT MONOTONICALLY_INCREASING_ID() + 1 AS k, "
         "ROW_NUMBER() OVER (ORDER BY a NULLS LAST) AS o FROM t"
     )
+
+
+def test_a_row_id_becomes_a_unique_id() -> None:
+    import sqlglot
+
+    from flowaudit.spark.transpile import _rewrite
+
+    q = "SELECT c.rowid + 1 AS conv_id, c.* FROM conv_raw AS c"
+    text = sqlglot.parse_one(q, read="duckdb").transform(_rewrite).sql(dialect="spark")
+    assert text == "SELECT MONOTONICALLY_INCREASING_ID() + 1 AS conv_id, c.* FROM conv_raw AS c"
+    (step, _) = statements("conversation_ids")
+    assert "MONOTONICALLY_INCREASING_ID() + 1 AS conv_id" in spark_sql(step.tree, {})
 
 
 def test_several_statements_and_drops() -> None:
