@@ -12,8 +12,9 @@ from benchscripts import load_bench
 
 # The driver JVM compiles with C1 only: a test session is short, and C2's compilations of
 # Spark's planner cost more CPU than they save before the JVM exits (the module
-# test_spark_audit.py: 120-140 s of CPU with it, 175 s without, measured on the 2-core
-# machine). The JIT tier changes no result; the user's own PYSPARK_SUBMIT_ARGS wins.
+# test_spark_audit.py alone: 122-143 s of CPU, JVM included, in four runs with it, 160-178 s
+# in three without, on the shared 2-core machine). The JIT tier changes no result; the
+# user's own PYSPARK_SUBMIT_ARGS wins.
 SUBMIT_ARGS = "--driver-java-options=-XX:TieredStopAtLevel=1 pyspark-shell"
 
 
