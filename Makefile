@@ -10,11 +10,13 @@ imports:
 	lint-imports
 types:
 	mypy
+# two pytest-xdist workers; --dist loadgroup: the Spark tests on one of them (tests/conftest.py)
+PYTEST_PARALLEL ?= -n 2 --dist loadgroup
 test:
-	python -m pytest -q
+	python -m pytest -q $(PYTEST_PARALLEL)
 # the inner loop (~1 min): no end-to-end runs, no external tools, no property tests
 test-fast:
-	python -m pytest -q -m "not slow"
+	python -m pytest -q -m "not slow" $(PYTEST_PARALLEL)
 # mutation testing (tests/MUTATION.md): the issue's planted mutants, the SQL harness, then
 # mutmut over the decision modules in a copy of the repository (never the checkout).
 # On a shared machine pick modules: make mutmut MUTMUT_ONLY='flowaudit.matrix.model*'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,12 +10,22 @@ from typing import Any
 import pytest
 from benchscripts import load_bench
 
+# The driver JVM compiles with C1 only: a test session is short, and C2's compilations of
+# Spark's planner cost more CPU than they save before the JVM exits (the module
+# test_spark_audit.py alone: 122-143 s of CPU, JVM included, in four runs with it, 160-178 s
+# in three without, on the shared 2-core machine). The JIT tier changes no result; the
+# user's own PYSPARK_SUBMIT_ARGS wins.
+SUBMIT_ARGS = "--driver-java-options=-XX:TieredStopAtLevel=1 pyspark-shell"
+
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
     from flowaudit.spark import session
 
-    s = session("local[2]")
+    with pytest.MonkeyPatch.context() as mp:
+        if "PYSPARK_SUBMIT_ARGS" not in os.environ:
+            mp.setenv("PYSPARK_SUBMIT_ARGS", SUBMIT_ARGS)
+        s = session("local[2]")
     yield s
     s.stop()
 

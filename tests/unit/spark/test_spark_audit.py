@@ -119,6 +119,14 @@ def test_query_backend_spark(spark: Any, tmp_path: Path) -> None:
     )
 
 
+@pytest.fixture(scope="module")
+def approved_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One store for the refused queries (each checks it left the store as it was)."""
+    store = tmp_path_factory.mktemp("approved") / "store"
+    api.ingest(APPROVED, store)
+    return store
+
+
 @pytest.mark.parametrize(
     "sql",
     [
@@ -131,13 +139,20 @@ def test_query_backend_spark(spark: Any, tmp_path: Path) -> None:
         "SELECT 1; SELECT 2",
     ],
 )
-def test_query_backend_spark_refuses(spark: Any, tmp_path: Path, sql: str) -> None:
+def test_query_backend_spark_refuses(spark: Any, approved_store: Path, sql: str) -> None:
     from flowaudit.errors import UsageError
 
-    store = tmp_path / "store"
-    api.ingest(APPROVED, store)
+    def files() -> set[tuple[str, int, int]]:
+        return {
+            (str(p), p.stat().st_size, p.stat().st_mtime_ns)
+            for p in approved_store.rglob("*")
+            if p.is_file()
+        }
+
+    before = files()
     with pytest.raises(UsageError):
-        api.query(sql, store=store, backend="spark", spark=spark)
+        api.query(sql, store=approved_store, backend="spark", spark=spark)
+    assert files() == before  # the store the next refused query gets is the same
 
 
 def test_uncommitted_files_are_never_read(spark: Any, tmp_path: Path) -> None:
