@@ -83,42 +83,63 @@ def _ipv4_bytes(v4: npt.NDArray[np.uint64]) -> tuple[npt.NDArray[np.uint8], npt.
     return cells[valid], lens
 
 
-def ip_text(
-    ipv: npt.NDArray[np.generic],
-    hi: npt.NDArray[np.generic],
-    lo: npt.NDArray[np.generic],
-    ipv4: Callable[[npt.NDArray[np.uint64]], tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]]
-    | None = None,
-) -> pa.Array:
-    """Canonical text of addresses (IPv4 dotted quad, IPv6 RFC 5952) as a string array.
-    ``ipv4``: what formats the IPv4 rows, (concatenated bytes, lengths) like ``_ipv4_bytes``
-    (the flow builder passes the compiled one, ``flowaudit.kernels.text``)."""
-    fmt4 = _ipv4_bytes if ipv4 is None else ipv4
-    m = len(ipv)
-    is4 = np.asarray(ipv) == 4
-    lo64 = np.asarray(lo, dtype=np.uint64)
-    if bool(is4.all()):
-        data, lens = fmt4(lo64 & np.uint64(0xFFFFFFFF))
-        return strings(data, lens)
+#: writes the text of every row: (is4, v4, code6, tab6, len6) → (bytes, lengths); see ip_text
+RowWriter = Callable[..., tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]]
+
+
+def _rows_numpy(
+    is4: npt.NDArray[np.bool_],
+    v4: npt.NDArray[np.uint64],
+    code6: npt.NDArray[np.int64],
+    tab6: npt.NDArray[np.uint8],
+    len6: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
     r4 = np.flatnonzero(is4)
     r6 = np.flatnonzero(~is4)
-    d4, l4 = fmt4(lo64[r4] & np.uint64(0xFFFFFFFF))
-    pairs = np.stack([np.asarray(hi, dtype=np.uint64)[r6], lo64[r6]], axis=1)
-    uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
-    texts = [str(ipaddress.IPv6Address((int(h) << 64) | int(w))).encode() for h, w in uniq]
-    d6u, l6u = _padded(texts)
-    inv = inv.reshape(-1)
-    l6 = l6u[inv]
-    d6 = d6u[inv][np.arange(d6u.shape[1]) < l6[:, None]]
-    lens = np.empty(m, dtype=np.int64)
+    d4, l4 = _ipv4_bytes(v4[r4])
+    if not len(r6):
+        return d4, l4
+    inv = code6[r6]
+    l6 = len6[inv]
+    d6 = tab6[inv][np.arange(tab6.shape[1]) < l6[:, None]]
+    lens = np.empty(len(is4), dtype=np.int64)
     lens[r4], lens[r6] = l4, l6
-    offsets = np.zeros(m + 1, dtype=np.int64)
+    offsets = np.zeros(len(is4) + 1, dtype=np.int64)
     np.cumsum(lens, out=offsets[1:])
     data = np.empty(int(offsets[-1]), dtype=np.uint8)
     for rows, d, ln in ((r4, d4, l4), (r6, d6, l6)):
         starts = np.zeros(len(ln), dtype=np.int64)
         np.cumsum(ln[:-1], out=starts[1:])
         data[np.repeat(offsets[rows] - starts, ln) + np.arange(len(d))] = d
+    return data, lens
+
+
+def ip_text(
+    ipv: npt.NDArray[np.generic],
+    hi: npt.NDArray[np.generic],
+    lo: npt.NDArray[np.generic],
+    rows: RowWriter | None = None,
+) -> pa.Array:
+    """Canonical text of addresses (IPv4 dotted quad, IPv6 RFC 5952) as a string array.
+
+    The distinct IPv6 addresses are formatted once each (``ipaddress``) into a table;
+    ``rows(is4, v4, code6, tab6, len6)`` then writes every row: the IPv4 rows' dotted quads
+    (``v4``, 32-bit values), the others' ``tab6[code6[r], :len6[code6[r]]]``. The flow
+    builders pass the compiled writer (``flowaudit.kernels.text``); the default is numpy."""
+    m = len(ipv)
+    is4 = np.asarray(ipv) == 4
+    v4 = np.asarray(lo, dtype=np.uint64) & np.uint64(0xFFFFFFFF)
+    code6 = np.zeros(m, dtype=np.int64)
+    if bool(is4.all()):
+        tab6, len6 = np.zeros((1, 1), dtype=np.uint8), np.zeros(1, dtype=np.int64)
+    else:
+        r6 = np.flatnonzero(~is4)
+        pairs = np.stack([np.asarray(hi, np.uint64)[r6], np.asarray(lo, np.uint64)[r6]], 1)
+        uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
+        texts = [str(ipaddress.IPv6Address((int(h) << 64) | int(w))).encode() for h, w in uniq]
+        tab6, len6 = _padded(texts)
+        code6[r6] = inv.reshape(-1)
+    data, lens = (_rows_numpy if rows is None else rows)(is4, v4, code6, tab6, len6)
     return strings(data, lens)
 
 

@@ -318,7 +318,7 @@ class FlowBuilder:
             np.concatenate([ipv, ipv]),
             np.concatenate([src_hi, dst_hi]),
             np.concatenate([src_lo, dst_lo]),
-            ipv4_bytes,
+            address_rows,
         )
         states = self._k.conn_states(self._pi, self._pu, ids)
 
@@ -371,14 +371,22 @@ class FlowBuilder:
         builder's hook (``flows/tunnel.py``)."""
 
 
-def ipv4_bytes(
+def address_rows(
+    is4: npt.NDArray[np.bool_],
     v4: npt.NDArray[np.uint64],
+    code6: npt.NDArray[np.int64],
+    tab6: npt.NDArray[np.uint8],
+    len6: npt.NDArray[np.int64],
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-    """Dotted quads of 32-bit values: (concatenated bytes, lengths), compiled."""
-    v4 = np.ascontiguousarray(v4, dtype=np.uint64)
-    data = np.empty(15 * len(v4), dtype=np.uint8)
-    lens = np.empty(len(v4), dtype=np.int64)
-    end = kernels().ipv4_text(v4, data, lens)
+    """The row writer of ``_util.arrow.ip_text``, compiled (``kernels.text``)."""
+    n = len(is4)
+    data = np.empty(max(15, tab6.shape[1]) * n, dtype=np.uint8)
+    lens = np.empty(n, dtype=np.int64)
+    end = kernels().address_text(
+        np.ascontiguousarray(is4, dtype=np.bool_), np.ascontiguousarray(v4, dtype=np.uint64),
+        np.ascontiguousarray(code6, dtype=np.int64), np.ascontiguousarray(tab6, dtype=np.uint8),
+        np.ascontiguousarray(len6, dtype=np.int64), data, lens,
+    )  # fmt: skip
     return data[:end], lens
 
 
@@ -397,5 +405,5 @@ __all__ = [
     "FlowBuilder",
     "FlowConfig",
     "FlowStats",
-    "ipv4_bytes",
+    "address_rows",
 ]

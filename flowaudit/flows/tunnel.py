@@ -26,7 +26,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from flowaudit._util import arrow as A
-from flowaudit.flows.builder import FlowBuilder, FlowConfig, ipv4_bytes
+from flowaudit.flows.builder import FlowBuilder, FlowConfig, address_rows
 from flowaudit.flows.community_id import community_ids
 from flowaudit.kernels.layout import TUNNEL_NAMES
 from flowaudit.packets.batch import PACKET_FIELDS, PacketBatch
@@ -136,7 +136,7 @@ class InnerFlowBuilder(FlowBuilder):
         rlo = np.where(same, f["outer_dst_lo"], f["outer_src_lo"])
         ipv = f["outer_ip_version"].astype(np.int8)
         text = A.ip_text(np.concatenate([ipv, ipv]), np.concatenate([ohi, rhi]),
-                         np.concatenate([olo, rlo]), ipv4_bytes)  # fmt: skip
+                         np.concatenate([olo, rlo]), address_rows)  # fmt: skip
         cols["outer_src_ip"] = text.slice(0, n)
         cols["outer_dst_ip"] = text.slice(n, n)
         cols["outer_flow_id"] = community_ids(

@@ -107,7 +107,10 @@ KERNELS: dict[str, tuple[str, str]] = {
         f"void(b1{_A1}, u8{_A1}, u8{_A1}, u8{_A1}, u8{_A1}, u1{_A1}, i8{_A1}, i8{_A1}, b1{_A1}, "
         f"b1{_A1}, i8, u1{_A2})",
     ),
-    "ipv4_text": ("flowaudit.kernels.text", f"i8(u8{_A1}, u1{_A1}, i8{_A1})"),
+    "address_text": (
+        "flowaudit.kernels.text",
+        f"i8(b1{_A1}, u8{_A1}, i8{_A1}, u1{_A2}, i8{_A1}, u1{_A1}, i8{_A1})",
+    ),
 }
 #: the files whose text decides what the compiled module contains
 #: the build's sources: every module of this folder (the key changes when any changes)
@@ -129,7 +132,7 @@ class Kernels:
     frag_rehash: Callable[..., Any]
     conn_states: Callable[..., Any]
     community_ids: Callable[..., Any]
-    ipv4_text: Callable[..., Any]
+    address_text: Callable[..., Any]
 
     def __init__(self, funcs: dict[str, Callable[..., Any]], origin: str) -> None:
         for name, fn in funcs.items():

@@ -27,7 +27,7 @@ from testpaths import DATA, REPO
 
 from flowaudit._util import arrow as A
 from flowaudit._util import files as _files
-from flowaudit.flows.builder import FlowBuilder, ipv4_bytes
+from flowaudit.flows.builder import FlowBuilder, address_rows
 from flowaudit.ingest import _Hasher
 from flowaudit.kernels import build as _native
 from flowaudit.packets.pcap import iter_packets, read_all
@@ -51,7 +51,7 @@ SAMPLES = [
 _FLOWS_SCRIPT = """
 import json, sys
 from flowaudit.kernels.build import kernels
-from flowaudit.flows.builder import FlowBuilder, ipv4_bytes
+from flowaudit.flows.builder import FlowBuilder
 from flowaudit.packets.pcap import iter_packets
 out = {"origin": kernels().origin, "flows": {}, "packets": {}}
 for path in sys.argv[1:]:
@@ -101,7 +101,7 @@ def test_aot_module_key_follows_the_kernel_sources() -> None:
     assert path.name.startswith(f"{_native.MODULE}-{_native.key()}")
     assert set(_native.KERNELS) == {
         "walk_pcap", "walk_pcapng", "decode", "walk", "sweep", "rehash", "frag_rehash",
-        "conn_states", "find_inner", "community_ids", "ipv4_text",
+        "conn_states", "find_inner", "community_ids", "address_text",
     }  # fmt: skip
     # the key covers every module of the kernels folder, and every kernel lives there
     assert set(_native.SOURCES) == {p.name for p in _native.HERE.glob("*.py")}
@@ -167,17 +167,29 @@ def test_arrow_columns_from_buffers() -> None:
         lo.append(v & (2**64 - 1))
     text = A.ip_text(np.array(ipv, np.int8), np.array(hi, np.uint64), np.array(lo, np.uint64))
     assert text.to_pylist() == [str(ipaddress.ip_address(a)) for a in addrs]
-    # the compiled IPv4 formatter (the flow builder's) gives the same text
+    # the compiled row writer (the flow builders') gives the same text
     fast = A.ip_text(np.array(ipv, np.int8), np.array(hi, np.uint64), np.array(lo, np.uint64),
-                     ipv4_bytes)  # fmt: skip
+                     address_rows)  # fmt: skip
     assert fast.to_pylist() == [str(ipaddress.ip_address(a)) for a in addrs]
-    quads = np.random.default_rng(5).integers(0, 1 << 32, 2000, dtype=np.uint64)
+    rng = np.random.default_rng(5)
+    quads = rng.integers(0, 1 << 32, 2000, dtype=np.uint64)
     quads[:6] = [0, 9, 10, 99, 100, 0xFFFFFFFF]  # every digit count of every octet
     quads[6:9] = [0x0A09630A, 0x64FF0063, 0x01020304]
-    data, lens = ipv4_bytes(quads)
-    cuts = np.concatenate([[0], np.cumsum(lens)])
-    got = [bytes(data[cuts[i] : cuts[i + 1]]).decode() for i in range(len(quads))]
-    assert got == [str(ipaddress.IPv4Address(int(q))) for q in quads]
+    want4 = [str(ipaddress.IPv4Address(int(q))) for q in quads]
+    four, zeros = np.full(len(quads), 4, np.int8), np.zeros(len(quads), np.uint64)
+    assert A.ip_text(four, zeros, quads, address_rows).to_pylist() == want4
+    # IPv6 rows among them (a few distinct ones, repeated, as in a flow batch), both writers
+    v6 = [ipaddress.IPv6Address(x) for x in ("fe80::1", "2001:db8::a:0:0:1", "ff02::fb",
+                                             "::", "2001:db8:1:2:3:4:5:6",
+                                             "::ffff:10.1.2.3")]  # fmt: skip
+    pick = rng.integers(-len(v6), len(v6), len(quads))  # < 0: an IPv4 row
+    ipv6 = np.where(pick < 0, 4, 6).astype(np.int8)
+    hi6 = np.array([int(v6[p]) >> 64 if p >= 0 else 0 for p in pick], np.uint64)
+    lo6 = np.array([int(v6[p]) & (2**64 - 1) if p >= 0 else int(q)
+                    for p, q in zip(pick, quads, strict=True)], np.uint64)  # fmt: skip
+    want = [str(v6[p]) if p >= 0 else w for p, w in zip(pick, want4, strict=True)]
+    assert A.ip_text(ipv6, hi6, lo6, address_rows).to_pylist() == want
+    assert A.ip_text(ipv6, hi6, lo6).to_pylist() == want
     assert A.ip_text(np.array([4], np.int8), np.zeros(1, np.uint64),
                      np.array([0xFFFF0A000001], np.uint64)).to_pylist() == ["10.0.0.1"]  # fmt: skip
     assert A.from_codes(np.array([2, 0, 1, 2]), ("S0", "SF", "RSTRH")).to_pylist() == [
