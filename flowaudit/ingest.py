@@ -232,9 +232,15 @@ def _ingest(
             close = getattr(batches, "close", None)
             if close is not None:
                 close()
-        writer.add(builder.finish())
-        if inner is not None:
-            writer.add(inner.finish())
+        if inner is None:
+            writer.add(builder.finish())
+        else:  # the two tables' last flows at once (their kernels and numpy release the GIL)
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(1, thread_name_prefix="flowaudit-inner") as pool:
+                last_inner = pool.submit(inner.finish)
+                writer.add(builder.finish())
+                writer.add(last_inner.result())
         if engine == "auto" and stats.frames and stats.unsupported == stats.frames:
             from flowaudit.packets.tshark import tshark_available
 
