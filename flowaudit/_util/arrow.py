@@ -56,10 +56,17 @@ def _padded(names: list[bytes]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.i
 
 def from_codes(codes: npt.NDArray[np.integer], names: tuple[str, ...] | list[str]) -> pa.Array:
     """``names[codes[i]]`` for every row, as a string array."""
-    table, lens = _padded([s.encode() for s in names])
+    enc = [s.encode() for s in names]
+    lens = np.array([len(b) for b in enc], dtype=np.int64)
+    starts = np.zeros(len(enc), dtype=np.int64)
+    np.cumsum(lens[:-1], out=starts[1:])
     rows = lens[codes]
-    mask = np.arange(table.shape[1]) < rows[:, None]
-    return strings(table[codes][mask], rows)
+    offsets = np.zeros(len(rows) + 1, dtype=np.int32)
+    np.cumsum(rows, out=offsets[1:])
+    # each output byte's place in the concatenated names
+    at = np.repeat(starts[codes] - offsets[:-1], rows) + np.arange(offsets[-1])
+    data = np.frombuffer(b"".join(enc), dtype=np.uint8)[at]
+    return pa.StringArray.from_buffers(len(rows), pa.py_buffer(offsets), pa.py_buffer(data))
 
 
 # decimal digits of 0..255, left-aligned, and their count

@@ -518,3 +518,23 @@ def test_a_clock_that_goes_back_does_not_stop_expiry() -> None:
     fb = FlowBuilder("cap", "pcap")
     out = fb.add(batch(rows))
     assert out.column("src_ip").to_pylist() == ["10.5.5.5"]  # idle since t=10, swept at t=200
+
+
+def test_emission_order_is_first_seen_then_the_whole_flow_id() -> None:
+    """The fast order (first 8 id characters as one integer) equals sorting by the whole
+    (first_seen, flow_id), also when ids share those 8 characters and differ later."""
+    from flowaudit.flows.builder import _emission_order
+
+    rng = np.random.default_rng(11)
+    alphabet = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+                             np.uint8)  # fmt: skip
+    for shared in (0, 8, 12):  # leading characters after "1:" common to every id
+        n = 3000
+        body = alphabet[rng.integers(0, 64, (n, 28))]
+        body[:, :shared] = body[0, :shared]
+        ids = [b"1:" + bytes(row) for row in body]
+        first = rng.integers(0, 40, n).astype(np.int64)  # many rows share a first_seen
+        fid_s = np.array(ids, dtype="S30")
+        order = _emission_order(first, fid_s)
+        want = sorted(range(n), key=lambda i: (int(first[i]), ids[i]))
+        assert [(int(first[i]), ids[i]) for i in order] == [(int(first[i]), ids[i]) for i in want]

@@ -192,6 +192,7 @@ def test_arrow_columns_from_buffers() -> None:
     assert A.ip_text(ipv6, hi6, lo6).to_pylist() == want
     assert A.ip_text(np.array([4], np.int8), np.zeros(1, np.uint64),
                      np.array([0xFFFF0A000001], np.uint64)).to_pylist() == ["10.0.0.1"]  # fmt: skip
+    assert A.from_codes(np.array([], np.int8), ("S0",)).to_pylist() == []
     assert A.from_codes(np.array([2, 0, 1, 2]), ("S0", "SF", "RSTRH")).to_pylist() == [
         "RSTRH", "S0", "SF", "RSTRH"]  # fmt: skip
     assert A.constant("pcap", 3).to_pylist() == ["pcap"] * 3
