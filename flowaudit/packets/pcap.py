@@ -94,7 +94,7 @@ def _grown(
     cap: int,
     keep: int,
 ) -> dict[str, npt.NDArray[np.generic]]:
-    new: dict[str, npt.NDArray[np.generic]] = {k: np.zeros(cap, dt) for k, dt in fields}
+    new: dict[str, npt.NDArray[np.generic]] = {k: np.empty(cap, dt) for k, dt in fields}
     for k, a in old.items():
         new[k][:keep] = a[:keep]
     return new
@@ -121,10 +121,8 @@ class _Walker:
         self.rec_off = np.empty(max_batch, np.int64)
         self.rec_pos = np.empty(max_batch, np.int64)  # stream offsets (rec_off moves with buf)
         self.rec_cap = np.empty(max_batch, np.int64)
-        self.rec_len = np.empty(max_batch, np.uint32)
-        self.rec_ts = np.empty(max_batch, np.int64)
         self.rec_link = np.empty(max_batch, np.int32)
-        self.out = {k: np.empty(max_batch, dt) for k, dt in _OUT_FIELDS}
+        self._scratch(max_batch)
         self.state = np.zeros(2, np.int64)  # [bad sub-second fields, last timestamp]
         self.packets = 0  # records decoded so far
         self.multi_link = False  # several link types possible: look at every record's
@@ -136,6 +134,12 @@ class _Walker:
         self.in_rec: dict[str, npt.NDArray[np.generic]] = {}
         self.in_out: dict[str, npt.NDArray[np.generic]] = {}
         self._inner_alloc(1024 if tunnel_ports is not None else 0)
+
+    def _scratch(self, cap: int) -> None:
+        """New arrays for the rows a batch hands over (the last batch keeps the old ones)."""
+        self.rec_len = np.empty(cap, np.uint32)
+        self.rec_ts = np.empty(cap, np.int64)
+        self.out = {k: np.empty(cap, dt) for k, dt in _OUT_FIELDS}
 
     def _inner_alloc(self, cap: int) -> None:
         """(Re)allocate the inner records' arrays at ``cap`` rows, keeping the first ``m``."""
@@ -175,13 +179,14 @@ class _Walker:
             "wire_len": r["len"][:m].astype(np.uint32),
         }
         for k, v in self.in_out.items():
-            arrays[k] = v[:m].copy()
-        arrays["tunnel"] = r["tun"][:m].copy()
-        arrays["tunnel_id"] = r["id"][:m].copy()
+            arrays[k] = v[:m]
+        arrays["tunnel"] = r["tun"][:m]
+        arrays["tunnel_id"] = r["id"][:m]
         for k in ("vlan", "ip_version", "src_hi", "src_lo", "dst_hi", "dst_lo", "protocol"):
             arrays["outer_" + k] = o[k][row]
         arrays["outer_sport"] = o["sport"][row]
         arrays["outer_dport"] = o["dport"][row]
+        self._inner_alloc(len(r["row"]))  # the batch keeps the arrays it was handed
         return PacketBatch(arrays)
 
     def limit(self, wide: bool) -> int:
@@ -211,13 +216,16 @@ class _Walker:
         )
 
     def emit(self, n: int) -> PacketBatch:
-        """Copy the first ``n`` decoded scratch rows into a new batch; update the stats."""
+        """Hand the first ``n`` decoded scratch rows over as a new batch (the scratch arrays
+        go with it, new ones take their place: no copy); update the stats."""
+        inner = self.inner_batch()  # reads the outer rows first
         arrays: dict[str, npt.NDArray[np.generic]] = {
-            "ts_ns": self.rec_ts[:n].copy(),
-            "wire_len": self.rec_len[:n].copy(),
+            "ts_ns": self.rec_ts[:n],
+            "wire_len": self.rec_len[:n],
         }
         for k, v in self.out.items():
-            arrays[k] = v[:n].copy()
+            arrays[k] = v[:n]
+        self._scratch(len(self.rec_ts))
         out = arrays
         st = self.stats
         counts = np.bincount(out["kind"], minlength=5)
@@ -244,7 +252,7 @@ class _Walker:
             batch["rec_pos"] = self.rec_pos[:n].copy()
             batch["caplen"] = self.rec_cap[:n].copy()
             batch["link"] = self.rec_link[:n].copy()
-        return PacketBatch(batch, inner=self.inner_batch())
+        return PacketBatch(batch, inner=inner)
 
     def finish(self, nsec: bool) -> None:
         bad = int(self.state[0])
