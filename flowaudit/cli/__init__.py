@@ -8,6 +8,7 @@ module level, so ``flowaudit --help`` stays fast.
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import IntEnum
 
@@ -58,6 +59,9 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
+    # numpy's OpenBLAS starts a thread per core that spins for a while (~0.1 s of CPU on a
+    # 2-core machine, taken from the packet reader); flowaudit does no linear algebra
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     with handle_errors():
         cli.main(standalone_mode=True)
     sys.exit(0)
