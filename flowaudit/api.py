@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -70,14 +71,15 @@ def ingest(
 
     st = _as_store(store)
     paths = [captures] if isinstance(captures, str | os.PathLike) else list(captures)
-    ports = load_matrix(rules, groups).service_ports
+    # loaded when the first flows are built: the first capture's hash runs meanwhile
+    ports = functools.cache(lambda: load_matrix(rules, groups).service_ports)
     if _use_spark(backend, spark, spark_master):
         from flowaudit.spark import session
         from flowaudit.spark.fanout import ingest_paths as spark_ingest
 
         s = spark if spark is not None else session(spark_master)
         return spark_ingest(
-            s, paths, st, engine=engine, format=format, service_ports=ports,
+            s, paths, st, engine=engine, format=format, service_ports=ports(),
             vxlan_ports=all_vxlan_ports(tuple(vxlan_ports)),
         )  # fmt: skip
     return ingest_paths(

@@ -32,6 +32,13 @@ from flowaudit.store import CaptureRecord, FlowStore
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 ServicePorts = Sequence[int | tuple[int, int]]  # Matrix.service_ports
+#: the service ports, or what loads them: called when the first flows are built, so the first
+#: capture's hash already runs while the matrix loads (cache it: it may be called again)
+PortsArg = ServicePorts | Callable[[], ServicePorts]
+
+
+def _ports(ports: PortsArg) -> ServicePorts:
+    return ports() if callable(ports) else ports
 
 
 @dataclass
@@ -157,7 +164,7 @@ def ingest_file(
     *,
     engine: str = "auto",
     progress: Progress | None = None,
-    service_ports: ServicePorts = (),
+    service_ports: PortsArg = (),
     vxlan_ports: Sequence[int] | None = VXLAN_PORTS,
 ) -> IngestResult:
     """Ingest one pcap/pcapng capture into ``store``. Idempotent by content hash.
@@ -187,7 +194,7 @@ def _ingest(
     store: FlowStore,
     engine: str,
     progress: Progress | None,
-    service_ports: ServicePorts,
+    service_ports: PortsArg,
     vxlan_ports: Sequence[int] | None,
     t0: float,
 ) -> IngestResult:
@@ -212,7 +219,7 @@ def _ingest(
     builder = FlowBuilder(
         capture_id="",
         source_kind=opened.source_kind,
-        config=FlowConfig(service_ports=service_port_mask(service_ports)),
+        config=FlowConfig(service_ports=service_port_mask(_ports(service_ports))),
     )
     inner: InnerFlowBuilder | None = None  # made at the first tunnelled frame
     writer = store.begin(capture_id=hasher.digest)
@@ -337,7 +344,7 @@ def _reader(fmt: str) -> Callable[..., Iterator[Any]]:
 
 
 def ingest_records(
-    path: str | Path, store: FlowStore, fmt: str, service_ports: ServicePorts = ()
+    path: str | Path, store: FlowStore, fmt: str, service_ports: PortsArg = ()
 ) -> list[IngestResult]:
     """Ingest one record file (or, for nfcapd, a directory of them) into ``store``."""
     p = _input_path(path)
@@ -371,7 +378,7 @@ def _input_path(path: str | os.PathLike[str]) -> Path:
 
 
 def _ingest_one(
-    p: Path, store: FlowStore, fmt: str, digest: str, service_ports: ServicePorts
+    p: Path, store: FlowStore, fmt: str, digest: str, service_ports: PortsArg
 ) -> IngestResult:
     from flowaudit.records.common import RecordStats
 
@@ -385,7 +392,7 @@ def _ingest_one(
     writer = store.begin(capture_id=lambda: digest)
     try:
         # the pairing readers orient a pair that started at once by its service port
-        extra = {"service_ports": service_ports} if fmt in ("netflow", "nfcapd") else {}
+        extra = {"service_ports": _ports(service_ports)} if fmt in ("netflow", "nfcapd") else {}
         for table in _reader(fmt)(p, stats=stats, **extra):
             if table.num_rows:
                 kinds.update(table.column("source_kind").unique().to_pylist())
@@ -432,7 +439,7 @@ def ingest_paths(
     engine: str = "auto",
     format: str = "auto",
     progress: Progress | None = None,
-    service_ports: ServicePorts = (),
+    service_ports: PortsArg = (),
     jobs: int = 1,
     vxlan_ports: Sequence[int] | None = VXLAN_PORTS,
 ) -> list[IngestResult]:
@@ -450,6 +457,7 @@ def ingest_paths(
     out: list[IngestResult] = []
     for p in todo:
         out.extend(_ingest_input(p, store, engine, format, progress, service_ports, vxlan_ports))
+    _ports(service_ports)  # a bad matrix is an error even when every input was known
     return out
 
 
@@ -459,7 +467,7 @@ def _ingest_input(
     engine: str,
     format: str,
     progress: Progress | None,
-    service_ports: ServicePorts,
+    service_ports: PortsArg,
     vxlan_ports: Sequence[int] | None = VXLAN_PORTS,
 ) -> list[IngestResult]:
     p = _input_path(p)
@@ -492,7 +500,7 @@ def _ingest_parallel(
     store: FlowStore,
     engine: str,
     format: str,
-    service_ports: ServicePorts,
+    service_ports: PortsArg,
     jobs: int,
     vxlan_ports: Sequence[int] | None = VXLAN_PORTS,
 ) -> list[IngestResult]:
@@ -505,7 +513,7 @@ def _ingest_parallel(
     from flowaudit.kernels.build import kernels
 
     kernels()  # a first run builds them here, once (and the caller's notice says so)
-    ports = list(service_ports)
+    ports = list(_ports(service_ports))
     with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx) as pool:
         futures = [
             pool.submit(_worker, p, store.root, engine, format, ports, vxlan_ports) for p in todo

@@ -332,6 +332,23 @@ def test_bad_input_exit_2(tmp_path: Path, args: list[str], message: str) -> None
     assert "Traceback" not in r.output
 
 
+def test_ingest_refuses_a_bad_matrix_and_commits_nothing(tmp_path: Path) -> None:
+    """The matrix loads while the capture's hash runs; a bad one still stops the ingest
+    with exit 2 before anything is committed, also when the capture is already known."""
+    (tmp_path / "bad.yaml").write_text("name: x\nrules: [\n")
+    store = tmp_path / "s"
+    bad = ["--rules", str(tmp_path / "bad.yaml")]
+    r = CliRunner().invoke(cli, ["ingest", "-q", "--store", str(store), str(MIXED), *bad])
+    assert r.exit_code == 2 and "bad.yaml:" in r.stderr and "Traceback" not in r.output
+    assert api.open_store(store).captures() == []
+    assert not list(store.glob("flows/*/*.parquet"))
+    ok = CliRunner().invoke(cli, ["ingest", "-q", "--store", str(store), str(MIXED)])
+    assert ok.exit_code == 0, ok.output
+    again = CliRunner().invoke(cli, ["ingest", "-q", "--store", str(store), str(MIXED), *bad])
+    assert again.exit_code == 2 and "bad.yaml:" in again.stderr
+    assert [rec.flows for rec in api.open_store(store).captures()] == [125]
+
+
 def test_empty_flows_table_has_schema(tmp_path: Path) -> None:
     (tmp_path / "s" / "manifest").mkdir(parents=True)
     t = api.query("SELECT * FROM flows", store=tmp_path / "s")
