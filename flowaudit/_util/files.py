@@ -48,10 +48,26 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
         raise
 
 
+# blake3's all-core hashing runs on a thread pool that a forked child inherits without its
+# threads: the child's first all-core hash would wait forever. After such a fork, one thread.
+_pool = {"started": False, "lost": False}
+
+
+def _forked() -> None:
+    _pool["lost"] = _pool["started"]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
+
 def _hasher(threads: int) -> Any:
     import blake3
 
-    return blake3.blake3(max_threads=blake3.blake3.AUTO if threads == 0 else threads)
+    if threads == 0 and not _pool["lost"]:
+        _pool["started"] = True
+        return blake3.blake3(max_threads=blake3.blake3.AUTO)
+    return blake3.blake3(max_threads=max(1, threads))
 
 
 def _read_digest(f: io.BufferedReader, threads: int) -> str:

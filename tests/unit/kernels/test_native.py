@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import blake3
 import numpy as np
@@ -153,6 +154,31 @@ def test_windowed_digest_is_the_file_blake3(
         if b3sum is not None:
             out = subprocess.run([b3sum, "--no-names", str(path)], capture_output=True, text=True)
             assert out.stdout.strip() == want
+
+
+def _child_digest(path: str, out: Any) -> None:
+    out.put(_files.digest_file(path, threads=0))
+
+
+def test_all_core_digest_in_a_forked_child(tmp_path: Path) -> None:
+    """blake3's all-core pool does not survive fork(): a child of a process that hashed with
+    all cores hashes with one thread (it used to wait forever, e.g. under mutmut)."""
+    import multiprocessing
+
+    big = tmp_path / "big"
+    big.write_bytes(np.random.default_rng(3).integers(0, 256, 8 << 20, np.uint8).tobytes())
+    want = blake3.blake3(big.read_bytes()).hexdigest()
+    assert _files.digest_file(big, threads=0) == want  # the pool runs in this process now
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_child_digest, args=(str(big), out))
+    child.start()
+    child.join(60)
+    hung = child.is_alive()
+    if hung:
+        child.kill()
+    assert not hung, "the forked child's all-core hash never returned"
+    assert child.exitcode == 0 and out.get(timeout=5) == want
 
 
 def test_arrow_columns_from_buffers() -> None:
