@@ -14,7 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import json
+import os
 import re
+import resource
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,7 @@ from flowrows import flow, make_flows
 
 import flowaudit._util.files as files_mod
 import flowaudit.store as store_mod
-from flowaudit.errors import StoreError
+from flowaudit.errors import StoreError, WriteError
 from flowaudit.store import CaptureRecord, FlowStore
 from flowaudit.store_check import OWNER_FILE, owner_identity
 
@@ -110,6 +113,8 @@ def test_one_table_is_split_by_first_seen_date_at_midnight(tmp_path: Path, ndays
     for f in rec.files:
         day = part(f, 1)
         assert [a for a, _ in file_times(tmp_path / f)] == want[day]
+        # the writer stamps the capture's id (flowrows gives "0" * 64)
+        assert set(pq.read_table(tmp_path / f).column("capture_id").to_pylist()) == {A}
     assert (rec.flows, rec.first_seen, rec.last_seen) == (
         len(firsts), iso(firsts[0]), iso(spans[-1][1])
     )  # fmt: skip
@@ -137,14 +142,13 @@ def test_manifest_is_the_record_in_canonical_json(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- spills and times
 def test_spills_every_flow_rows_per_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store_mod, "FLOW_ROWS_PER_FILE", 100)
-    sixty = rows_at(*[(at(0, i), at(0, i + 1)) for i in range(60)])
-    one = rows_at((at(0, 99), at(0, 100)))
-    empty = sixty.slice(0, 0)
-    # 60, nothing, 60 (120 >= 100: one file), 60 + 1 (below 100: written at commit)
-    assert commit(tmp_path, A, sixty, empty, sixty, sixty, one)
+    many = rows_at(*[(at(0, i), at(0, i + 1)) for i in range(99)])
+    sizes = [40, 0, 59, 1, 99, 1, 60, 1]
+    # pending rows: 40, 40, 99, 100 (a file), 99, 100 (a file), 60, 61 (written at commit)
+    assert commit(tmp_path, A, *(many.slice(0, n) for n in sizes))
     (rec,) = FlowStore(tmp_path).captures()
     counts = [pq.ParquetFile(tmp_path / f).metadata.num_rows for f in by_n(rec.files)]
-    assert counts == [120, 61] and rec.flows == 181
+    assert counts == [100, 100, 61] and rec.flows == 261
 
 
 def test_the_spill_threshold_is_250000_rows(tmp_path: Path) -> None:
@@ -154,6 +158,16 @@ def test_the_spill_threshold_is_250000_rows(tmp_path: Path) -> None:
     (rec,) = FlowStore(tmp_path).captures()
     counts = [pq.ParquetFile(tmp_path / f).metadata.num_rows for f in by_n(rec.files)]
     assert counts == [250_000, 1]
+
+
+def test_a_large_table_is_written_in_row_groups_of_256000(tmp_path: Path) -> None:
+    # ingest adds what a flow builder finishes at once, which may exceed a spill
+    big = rows_at((at(0), at(0, 1))).take(pa.array([0] * 300_000))
+    assert commit(tmp_path, A, big)
+    (rec,) = FlowStore(tmp_path).captures()
+    (f,) = rec.files
+    meta = pq.ParquetFile(tmp_path / f).metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [256_000, 44_000]
 
 
 def test_first_and_last_seen_span_every_spill_in_any_order(
@@ -281,11 +295,29 @@ def test_a_failed_manifest_write_leaves_no_flow_file(
     assert rec.flows == 3 and on_disk(tmp_path) == set(rec.files)
 
 
+def test_a_failed_flow_write_names_the_file_and_leaves_nothing(tmp_path: Path) -> None:
+    # a real write failure: the file-size limit (EFBIG, as on a full disk), not a mock
+    writer = FlowStore(tmp_path).begin(lambda: A)
+    writer.add(rows_at(*[(at(0, i), at(0, i + 1)) for i in range(50)]))
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1024, hard))
+    try:
+        with pytest.raises(WriteError) as e:
+            writer.commit(record(A))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+        writer.abort()
+    assert e.value.message.startswith(f"{writer.tmp / '00000.parquet'}: cannot write flows: ")
+    assert "File too large" in e.value.message and e.value.usage is False  # exit 3
+    assert FlowStore(tmp_path).captures() == [] and on_disk(tmp_path) == set()
+    assert not (tmp_path / ".tmp").exists()
+
+
 def test_a_writer_records_its_owner_and_abort_leaves_nothing(tmp_path: Path) -> None:
     writer = FlowStore(tmp_path / "a" / "b").begin()
-    assert writer.tmp.parent == tmp_path / "a" / "b" / ".tmp" and re.fullmatch(
-        "[0-9a-f]{12}", writer.run
-    )
+    assert writer.tmp == tmp_path / "a" / "b" / ".tmp" / writer.run
     assert json.loads((writer.tmp / OWNER_FILE).read_text(encoding="utf-8")) == owner_identity()
     writer.add(rows_at((at(0), at(0, 1))))
     writer._spill()
@@ -348,6 +380,23 @@ def test_check_readable_names_what_is_wrong(tmp_path: Path) -> None:
     assert commit(tmp_path / "s", A, rows_at((at(0), at(0, 1))))
     FlowStore(tmp_path / "s").check_readable()
     assert FlowStore(tmp_path / "s").exists() and not FlowStore(tmp_path).exists()
+
+
+def test_a_manifest_directory_without_read_access_is_refused(tmp_path: Path) -> None:
+    assert commit(tmp_path, A, rows_at((at(0), at(0, 1))))
+    store = FlowStore(tmp_path)
+    store.manifest_dir.chmod(0o300)  # the owner may write and enter, not list; others nothing
+    root = os.geteuid() == 0  # root may read anything: ask as nobody (os.access: the real uid)
+    try:
+        if root:
+            os.setreuid(65534, -1)
+        with pytest.raises(StoreError) as e:
+            store.check_readable()
+    finally:
+        if root:
+            os.setreuid(0, -1)
+        store.manifest_dir.chmod(0o755)
+    assert (e.value.message, e.value.hint) == (f"{store.manifest_dir}: permission denied", None)
 
 
 def test_the_empty_path_is_refused_with_a_hint() -> None:
