@@ -17,7 +17,9 @@ import json
 import os
 import re
 import resource
+import shutil
 import signal
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -382,21 +384,28 @@ def test_check_readable_names_what_is_wrong(tmp_path: Path) -> None:
     assert FlowStore(tmp_path / "s").exists() and not FlowStore(tmp_path).exists()
 
 
-def test_a_manifest_directory_without_read_access_is_refused(tmp_path: Path) -> None:
-    assert commit(tmp_path, A, rows_at((at(0), at(0, 1))))
-    store = FlowStore(tmp_path)
-    store.manifest_dir.chmod(0o300)  # the owner may write and enter, not list; others nothing
-    root = os.geteuid() == 0  # root may read anything: ask as nobody (os.access: the real uid)
+def test_a_manifest_directory_without_read_access_is_refused() -> None:
+    # outside pytest's private (0700) temp tree, so that another user can reach the store
+    base = Path(tempfile.mkdtemp(prefix="flowaudit-perm-"))
     try:
-        if root:
-            os.setreuid(65534, -1)
-        with pytest.raises(StoreError) as e:
-            store.check_readable()
+        base.chmod(0o755)
+        assert commit(base, A, rows_at((at(0), at(0, 1))))
+        store = FlowStore(base)
+        store.manifest_dir.chmod(0o311)  # the owner may write and enter, not list; others enter
+        root = os.geteuid() == 0  # root may read anything: ask as nobody (os.access: real uid)
+        try:
+            if root:
+                os.setreuid(65534, -1)
+            assert os.access(store.manifest_dir, os.F_OK)  # it exists, for this user too
+            with pytest.raises(StoreError) as e:
+                store.check_readable()
+        finally:
+            if root:
+                os.setreuid(0, -1)
+            store.manifest_dir.chmod(0o755)
+        assert (e.value.message, e.value.hint) == (f"{store.manifest_dir}: permission denied", None)
     finally:
-        if root:
-            os.setreuid(0, -1)
-        store.manifest_dir.chmod(0o755)
-    assert (e.value.message, e.value.hint) == (f"{store.manifest_dir}: permission denied", None)
+        shutil.rmtree(base)
 
 
 def test_the_empty_path_is_refused_with_a_hint() -> None:
