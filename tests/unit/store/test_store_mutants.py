@@ -20,6 +20,7 @@ import resource
 import shutil
 import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -327,6 +328,16 @@ def test_a_writer_records_its_owner_and_abort_leaves_nothing(tmp_path: Path) -> 
     assert not (tmp_path / "a" / "b" / ".tmp").exists()
     assert on_disk(tmp_path / "a" / "b") == set()
     assert sorted(p.name for p in (tmp_path / "a" / "b").iterdir()) == ["flows", "manifest"]
+
+
+def test_abort_returns_once_the_write_in_flight_has_stopped(tmp_path: Path) -> None:
+    before = set(threading.enumerate())
+    writer = FlowStore(tmp_path).begin(lambda: A)
+    writer.add(rows_at((at(0), at(0, 1))).take(pa.array([0] * 200_000)))
+    writer._spill()  # the background writer is busy with 200,000 rows
+    writer.abort()
+    assert set(threading.enumerate()) == before  # no writer thread left behind
+    assert not (tmp_path / ".tmp").exists() and on_disk(tmp_path) == set()
 
 
 def test_abort_keeps_another_writers_run(tmp_path: Path) -> None:
