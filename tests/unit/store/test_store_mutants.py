@@ -154,6 +154,17 @@ def test_spills_every_flow_rows_per_file(tmp_path: Path, monkeypatch: pytest.Mon
     assert counts == [100, 100, 61] and rec.flows == 261
 
 
+def test_spills_are_written_one_at_a_time_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_mod, "FLOW_ROWS_PER_FILE", 1)  # a spill per table
+    starts = [at(0, 1000 * i) for i in range(40)]
+    assert commit(tmp_path, A, *(rows_at((t, t + US)) for t in starts))
+    (rec,) = FlowStore(tmp_path).captures()
+    # the n-th file holds the n-th table: one writer, no two spills sharing a file
+    assert [file_times(tmp_path / f) for f in by_n(rec.files)] == [[(t, t + US)] for t in starts]
+
+
 def test_the_spill_threshold_is_250000_rows(tmp_path: Path) -> None:
     one = rows_at((at(0), at(0, 1)))
     full = one.take(pa.array([0] * 250_000))
