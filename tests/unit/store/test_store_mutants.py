@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import hashlib
 import json
 import os
 import re
@@ -358,6 +359,24 @@ def test_abort_keeps_another_writers_run(tmp_path: Path) -> None:
     assert not mine.tmp.exists() and theirs.tmp.is_dir()
     theirs.abort()
     assert not (tmp_path / ".tmp").exists()
+
+
+def test_no_capture_is_begun_beside_sha256_ones(tmp_path: Path) -> None:
+    # a store of flowaudit <= 0.1.0 keys captures by SHA-256: never mix BLAKE3 ones into it
+    assert commit(tmp_path, A, rows_at((at(0), at(0, 1))))
+    old = tmp_path / "manifest" / f"{A}.json"
+    data = json.loads(old.read_text())
+    sha = hashlib.sha256(b"an old capture").hexdigest()
+    data["sha256"] = sha
+    del data["blake3"]
+    old.unlink()
+    (tmp_path / "manifest" / f"{sha}.json").write_text(json.dumps(data))
+    with pytest.raises(StoreError) as e:
+        FlowStore(tmp_path).begin()
+    assert e.value.message.startswith(f"{tmp_path}: written by flowaudit <= 0.1.0 with SHA-256")
+    assert f"(1 manifest(s), e.g. {sha}.json)" in e.value.message
+    assert (e.value.hint or "").startswith(f"rebuild it from its captures: mv {tmp_path} ")
+    assert not (tmp_path / ".tmp").exists()  # no writer was started
 
 
 def test_begin_names_a_store_that_cannot_be_created(tmp_path: Path) -> None:
