@@ -22,6 +22,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -346,7 +347,11 @@ def test_abort_returns_once_the_write_in_flight_has_stopped(tmp_path: Path) -> N
     before = set(threading.enumerate())
     writer = FlowStore(tmp_path).begin(lambda: A)
     writer.add(rows_at((at(0), at(0, 1))).take(pa.array([0] * 200_000)))
-    writer._spill()  # the background writer is busy with 200,000 rows
+    writer._spill()
+    deadline = time.monotonic() + 60
+    while not any(writer.tmp.glob("*.parquet")) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert any(writer.tmp.glob("*.parquet"))  # the background writer is busy with 200,000 rows
     writer.abort()
     assert set(threading.enumerate()) - before == set()  # no writer thread left behind
     assert not (tmp_path / ".tmp").exists() and on_disk(tmp_path) == set()
