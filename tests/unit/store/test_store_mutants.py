@@ -35,7 +35,7 @@ import flowaudit._util.files as files_mod
 import flowaudit.store as store_mod
 from flowaudit.errors import StoreError, WriteError
 from flowaudit.store import CaptureRecord, FlowStore
-from flowaudit.store_check import OWNER_FILE, owner_identity
+from flowaudit.store_check import CHECK_HINT, OWNER_FILE, owner_identity
 
 UTC = dt.UTC
 DAY0 = dt.datetime(2026, 11, 20, tzinfo=UTC)
@@ -473,6 +473,18 @@ def test_a_file_listed_twice_is_one_warning_however_often_read(tmp_path: Path) -
     assert len(store.warnings) == 1 and f"{A}.json" in store.warnings[0]
 
 
+def test_a_flow_file_of_another_schema_names_its_manifest_and_the_check(tmp_path: Path) -> None:
+    assert commit(tmp_path, A, rows_at((at(0), at(0, 1))))
+    (rec,) = FlowStore(tmp_path).captures()
+    (f,) = rec.files
+    pq.write_table(pa.table({"x": [1]}), tmp_path / f)  # a Parquet file, not of flows
+    with pytest.raises(StoreError) as e:
+        FlowStore(tmp_path).flow_files()
+    assert e.value.message.startswith(f"{tmp_path / f}: ")
+    assert e.value.message.endswith(f" (named by manifest/{A}.json)")
+    assert e.value.hint == CHECK_HINT
+
+
 def test_a_missing_flow_file_is_counted_and_named(tmp_path: Path) -> None:
     assert commit(tmp_path, A, rows_at((at(0), at(0, 1)), (at(2), at(2, 1))))
     (rec,) = FlowStore(tmp_path).captures()
@@ -483,4 +495,4 @@ def test_a_missing_flow_file_is_counted_and_named(tmp_path: Path) -> None:
     assert e.value.message == (
         f"{tmp_path}: 1 flow file(s) listed in the manifest are missing, e.g. {gone}"
     )
-    assert e.value.hint is not None and "store check" in e.value.hint
+    assert e.value.hint == CHECK_HINT
