@@ -168,6 +168,9 @@ def transcode(t: Template, data: bytes) -> tuple[bytes, int, bool]:
                         ok = False
                         break
                     ln, p = int.from_bytes(data[p : p + 2], "big"), p + 2
+                if p + ln > n:  # the value runs past the end of the set
+                    ok = False
+                    break
                 p += ln
                 continue
             if p + ln > n:
