@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from flowaudit.records.common import RecordStats
+from flowaudit.records.netflow import decode
 from flowaudit.records.netflow.reader import iter_netflow_tables
 
 EXPORT_SECS = 1_790_000_000  # 2026-09-21
@@ -205,10 +206,13 @@ def test_a_variable_length_record_cut_short_warns(tmp_path: Path, tail: bytes, w
     fields = [(SRC4, 4), (DST4, 4), (PROTO, 1), (OCTETS, 4), (INTERFACE_NAME, VARLEN)]
     fixed = [ip4(f"10.0.0.{i}") + ip4("10.9.9.9") + struct.pack("!BI", 17, i) for i in (1, 2, 3)]
     data = fixed[0] + varlen(b"eth") + fixed[1] + varlen(b"eth") + fixed[2] + tail
-    rows, stats = read(tmp_path, ipfix(set_(2, template(256, fields)), set_(256, data)))
+    tset = set_(2, template(256, fields))
+    rows, stats = read(tmp_path, ipfix(tset, set_(256, data)))
     assert [(r["src_ip"], r["src_bytes"]) for r in rows] == [("10.0.0.1", 1), ("10.0.0.2", 2)]
-    assert len(stats.warnings) == 1, what
-    assert "variable-length record cut short" in stats.warnings[0]
+    at = 16 + len(tset)  # the data set's offset: after the header and the template set
+    assert stats.warnings == [
+        f"{tmp_path / 'export.dat'}: byte {at}: template 256: variable-length record cut short"
+    ], what
 
 
 # --- NetFlow v5 (Cisco's published v5 layout: 24-byte header, 1..30 records of 48 bytes) --
@@ -330,3 +334,49 @@ def test_psamp_sampling_per_selector(tmp_path: Path) -> None:
     assert stats.counters["options_records"] == 4
     assert sorted((r["src_ip"], r["sampling"]) for r in rows) == [("10.0.0.3", 100),
                                                                    ("10.0.0.4", 25)]  # fmt: skip
+
+
+def test_a_template_of_zero_length_fields_only(tmp_path: Path) -> None:
+    tset = set_(2, template(256, [(SRC4, 0), (DST4, 0)]))
+    rows, stats = read(tmp_path, ipfix(tset, set_(256, bytes(8))))
+    assert rows == []
+    assert stats.warnings == [
+        f"{tmp_path / 'export.dat'}: byte {16 + len(tset)}: template 256 has record length 0: "
+        "data set skipped"
+    ]
+
+
+# --- data sets waiting for their template ------------------------------------------------
+T20 = [(SRC4, 4), (DST4, 4), (PROTO, 1), (SPORT, 2), (DPORT, 2), (PACKETS, 3), (OCTETS, 4)]
+
+
+def records20(first: int, n: int = 25) -> bytes:
+    """n records of template T20 (20 bytes each), sources 10.20.x.y numbered from first."""
+    return b"".join(
+        ip4(f"10.20.{i // 250}.{i % 250 + 1}") + ip4("10.21.0.1")
+        + struct.pack("!BHH", 17, i, 53) + i.to_bytes(3, "big") + struct.pack("!I", 10 * i)
+        for i in range(first, first + n)
+    )  # fmt: skip
+
+
+def test_waiting_data_sets_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # data sets before their template wait, up to MAX_WAITING_BYTES (here 1000 bytes):
+    # two sets of 500 bytes fit exactly, the third is dropped and counted
+    monkeypatch.setattr(decode, "MAX_WAITING_BYTES", 1000)
+    rows, stats = read(
+        tmp_path,
+        ipfix(set_(256, records20(0))),
+        ipfix(set_(256, records20(25))),
+        ipfix(set_(256, records20(50))),  # 1500 bytes would wait: dropped
+        ipfix(set_(2, template(256, T20))),  # the two waiting sets decode now
+        ipfix(set_(257, records20(75))),  # the space is free again: both wait ...
+        ipfix(set_(257, records20(100))),  # ... for a template that never comes
+    )
+    assert sorted(r["src_port"] for r in rows) == list(range(50))
+    assert [r["src_bytes"] for r in sorted(rows, key=lambda r: r["src_port"])] == [
+        10 * i for i in range(50)
+    ]
+    c = stats.counters
+    assert c["data_sets_dropped_waiting_full"] == 1
+    assert c["data_sets_decoded_late"] == 2
+    assert (c["data_sets_without_template"], c["bytes_without_template"]) == (2, 1000)
