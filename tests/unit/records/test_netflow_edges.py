@@ -380,3 +380,25 @@ def test_waiting_data_sets_are_bounded(tmp_path: Path, monkeypatch: pytest.Monke
     assert c["data_sets_dropped_waiting_full"] == 1
     assert c["data_sets_decoded_late"] == 2
     assert (c["data_sets_without_template"], c["bytes_without_template"]) == (2, 1000)
+
+
+# --- template withdrawal (RFC 7011 §8.1: a template record with field count 0) -----------
+def test_a_withdrawn_template_no_longer_decodes(tmp_path: Path) -> None:
+    # Figure S of RFC 7011 §8.1: Set ID 2 (or 3 for options templates), then Template ID
+    # and Field Count = 0 -- four bytes, also for options templates (no scope count)
+    otpl = struct.pack("!HHH", 400, 2, 1) + tfields([(OBS_DOMAIN_ID, 4), (SAMPLING_INTERVAL, 4)])
+    rows, stats = read(
+        tmp_path,
+        ipfix(set_(2, template(256, BASIC)), set_(3, otpl)),
+        ipfix(set_(256, basic("10.0.0.1", "10.0.0.2", 6, 1, 2, 3, 4))),
+        ipfix(set_(2, struct.pack("!HH", 256, 0))),  # withdraws template 256
+        ipfix(set_(3, struct.pack("!HH", 400, 0))),  # withdraws options template 400
+        ipfix(set_(256, basic("10.0.0.5", "10.0.0.6", 6, 1, 2, 3, 4))),  # no template now
+        ipfix(set_(400, struct.pack("!II", DOMAIN, 100))),  # no template now
+    )
+    assert [r["src_ip"] for r in rows] == ["10.0.0.1"]
+    assert rows[0]["sampling"] == 1
+    assert stats.counters["data_sets_without_template"] == 2
+    assert "options_records" not in stats.counters
+    assert len(stats.warnings) == 2
+    assert all("the template never arrived" in w for w in stats.warnings)
