@@ -402,3 +402,23 @@ def test_a_withdrawn_template_no_longer_decodes(tmp_path: Path) -> None:
     assert "options_records" not in stats.counters
     assert len(stats.warnings) == 2
     assert all("the template never arrived" in w for w in stats.warnings)
+
+
+def test_v9_options_template_padded_to_eight_bytes(tmp_path: Path) -> None:
+    # RFC 3954 §6.1: an options template flowset is padded with zeros to a 4-byte boundary;
+    # here 6 bytes (a multiple of 8), the padding a (0, 0) template header would start
+    opt = struct.pack("!HHH", 400, 4, 4) + tfields([(1, 4), (SAMPLING_INTERVAL, 4)])  # scope
+    opts = v9(set_(1, opt + bytes(6)), set_(400, struct.pack("!II", 0, 64)), count=2)
+    data = v9(set_(0, template(256, BASIC)), set_(256, basic("10.0.0.1", "10.0.0.2", 6, 1, 2,
+                                                             3, 4)), count=2)  # fmt: skip
+    rows, stats = read(tmp_path, opts, data)
+    assert stats.warnings == []
+    assert [(r["src_ip"], r["sampling"]) for r in rows] == [("10.0.0.1", 64)]
+
+
+def test_a_template_id_below_256_is_reported(tmp_path: Path) -> None:
+    # RFC 7011 §3.4.1 / RFC 3954 §5.2: template ids 0..255 are reserved
+    tset = set_(2, struct.pack("!HH", 0, 2) + tfields([(SRC4, 4), (DST4, 4)]))
+    rows, stats = read(tmp_path, ipfix(tset))
+    assert rows == []
+    assert stats.warnings == [f"{tmp_path / 'export.dat'}: byte 16: template id 0 < 256"]
