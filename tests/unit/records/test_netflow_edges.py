@@ -422,3 +422,38 @@ def test_a_template_id_below_256_is_reported(tmp_path: Path) -> None:
     rows, stats = read(tmp_path, ipfix(tset))
     assert rows == []
     assert stats.warnings == [f"{tmp_path / 'export.dat'}: byte 16: template id 0 < 256"]
+
+
+@pytest.mark.parametrize(
+    ("version", "body", "problem"),
+    [
+        (9, struct.pack("!HH", 400, 4), "options template cut short"),  # no option length
+        (9, struct.pack("!HHH", 400, 4, 4), "template 400 cut short"),  # no fields
+        (10, struct.pack("!HH", 400, 2), "options template cut short"),  # no scope count
+        (10, struct.pack("!HHH", 400, 2, 1), "template 400 cut short"),  # no fields
+    ],
+)
+def test_an_options_template_cut_short(
+    tmp_path: Path, version: int, body: bytes, problem: str
+) -> None:
+    if version == 9:
+        rows, stats = read(tmp_path, v9(set_(1, body)))
+        at = 20
+    else:
+        rows, stats = read(tmp_path, ipfix(set_(3, body)))
+        at = 16
+    assert rows == []
+    assert stats.warnings == [f"{tmp_path / 'export.dat'}: byte {at}: {problem}"]
+
+
+def test_v9_options_template_with_32_kib_of_option_fields(tmp_path: Path) -> None:
+    # RFC 3954 §6.1: the option length is an unsigned 16-bit byte count; 8192 fields
+    # (32768 bytes: sampling interval and 8191 one-byte paddingOctets) is a valid template
+    fields = [(1, 4), (SAMPLING_INTERVAL, 4)] + [(210, 1)] * 8191
+    opt = struct.pack("!HHH", 400, 4, 4 * 8192) + tfields(fields)
+    orec = struct.pack("!II", 0, 32) + bytes(8191)
+    data = v9(set_(0, template(256, BASIC)), set_(256, basic("10.0.0.1", "10.0.0.2", 6, 1, 2,
+                                                             3, 4)), count=2)  # fmt: skip
+    rows, stats = read(tmp_path, v9(set_(1, opt), count=1), v9(set_(400, orec)), data)
+    assert stats.warnings == []
+    assert [(r["src_ip"], r["sampling"]) for r in rows] == [("10.0.0.1", 32)]
