@@ -391,13 +391,15 @@ def test_a_withdrawn_template_no_longer_decodes(tmp_path: Path) -> None:
         tmp_path,
         ipfix(set_(2, template(256, BASIC)), set_(3, otpl)),
         ipfix(set_(256, basic("10.0.0.1", "10.0.0.2", 6, 1, 2, 3, 4))),
-        ipfix(set_(2, struct.pack("!HH", 256, 0))),  # withdraws template 256
+        # withdraws template 256 and defines 257 in the same set
+        ipfix(set_(2, struct.pack("!HH", 256, 0) + template(257, BASIC))),
         ipfix(set_(3, struct.pack("!HH", 400, 0))),  # withdraws options template 400
         ipfix(set_(256, basic("10.0.0.5", "10.0.0.6", 6, 1, 2, 3, 4))),  # no template now
         ipfix(set_(400, struct.pack("!II", DOMAIN, 100))),  # no template now
+        ipfix(set_(257, basic("10.0.0.7", "10.0.0.8", 6, 1, 2, 3, 4))),
     )
-    assert [r["src_ip"] for r in rows] == ["10.0.0.1"]
-    assert rows[0]["sampling"] == 1
+    assert sorted(r["src_ip"] for r in rows) == ["10.0.0.1", "10.0.0.7"]
+    assert {r["sampling"] for r in rows} == {1}
     assert stats.counters["data_sets_without_template"] == 2
     assert "options_records" not in stats.counters
     assert len(stats.warnings) == 2
@@ -431,6 +433,14 @@ def test_a_template_id_below_256_is_reported(tmp_path: Path) -> None:
         (9, struct.pack("!HHH", 400, 4, 4), "template 400 cut short"),  # no fields
         (10, struct.pack("!HH", 400, 2), "options template cut short"),  # no scope count
         (10, struct.pack("!HHH", 400, 2, 1), "template 400 cut short"),  # no fields
+        # an enterprise-specific field whose enterprise number is missing
+        (
+            10,
+            struct.pack("!HHH", 400, 2, 1)
+            + tfields([(OBS_DOMAIN_ID, 4)])
+            + struct.pack("!HH", 0x8000 | 100, 4),
+            "template 400 cut short",
+        ),
     ],
 )
 def test_an_options_template_cut_short(
@@ -457,3 +467,17 @@ def test_v9_options_template_with_32_kib_of_option_fields(tmp_path: Path) -> Non
     rows, stats = read(tmp_path, v9(set_(1, opt), count=1), v9(set_(400, orec)), data)
     assert stats.warnings == []
     assert [(r["src_ip"], r["sampling"]) for r in rows] == [("10.0.0.1", 32)]
+
+
+def test_ipfix_biflow_reverse_elements(tmp_path: Path) -> None:
+    # RFC 5103 §6.1: a reverse element is the forward element's id with the enterprise
+    # bit set and the reverse PEN 29305
+    rev = 29305
+    fields = BASIC + [(OCTETS, 8, rev), (PACKETS, 4, rev), (FLAGS, 1), (FLAGS, 1, rev)]
+    data = basic("10.0.0.1", "10.0.0.2", 6, 40000, 443, 10, 1500)
+    data += struct.pack("!QIBB", 90_000, 70, 0x1B, 0x12)
+    rows, stats = read(tmp_path, ipfix(set_(2, template(256, fields)), set_(256, data)))
+    assert stats.warnings == []
+    cols = ["src_packets", "src_bytes", "dst_packets", "dst_bytes", "tcp_flags_src",
+            "tcp_flags_dst"]  # fmt: skip
+    assert [tuple(r[c] for c in cols) for r in rows] == [(10, 1500, 70, 90_000, 0x1B, 0x12)]
