@@ -108,7 +108,9 @@ def test_a_redefined_template_replaces_the_old_layout(tmp_path: Path) -> None:
             tmp_path,
             enc(set_(tset, template(300, BASIC))),
             enc(set_(300, basic("10.0.0.1", "10.0.0.2", 6, 1234, 443, 5, 900))),
-            enc(set_(tset, template(300, BASIC))),  # the same template again: no change
+            # the same template again (no change), and a new one in the same set
+            enc(set_(tset, template(300, BASIC) + template(301, BASIC))),
+            enc(set_(301, basic("10.0.0.5", "10.0.0.6", 6, 3456, 22, 9, 1300))),
             enc(set_(300, basic("10.0.0.3", "10.0.0.4", 6, 2345, 80, 7, 1100))),
             enc(set_(tset, template(300, new))),
             enc(set_(300, rec2)),
@@ -117,6 +119,7 @@ def test_a_redefined_template_replaces_the_old_layout(tmp_path: Path) -> None:
         assert tuples(rows) == [
             ("10.0.0.1", "10.0.0.2", 6, 1234, 443, 5, 900),
             ("10.0.0.3", "10.0.0.4", 6, 2345, 80, 7, 1100),
+            ("10.0.0.5", "10.0.0.6", 6, 3456, 22, 9, 1300),
             ("198.51.100.1", "192.0.2.9", 17, 40_000, 53, 3, 123_456_789_012),
         ]
 
@@ -344,6 +347,13 @@ def test_a_template_of_zero_length_fields_only(tmp_path: Path) -> None:
         f"{tmp_path / 'export.dat'}: byte {16 + len(tset)}: template 256 has record length 0: "
         "data set skipped"
     ]
+    # a data set decoded late (its template came after it) is reported at its own offset
+    first = ipfix(set_(256, bytes(8)))
+    rows, stats = read(tmp_path, first, ipfix(tset))
+    assert rows == []
+    assert stats.warnings == [
+        f"{tmp_path / 'export.dat'}: byte 16: template 256 has record length 0: data set skipped"
+    ]
 
 
 # --- data sets waiting for their template ------------------------------------------------
@@ -391,8 +401,8 @@ def test_a_withdrawn_template_no_longer_decodes(tmp_path: Path) -> None:
         tmp_path,
         ipfix(set_(2, template(256, BASIC)), set_(3, otpl)),
         ipfix(set_(256, basic("10.0.0.1", "10.0.0.2", 6, 1, 2, 3, 4))),
-        # withdraws template 256 and defines 257 in the same set
-        ipfix(set_(2, struct.pack("!HH", 256, 0) + template(257, BASIC))),
+        # withdraws template 256 and 999 (never defined), defines 257 in the same set
+        ipfix(set_(2, struct.pack("!HHHH", 256, 0, 999, 0) + template(257, BASIC))),
         ipfix(set_(3, struct.pack("!HH", 400, 0))),  # withdraws options template 400
         ipfix(set_(256, basic("10.0.0.5", "10.0.0.6", 6, 1, 2, 3, 4))),  # no template now
         ipfix(set_(400, struct.pack("!II", DOMAIN, 100))),  # no template now
