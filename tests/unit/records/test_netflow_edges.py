@@ -491,3 +491,40 @@ def test_ipfix_biflow_reverse_elements(tmp_path: Path) -> None:
     cols = ["src_packets", "src_bytes", "dst_packets", "dst_bytes", "tcp_flags_src",
             "tcp_flags_dst"]  # fmt: skip
     assert [tuple(r[c] for c in cols) for r in rows] == [(10, 1500, 70, 90_000, 0x1B, 0x12)]
+
+
+# --- IPFIX message headers (RFC 7011 §3.1: the length counts the 16-byte header too) ---------
+def test_ipfix_message_headers_in_a_capture(tmp_path: Path) -> None:
+    good = ipfix(set_(2, template(256, BASIC)), set_(256, basic("10.0.0.1", "10.0.0.2", 6,
+                                                                 1, 2, 3, 4)))  # fmt: skip
+    short_len = bytearray(ipfix())
+    short_len[2:4] = struct.pack("!H", 12)  # a length below the header's own 16 bytes
+    long_len = bytearray(good)
+    long_len[2:4] = struct.pack("!H", len(good) + 40)  # more than the UDP payload holds
+    path = tmp_path / "export.pcap"
+    path.write_bytes(pcap(
+        good,
+        ipfix(),  # a message of its header only (16 bytes): valid, no set
+        b"\x00\x0a" + bytes(8),  # shorter than the header
+        bytes(short_len),
+        bytes(long_len),
+    ))  # fmt: skip
+    stats = RecordStats()
+    rows = [r for t in iter_netflow_tables(path, stats=stats, pair=False) for r in t.to_pylist()]
+    assert [r["src_ip"] for r in rows] == ["10.0.0.1"]
+    assert stats.counters["datagrams_ipfix"] == 2
+    assert stats.counters["non_netflow_datagrams"] == 3
+    assert stats.warnings == []
+
+
+def test_ipfix_message_cut_at_the_end_of_a_raw_file(tmp_path: Path) -> None:
+    tset = set_(2, template(256, BASIC))
+    d1 = set_(256, basic("10.0.0.1", "10.0.0.2", 6, 1, 2, 3, 4))
+    d2 = set_(256, basic("10.0.0.3", "10.0.0.4", 6, 1, 2, 3, 4))
+    msg = ipfix(tset, d1, d2)
+    cut = msg[: 16 + len(tset) + len(d1)]  # the file ends after the first data set
+    rows, stats = read(tmp_path, cut)
+    assert [r["src_ip"] for r in rows] == ["10.0.0.1"]
+    assert stats.warnings == [
+        f"{tmp_path / 'export.dat'}: byte 0: IPFIX message of {len(msg)} bytes cut at {len(cut)}"
+    ]
