@@ -494,7 +494,7 @@ def test_ipfix_biflow_reverse_elements(tmp_path: Path) -> None:
 
 
 # --- IPFIX message headers (RFC 7011 §3.1: the length counts the 16-byte header too) ---------
-def test_ipfix_message_headers_in_a_capture(tmp_path: Path) -> None:
+def test_v9_and_ipfix_message_headers_in_a_capture(tmp_path: Path) -> None:
     good = ipfix(set_(2, template(256, BASIC)), set_(256, basic("10.0.0.1", "10.0.0.2", 6,
                                                                  1, 2, 3, 4)))  # fmt: skip
     short_len = bytearray(ipfix())
@@ -508,12 +508,15 @@ def test_ipfix_message_headers_in_a_capture(tmp_path: Path) -> None:
         b"\x00\x0a" + bytes(8),  # shorter than the header
         bytes(short_len),
         bytes(long_len),
+        v9(count=0),  # a v9 datagram of its 20-byte header only
+        b"\x00\x09" + bytes(12),  # shorter than the v9 header
     ))  # fmt: skip
     stats = RecordStats()
     rows = [r for t in iter_netflow_tables(path, stats=stats, pair=False) for r in t.to_pylist()]
     assert [r["src_ip"] for r in rows] == ["10.0.0.1"]
     assert stats.counters["datagrams_ipfix"] == 2
-    assert stats.counters["non_netflow_datagrams"] == 3
+    assert stats.counters["datagrams_v9"] == 1
+    assert stats.counters["non_netflow_datagrams"] == 4
     assert stats.warnings == []
 
 
@@ -528,3 +531,19 @@ def test_ipfix_message_cut_at_the_end_of_a_raw_file(tmp_path: Path) -> None:
     assert stats.warnings == [
         f"{tmp_path / 'export.dat'}: byte 0: IPFIX message of {len(msg)} bytes cut at {len(cut)}"
     ]
+
+
+def test_reserved_and_invalid_set_headers(tmp_path: Path) -> None:
+    # RFC 7011 §3.3.2: set ids 4..255 are reserved; a set is at least its 4-byte header
+    tset = set_(2, template(256, BASIC))
+    d1 = set_(256, basic("10.0.0.1", "10.0.0.2", 6, 1, 2, 3, 4))
+    d2 = set_(256, basic("10.0.0.3", "10.0.0.4", 6, 1, 2, 3, 4))
+    path = tmp_path / "export.dat"
+    rows, stats = read(tmp_path, ipfix(tset, d1, struct.pack("!HH", 4, 4)))
+    assert [r["src_ip"] for r in rows] == ["10.0.0.1"]
+    at = 16 + len(tset) + len(d1)
+    assert stats.warnings == [f"{path}: byte {at}: reserved set id 4 skipped"]
+    # a set header announcing 2 bytes: the rest of the message cannot be trusted
+    rows, stats = read(tmp_path, ipfix(tset, d1, struct.pack("!HH", 256, 2), d2))
+    assert [r["src_ip"] for r in rows] == ["10.0.0.1"]
+    assert stats.warnings == [f"{path}: byte {at}: set length 2 invalid (set id 256)"]
