@@ -547,3 +547,22 @@ def test_reserved_and_invalid_set_headers(tmp_path: Path) -> None:
     rows, stats = read(tmp_path, ipfix(tset, d1, struct.pack("!HH", 256, 2), d2))
     assert [r["src_ip"] for r in rows] == ["10.0.0.1"]
     assert stats.warnings == [f"{path}: byte {at}: set length 2 invalid (set id 256)"]
+    # a set running past the end of its message
+    rows, stats = read(tmp_path, ipfix(tset, d1, struct.pack("!HH", 256, 200) + d2[4:]))
+    assert [r["src_ip"] for r in rows] == ["10.0.0.1"]
+    assert stats.warnings == [f"{path}: byte {at}: set length 200 invalid (set id 256)"]
+
+
+def test_zero_padding_after_the_last_v9_flowset(tmp_path: Path) -> None:
+    # RFC 3954 §5.3 pads flowsets with zeros; exporters also pad the datagram after the
+    # last flowset (in a capture the UDP payload keeps it): not a set, not a problem
+    dgram = v9(set_(0, template(256, BASIC)), set_(256, basic("10.0.0.1", "10.0.0.2", 6, 1, 2,
+                                                             3, 4)), count=2)  # fmt: skip
+    path = tmp_path / "export.pcap"
+    path.write_bytes(pcap(dgram + bytes(8)))
+    stats = RecordStats()
+    rows = [r for t in iter_netflow_tables(path, stats=stats, pair=False) for r in t.to_pylist()]
+    assert [r["src_ip"] for r in rows] == ["10.0.0.1"]
+    assert stats.warnings == []
+    assert stats.counters["datagrams_v9"] == 1
+    assert "non_netflow_datagrams" not in stats.counters
