@@ -551,6 +551,8 @@ def test_reserved_and_invalid_set_headers(tmp_path: Path) -> None:
     rows, stats = read(tmp_path, ipfix(tset, d1, struct.pack("!HH", 256, 200) + d2[4:]))
     assert [r["src_ip"] for r in rows] == ["10.0.0.1"]
     assert stats.warnings == [f"{path}: byte {at}: set length 200 invalid (set id 256)"]
+    assert stats.counters["datagrams_ipfix"] == 1  # a NetFlow datagram, though a bad one
+    assert "non_netflow_datagrams" not in stats.counters
 
 
 def test_zero_padding_after_the_last_v9_flowset(tmp_path: Path) -> None:
@@ -566,3 +568,28 @@ def test_zero_padding_after_the_last_v9_flowset(tmp_path: Path) -> None:
     assert stats.warnings == []
     assert stats.counters["datagrams_v9"] == 1
     assert "non_netflow_datagrams" not in stats.counters
+
+
+@pytest.mark.parametrize("version", [9, 10])
+def test_a_template_id_reannounced_as_an_options_template(tmp_path: Path, version: int) -> None:
+    # the same id and the same field list, first as a data template, then as an options
+    # template (scope: the first field): its records are options (sampling 50), not flows
+    fields = [(OBS_DOMAIN_ID if version == 10 else 1, 4), (SAMPLING_INTERVAL, 4), (SRC4, 4),
+              (DST4, 4)]  # fmt: skip
+    if version == 10:
+        enc, tset, oset = ipfix, 2, 3
+        ohead = struct.pack("!HHH", 300, len(fields), 1)
+    else:
+        enc, tset, oset = v9, 0, 1
+        ohead = struct.pack("!HHH", 300, 4, 4 * (len(fields) - 1))
+    orec = struct.pack("!II", DOMAIN, 50) + ip4("10.7.7.7") + ip4("10.8.8.8")
+    rows, stats = read(
+        tmp_path,
+        enc(set_(tset, template(300, fields))),
+        enc(set_(oset, ohead + tfields(fields))),
+        enc(set_(300, orec)),
+        enc(set_(tset, template(256, BASIC)), set_(256, basic("10.0.0.1", "10.0.0.2", 6, 1, 2,
+                                                               3, 4))),
+    )  # fmt: skip
+    assert stats.warnings == []
+    assert [(r["src_ip"], r["sampling"]) for r in rows] == [("10.0.0.1", 50)]
