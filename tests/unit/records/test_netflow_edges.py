@@ -416,11 +416,13 @@ def test_a_withdrawn_template_no_longer_decodes(tmp_path: Path) -> None:
     assert all("the template never arrived" in w for w in stats.warnings)
 
 
-def test_v9_options_template_padded_to_eight_bytes(tmp_path: Path) -> None:
-    # RFC 3954 §6.1: an options template flowset is padded with zeros to a 4-byte boundary;
-    # here 6 bytes (a multiple of 8), the padding a (0, 0) template header would start
+@pytest.mark.parametrize("pad", [6, 4])
+def test_v9_options_template_zero_padded(tmp_path: Path, pad: int) -> None:
+    # RFC 3954 §6.1: an options template flowset is padded with zeros (to a 4-byte
+    # boundary: 6 bytes here make the flowset a multiple of 8; 4 bytes are an exporter
+    # padding in whole words); zeros where a template header would start are padding
     opt = struct.pack("!HHH", 400, 4, 4) + tfields([(1, 4), (SAMPLING_INTERVAL, 4)])  # scope
-    opts = v9(set_(1, opt + bytes(6)), set_(400, struct.pack("!II", 0, 64)), count=2)
+    opts = v9(set_(1, opt + bytes(pad)), set_(400, struct.pack("!II", 0, 64)), count=2)
     data = v9(set_(0, template(256, BASIC)), set_(256, basic("10.0.0.1", "10.0.0.2", 6, 1, 2,
                                                              3, 4)), count=2)  # fmt: skip
     rows, stats = read(tmp_path, opts, data)
