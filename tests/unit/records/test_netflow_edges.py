@@ -595,3 +595,56 @@ def test_a_template_id_reannounced_as_an_options_template(tmp_path: Path, versio
     )  # fmt: skip
     assert stats.warnings == []
     assert [(r["src_ip"], r["sampling"]) for r in rows] == [("10.0.0.1", 50)]
+
+
+def test_psamp_count_based_sampling(tmp_path: Path) -> None:
+    # RFC 7014 §6.5.2.1 / IANA elements 305, 306: systematic count-based sampling selects
+    # samplingPacketInterval packets, then skips samplingPacketSpace: 1 in (305 + 306) / 305
+    def otpl(tid: int, fields: list[tuple[int, int]]) -> bytes:
+        return struct.pack("!HHH", tid, 1 + len(fields), 1) + tfields([(OBS_DOMAIN_ID, 4)] + fields)
+
+    opts = ipfix(
+        set_(3, otpl(400, [(SELECTOR_ID, 4), (PKT_INTERVAL, 4), (PKT_SPACE, 4)])
+             + otpl(401, [(SELECTOR_ID, 4), (PKT_INTERVAL, 4)])),
+        set_(400, struct.pack("!IIII", DOMAIN, 5, 1, 99)),  # 1 of 100
+        set_(401, struct.pack("!III", DOMAIN, 6, 1)),  # every packet: no space announced
+    )  # fmt: skip
+    fields = [(SRC4, 4), (DST4, 4), (PROTO, 1), (SELECTOR_ID, 4)]
+    data = b"".join(
+        ip4(f"10.0.0.{s}") + ip4("10.0.1.1") + struct.pack("!BI", 17, s) for s in (5, 6)
+    )
+    rows, stats = read(tmp_path, opts, ipfix(set_(2, template(256, fields)), set_(256, data)))
+    assert stats.warnings == []
+    assert sorted((r["src_ip"], r["sampling"]) for r in rows) == [("10.0.0.5", 100),
+                                                                   ("10.0.0.6", 1)]  # fmt: skip
+
+
+def test_v9_sampling_per_sampler_id(tmp_path: Path) -> None:
+    # RFC 3954 §8: options records announce SAMPLING_INTERVAL (34) per FLOW_SAMPLER_ID (48);
+    # a data record names its sampler in element 48
+    oset = set_(1, struct.pack("!HHH", 400, 4, 8) + tfields([(1, 4), (SAMPLER_ID, 1),
+                                                             (SAMPLING_INTERVAL, 4)]))  # fmt: skip
+    orecs = set_(400, struct.pack("!IBI", 0, 1, 10) + struct.pack("!IBI", 0, 2, 20) + bytes(2))
+    fields = [(SRC4, 4), (DST4, 4), (PROTO, 1), (SAMPLER_ID, 1)]
+    data = b"".join(
+        ip4(f"10.0.0.{s}") + ip4("10.0.1.1") + struct.pack("!BB", 17, s) for s in (1, 2)
+    )
+    rows, stats = read(tmp_path, v9(oset, orecs, count=3),
+                       v9(set_(0, template(256, fields)), set_(256, data), count=3))  # fmt: skip
+    assert stats.warnings == []
+    assert sorted((r["src_ip"], r["sampling"]) for r in rows) == [("10.0.0.1", 10),
+                                                                   ("10.0.0.2", 20)]  # fmt: skip
+
+
+def test_ipfix_sysuptime_times_from_the_announced_system_init_time(tmp_path: Path) -> None:
+    # IANA 21/22 (flowEnd/flowStartSysUpTime) count from systemInitTimeMilliseconds (160),
+    # here announced in an options record of the observation domain
+    init_ms = 1_789_990_000_000  # 2026-09-21, 10,000 s before the export
+    otpl = struct.pack("!HHH", 400, 2, 1) + tfields([(OBS_DOMAIN_ID, 4), (SYSTEM_INIT_MS, 8)])
+    opts = ipfix(set_(3, otpl), set_(400, struct.pack("!IQ", DOMAIN, init_ms)))
+    fields = [(SRC4, 4), (DST4, 4), (PROTO, 1), (22, 4), (21, 4)]
+    data = ip4("10.0.0.1") + ip4("10.0.0.2") + struct.pack("!BII", 17, 5_000_000, 5_001_500)
+    rows, stats = read(tmp_path, opts, ipfix(set_(2, template(256, fields)), set_(256, data)))
+    assert stats.warnings == []
+    us = [round(rows[0][k].timestamp() * 1_000_000) for k in ("first_seen", "last_seen")]
+    assert us == [(init_ms + 5_000_000) * 1000, (init_ms + 5_001_500) * 1000]
