@@ -512,13 +512,14 @@ def test_v9_and_ipfix_message_headers_in_a_capture(tmp_path: Path) -> None:
         bytes(long_len),
         v9(count=0),  # a v9 datagram of its 20-byte header only
         b"\x00\x09" + bytes(12),  # shorter than the v9 header
+        b"\x00\x0a\x00",  # shorter than any version field and count
     ))  # fmt: skip
     stats = RecordStats()
     rows = [r for t in iter_netflow_tables(path, stats=stats, pair=False) for r in t.to_pylist()]
     assert [r["src_ip"] for r in rows] == ["10.0.0.1"]
     assert stats.counters["datagrams_ipfix"] == 2
     assert stats.counters["datagrams_v9"] == 1
-    assert stats.counters["non_netflow_datagrams"] == 4
+    assert stats.counters["non_netflow_datagrams"] == 5
     assert stats.warnings == []
 
 
