@@ -373,15 +373,23 @@ def test_waiting_data_sets_are_bounded(tmp_path: Path, monkeypatch: pytest.Monke
     # data sets before their template wait, up to MAX_WAITING_BYTES (here 1000 bytes):
     # two sets of 500 bytes fit exactly, the third is dropped and counted
     monkeypatch.setattr(decode, "MAX_WAITING_BYTES", 1000)
-    rows, stats = read(
-        tmp_path,
+    before = [
         ipfix(set_(256, records20(0))),
         ipfix(set_(256, records20(25))),
         ipfix(set_(256, records20(50))),  # 1500 bytes would wait: dropped
         ipfix(set_(2, template(256, T20))),  # the two waiting sets decode now
+    ]
+    rows, stats = read(
+        tmp_path,
+        *before,
         ipfix(set_(257, records20(75))),  # the space is free again: both wait ...
         ipfix(set_(257, records20(100))),  # ... for a template that never comes
     )
+    at = sum(len(d) for d in before) + 16  # the first data set of template 257
+    assert stats.warnings == [
+        f"{tmp_path / 'export.dat'}: byte {at}: 2 data set(s), 1000 bytes, for template 257 "
+        f"of exporter file domain {DOMAIN}: the template never arrived"
+    ]
     assert sorted(r["src_port"] for r in rows) == list(range(50))
     assert [r["src_bytes"] for r in sorted(rows, key=lambda r: r["src_port"])] == [
         10 * i for i in range(50)
