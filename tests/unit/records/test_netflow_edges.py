@@ -190,6 +190,7 @@ def test_variable_length_fields_in_both_length_forms(tmp_path: Path) -> None:
         + vrec(3, b"y" * 300, b"w" * 1000)  # long form
         + vrec(4, b"ge-0/0/1", b"abc", long_name=True)  # the long form for a short value
         + vrec(5, b"", b"", long_vendor=True)  # ... and for an empty last value: 255 0 0
+        + bytes(24)  # zeros after the last record: padding, not a record of zeros
     )
     rows, stats = read(tmp_path, ipfix(set_(2, template(256, VFIELDS)), set_(256, data)))
     assert stats.warnings == []
@@ -657,3 +658,17 @@ def test_ipfix_sysuptime_times_from_the_announced_system_init_time(tmp_path: Pat
     assert stats.warnings == []
     us = [round(rows[0][k].timestamp() * 1_000_000) for k in ("first_seen", "last_seen")]
     assert us == [(init_ms + 5_000_000) * 1000, (init_ms + 5_001_500) * 1000]
+
+
+def test_a_fixed_field_cut_after_a_variable_length_one(tmp_path: Path) -> None:
+    fields = [(SRC4, 4), (INTERFACE_NAME, VARLEN), (DST4, 4), (PROTO, 1), (OCTETS, 4)]
+    recs = [ip4(f"10.0.0.{i}") + varlen(b"eth1") + ip4("10.9.9.9") + struct.pack("!BI", 17, i)
+            for i in (1, 2, 3)]  # fmt: skip
+    data = recs[0] + recs[1] + recs[2][:-2]  # the last counter cut in half
+    tset = set_(2, template(256, fields))
+    rows, stats = read(tmp_path, ipfix(tset, set_(256, data)))
+    assert [(r["src_ip"], r["src_bytes"]) for r in rows] == [("10.0.0.1", 1), ("10.0.0.2", 2)]
+    assert stats.warnings == [
+        f"{tmp_path / 'export.dat'}: byte {16 + len(tset)}: template 256: variable-length "
+        "record cut short"
+    ]
