@@ -310,6 +310,16 @@ def test_records_are_handed_over_in_chunks(tmp_path: Path) -> None:
     sizes = [t.num_rows for t in iter_netflow_tables(path, stats=stats, chunk_records=60,
                                                      pair=False)]  # fmt: skip
     assert sum(sizes) == 150 and max(sizes) <= 60
+    # the same for IPFIX data sets (25 records each)
+    path.write_bytes(
+        ipfix(set_(2, template(256, T20)))
+        + b"".join(ipfix(set_(256, records20(25 * i))) for i in range(5))
+    )
+    sizes = [
+        t.num_rows
+        for t in iter_netflow_tables(path, stats=RecordStats(), chunk_records=50, pair=False)
+    ]
+    assert sum(sizes) == 125 and max(sizes) <= 50
 
 
 # --- options records: sampling (RFC 3954 §6.1, RFC 7011 §3.4.2.2, RFC 7014 PSAMP) ---------
