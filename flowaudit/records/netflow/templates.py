@@ -112,7 +112,7 @@ def parse_templates(
             scope_len, opt_len = count, struct.unpack_from("!H", body, p)[0]
             p += 2
             scope, count = scope_len // 4, (scope_len + opt_len) // 4
-        elif options:
+        elif options and count:  # a withdrawal (count 0) has no scope count (RFC 7011 §8.1)
             if p + 2 > n:
                 return out, withdrawn, "options template cut short"
             scope = struct.unpack_from("!H", body, p)[0]
@@ -168,6 +168,9 @@ def transcode(t: Template, data: bytes) -> tuple[bytes, int, bool]:
                         ok = False
                         break
                     ln, p = int.from_bytes(data[p : p + 2], "big"), p + 2
+                if p + ln > n:  # the value runs past the end of the set
+                    ok = False
+                    break
                 p += ln
                 continue
             if p + ln > n:
