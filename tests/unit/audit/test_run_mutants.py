@@ -255,3 +255,42 @@ def test_unused_rules_order_ids_and_counts(verdicts) -> None:
         key = f"flowaudit-rule-v1|{x['rule_id']}|{x['protocol']}".encode()
         assert x["finding_id"] == hashlib.sha256(key).hexdigest()[:16]
     assert (r.stats["unused"], r.stats["partly_used"], r.stats["overbroad"]) == (4, 1, 1)
+
+
+# ------------------------------------------------------------------ what differs
+LONE = "10.25.233.9"
+
+
+@pytest.fixture(scope="module")
+def differs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Matrix, dict[tuple[Any, ...], Any]]:
+    m = _matrix(
+        tmp_path_factory.mktemp("differs"),
+        {"web": [T4], "db": [T5], "lone": [LONE], "ghost": None, "phantom": None},
+        [
+            "id: app, from: [ghost, phantom, web], to: db, protocol: tcp, ports: 5432, purpose: p",
+            "id: multi, from: web, to: db, protocol: [tcp, udp], ports: 7000-7001, purpose: p",
+        ],
+    )
+    rows = [
+        flow(LONE, T5, 5432, sport=40001),  # source outside the rule's groups
+        flow(T4, LONE, 5432, sport=40002),  # destination outside
+        flow(T4, T5, 7000, proto=132, sport=40003),  # sctp: another protocol
+    ]
+    r = run_audit(m, make_flows(rows))
+    return m, {(v["src_ip"], v["dst_ip"], v["dst_port"]): v for v in r.violations.to_pylist()}
+
+
+def test_what_differs_names_the_groups_and_the_unconfigured_ones(differs) -> None:
+    """'src/dst IP not in GROUPS', with the groups of the nearest rule that have no
+    addresses named once, in the rule's order (DESIGN.md: the nearest rule with what
+    differs; ARCHITECTURE.md: unconfigured groups are named)."""
+    _, v = differs
+    src = v[(LONE, T5, 5432)]
+    assert src["nearest_rule"] == "app"
+    assert src["differences"] == (
+        f"src {LONE} not in ghost/phantom/web (ghost, phantom has no addresses: supply --group)"
+    )
+    dst = v[(T4, LONE, 5432)]
+    assert (dst["nearest_rule"], dst["differences"]) == ("app", f"dst {LONE} not in db")
+    sctp = v[(T4, T5, 7000)]
+    assert (sctp["nearest_rule"], sctp["differences"]) == ("multi", "protocol sctp not tcp/udp")
