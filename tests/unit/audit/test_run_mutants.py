@@ -2,7 +2,9 @@
 plain-Python statement of the documented rule: host pairs of partly used rules (expanded
 only for groups of at most 16 addresses, ARCHITECTURE.md), the evidence, observability,
 order and ids of unused rules, what differs, and the result's counts. Written for the
-surviving mutants of the mutmut run recorded in tests/MUTATION.md."""
+surviving mutants of the mutmut run recorded in tests/MUTATION.md. Each test runs its own
+audit (no module-scoped fixture): mutmut runs for a mutant only the tests during which the
+mutated function ran."""
 
 from __future__ import annotations
 
@@ -80,10 +82,10 @@ S9A, S9B = "10.25.233.50-10.25.233.58", "10.25.233.60-10.25.233.68"
 T4, T5, T6 = "10.25.233.4", "10.25.233.5", "10.25.233.6"
 
 
-@pytest.fixture(scope="module")
-def pair_audit(tmp_path_factory: pytest.TempPathFactory) -> tuple[Matrix, Any]:
+@pytest.fixture
+def pair_audit(tmp_path: Path) -> tuple[Matrix, Any]:
     m = _matrix(
-        tmp_path_factory.mktemp("pairs"),
+        tmp_path,
         {
             "a16": [A16],
             "b17": [B17],
@@ -163,10 +165,10 @@ NEVER_SEEN = (
 )
 
 
-@pytest.fixture(scope="module")
-def verdicts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Matrix, Any, list[dict[str, Any]]]:
+@pytest.fixture
+def verdicts(tmp_path: Path) -> tuple[Matrix, Any, list[dict[str, Any]]]:
     m = _matrix(
-        tmp_path_factory.mktemp("verdicts"),
+        tmp_path,
         {"web": [T4], "db": [T5], "lone": ["10.25.233.9"], "ghost": None, "phantom": None},
         [
             # used on 5432 only: partly used, ports 5433-5440 never seen
@@ -258,39 +260,158 @@ def test_unused_rules_order_ids_and_counts(verdicts) -> None:
 
 
 # ------------------------------------------------------------------ what differs
-LONE = "10.25.233.9"
+LONE, U7, U8 = "10.25.233.9", "10.25.233.7", "10.25.233.8"  # U7, U8: in scope, no group
 
 
-@pytest.fixture(scope="module")
-def differs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Matrix, dict[tuple[Any, ...], Any]]:
+@pytest.fixture
+def differs(tmp_path: Path) -> dict[tuple[Any, ...], Any]:
     m = _matrix(
-        tmp_path_factory.mktemp("differs"),
-        {"web": [T4], "db": [T5], "lone": [LONE], "ghost": None, "phantom": None},
+        tmp_path,
+        {
+            "web": [T4],
+            "db": [T5],
+            "other": [T6],
+            "lone": [LONE],
+            "ghost": None,
+            "phantom": None,
+        },
         [
             "id: app, from: [ghost, phantom, web], to: db, protocol: tcp, ports: 5432, purpose: p",
             "id: multi, from: web, to: db, protocol: [tcp, udp], ports: 7000-7001, purpose: p",
+            "id: rr, from: [lone, web], to: [lone, other], protocol: tcp, ports: 8443, purpose: p",
         ],
     )
     rows = [
         flow(LONE, T5, 5432, sport=40001),  # source outside the rule's groups
-        flow(T4, LONE, 5432, sport=40002),  # destination outside
+        flow(T4, U7, 5432, sport=40002),  # destination outside
         flow(T4, T5, 7000, proto=132, sport=40003),  # sctp: another protocol
+        flow(LONE, T4, 8443, sport=40004),  # rr admits web -> lone: reversed
+        flow(T4, U8, 8443, sport=40005),  # destination outside two groups
+        flow(T4, LONE, 0, proto=1, sport=8, state="SF", direction="first_packet"),
+        flow(T4, T5, 7002, sport=40006, vlan=112),  # off-VLAN and a port outside 7000-7001
+        flow(T4, T5, 7003, sport=40007, vlan=None),  # untagged in a tagged capture
     ]
     r = run_audit(m, make_flows(rows))
-    return m, {(v["src_ip"], v["dst_ip"], v["dst_port"]): v for v in r.violations.to_pylist()}
+    return {(v["src_ip"], v["dst_ip"], v["dst_port"]): v for v in r.violations.to_pylist()}
 
 
 def test_what_differs_names_the_groups_and_the_unconfigured_ones(differs) -> None:
     """'src/dst IP not in GROUPS', with the groups of the nearest rule that have no
     addresses named once, in the rule's order (DESIGN.md: the nearest rule with what
     differs; ARCHITECTURE.md: unconfigured groups are named)."""
-    _, v = differs
+    v = differs
     src = v[(LONE, T5, 5432)]
     assert src["nearest_rule"] == "app"
     assert src["differences"] == (
         f"src {LONE} not in ghost/phantom/web (ghost, phantom has no addresses: supply --group)"
     )
-    dst = v[(T4, LONE, 5432)]
-    assert (dst["nearest_rule"], dst["differences"]) == ("app", f"dst {LONE} not in db")
+    dst = v[(T4, U7, 5432)]
+    assert (dst["nearest_rule"], dst["differences"]) == ("app", f"dst {U7} not in db")
     sctp = v[(T4, T5, 7000)]
     assert (sctp["nearest_rule"], sctp["differences"]) == ("multi", "protocol sctp not tcp/udp")
+    two = v[(T4, U8, 8443)]
+    assert (two["nearest_rule"], two["differences"]) == ("rr", f"dst {U8} not in lone/other")
+
+
+def test_what_differs_when_the_rule_admits_the_other_orientation(differs) -> None:
+    """lone -> web: the initiator is in the rule's `from` and also in its `to`, the
+    responder only in `from`: the rule admits web -> lone, so initiator and responder are
+    reversed (not "dst not in")."""
+    v = differs[(LONE, T4, 8443)]
+    assert (v["reason"], v["nearest_rule"]) == ("reverse-direction", "rr")
+    assert v["differences"] == "initiator and responder reversed: rule allows lone/web → lone/other"
+
+
+def test_what_differs_for_icmp_is_never_a_port(differs) -> None:
+    """ICMP "ports" are type and code: the protocol differs, no dport part."""
+    v = differs[(T4, LONE, 0)]
+    assert (v["nearest_rule"], v["differences"]) == ("rr", "protocol icmp not tcp")
+
+
+def test_what_differs_joins_the_vlan_and_the_rule_parts(differs) -> None:
+    tagged = differs[(T4, T5, 7002)]
+    assert (tagged["reason"], tagged["nearest_rule"]) == ("off-vlan", "multi")
+    assert tagged["differences"] == "vlan 112 not in scope [111]; dport 7002 not in {7000-7001}"
+    native = differs[(T4, T5, 7003)]
+    assert (native["reason"], native["vlan_id"], native["nearest_rule"]) == (
+        "off-vlan",
+        None,
+        "multi",
+    )
+    assert native["differences"] == (
+        "untagged (native VLAN) in a capture of tagged traffic; scope [111]; "
+        "dport 7003 not in {7000-7001}"
+    )
+
+
+P1, P2 = "10.99.0.1", "10.99.0.2"  # RFC 1918, outside the scope subnets
+ISO1, ISO2 = "10.25.233.20", "10.25.233.21"
+
+
+@pytest.fixture
+def no_rule(tmp_path: Path) -> dict[tuple[Any, ...], Any]:
+    m = _matrix(
+        tmp_path,
+        {
+            "web": [T4],
+            "db": [T5],
+            "iso1": [ISO1],
+            "iso2": [ISO2],
+            "ghost": None,
+            "phantom": None,
+        },
+        [
+            "id: gone, from: ghost, to: phantom, protocol: udp, ports: 53, purpose: p",
+            "id: adm0, from: ghost, to: db, protocol: tcp, ports: 3306, purpose: p",
+            "id: adm2, from: [ghost, phantom], to: db, protocol: tcp, ports: 22, purpose: p",
+            "id: adm, from: ghost, to: db, protocol: tcp, ports: 22, purpose: p",
+            "id: zero, from: phantom, to: db, protocol: tcp, ports: 0, purpose: p",
+            "id: push, from: db, to: phantom, protocol: tcp, ports: 9999, purpose: p",
+            "id: push2, from: db, to: ghost, protocol: tcp, ports: 9999, purpose: p",
+            "id: web-db, from: web, to: db, protocol: tcp, ports: 443, purpose: p",
+        ],
+    )
+    rows = [
+        flow(P1, T5, 22, sport=40001),
+        flow(P1, T5, 23, sport=40002),
+        flow(P1, T5, 22, proto=17, sport=40003),
+        flow(P1, T5, 0, sport=40004),
+        flow(T5, P2, 9999, sport=40005),
+        flow("35.201.4.9", "239.1.1.1", 5000, proto=17, sport=40006),
+        flow(ISO1, ISO2, 8080, sport=40007),
+        flow(ISO1, ISO2, None, proto=47, sport=None, direction="first_packet"),
+    ]
+    r = run_audit(m, make_flows(rows))
+    return {
+        (v["src_ip"], v["dst_ip"], v["protocol"], v["dst_port"]): v
+        for v in r.violations.to_pylist()
+    }
+
+
+def test_what_differs_without_a_near_rule(no_rule) -> None:
+    """No candidate rule (ARCHITECTURE.md, "Nearest rule, honestly"): the address class of
+    each host outside every group, initiator first, else "no rule between SIDES is within
+    two differences of PROTO/PORT"; then the unconfigured groups of the rules that would
+    admit the flow from the other end (protocol and port those of the rule), each once."""
+    private = "{} is outside the scope subnets"
+    supply = "{} has no addresses: supply --group"
+    want = {
+        # adm2 then adm admit it from ghost/phantom: ghost, phantom (ghost once)
+        (P1, T5, 6, 22): [private.format(P1), supply.format("ghost, phantom")],
+        (P1, T5, 6, 23): [private.format(P1)],  # no rule's port
+        (P1, T5, 17, 22): [private.format(P1)],  # no rule's protocol
+        (P1, T5, 6, 0): [private.format(P1), supply.format("phantom")],  # port 0 is a port
+        # db initiates: push and push2 would admit it towards phantom, ghost
+        (T5, P2, 6, 9999): [private.format(P2), supply.format("phantom, ghost")],
+        ("35.201.4.9", "239.1.1.1", 17, 5000): [
+            "35.201.4.9 is an internet address",
+            "239.1.1.1 is a multicast address",
+        ],
+        (ISO1, ISO2, 6, 8080): [
+            "no rule between iso1 and iso2 is within two differences of tcp/8080"
+        ],
+        (ISO1, ISO2, 47, None): ["no rule between iso1 and iso2 is within two differences of 47/-"],
+    }
+    assert {k: (v["nearest_rule"], v["differences"]) for k, v in no_rule.items()} == {
+        k: (None, "; ".join(parts)) for k, parts in want.items()
+    }
