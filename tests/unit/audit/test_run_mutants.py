@@ -145,6 +145,7 @@ def test_pairs_of_one_group_to_itself(pair_audit) -> None:
     assert u[("uni", 6)]["unused_pairs"] == uni
     assert u[("bi", 6)]["unused_pairs"] == bi
     assert (u[("uni", 6)]["flows"], u[("bi", 6)]["flows"]) == (1, 1)
+    assert u[("uni", 6)]["status"] == u[("bi", 6)]["status"] == "partly-used"
 
 
 # ------------------------------------------------------------- unused rules' verdicts
@@ -169,9 +170,16 @@ NEVER_SEEN = (
 def verdicts(tmp_path: Path) -> tuple[Matrix, Any, list[dict[str, Any]]]:
     m = _matrix(
         tmp_path,
-        {"web": [T4], "db": [T5], "lone": ["10.25.233.9"], "ghost": None, "phantom": None},
+        {
+            "web": [T4],
+            "db": [T5],
+            "solo": [T6],
+            "lone": ["10.25.233.9"],
+            "ghost": None,
+            "phantom": None,
+        },
         [
-            # used on 5432 only: partly used, ports 5433-5440 never seen
+            # used on 5432 and 5440: partly used, ports 5433-5439 never seen
             "id: db-a, from: web, to: db, protocol: tcp, ports: 5432-5440, purpose: p",
             # never used, but web and db talked (on other ports): observable
             "id: db-b, from: web, to: db, protocol: [udp, tcp], ports: 6000, purpose: p,"
@@ -180,17 +188,24 @@ def verdicts(tmp_path: Path) -> tuple[Matrix, Any, list[dict[str, Any]]]:
             "id: lone, from: lone, to: db, protocol: tcp, ports: 22, purpose: p",
             # unconfigured groups: not observable, both named
             "id: gone, from: ghost, to: phantom, protocol: udp, ports: 53, purpose: p",
-            # used by its only pair on its only port: not listed
-            "id: full, from: db, to: web, protocol: udp, ports: 9000, purpose: p",
+            # tcp used by its only pair on its only port (not listed), udp unused
+            "id: full, from: db, to: web, protocol: [tcp, udp], ports: 9000, purpose: p",
+            # solo and db talked once, on another port: unused, observable
+            "id: solo, from: solo, to: db, protocol: tcp, ports: 1234, purpose: p",
+            # ICMP used: its "ports" (type/code) are never reported unused
+            "id: ping, from: web, to: db, protocol: icmp, purpose: p",
         ],
     )
     rows = [
         flow(T4, T5, 5432, sport=40001, t=10),
         flow(T4, T5, 5432, sport=40002, t=20),
         flow(T4, T5, 5432, sport=40003, t=30, dur=5),
-        flow(T5, T4, 9000, sport=40004, proto=17, t=12),
-        flow(T5, T4, 9000, sport=40005, proto=17, t=13),
+        flow(T4, T5, 5440, sport=40008, t=15),
+        flow(T5, T4, 9000, sport=40004, t=12),
+        flow(T5, T4, 9000, sport=40005, t=13),
         flow(T4, "10.25.233.77", 80, sport=40006, t=14),  # another host: not between the rules'
+        flow(T6, T5, 80, sport=40007, t=16),
+        flow(T4, T5, 0, proto=1, sport=8, t=17),
     ]
     r = run_audit(m, make_flows(rows))
     return m, r, rows
@@ -202,11 +217,11 @@ def test_unused_rules_evidence_and_observability(verdicts) -> None:
     window = "2026-11-20T08:00:10Z .. 2026-11-20T08:00:35Z"
     # flows between web and db on any port and protocol, either orientation
     between = sum(1 for f in rows if {f["src_ip"], f["dst_ip"]} == {T4, T5})
-    assert between == 5
+    assert between == 7
     n = len(rows)
     a = u[("db-a", 6)]
-    assert (a["status"], a["flows"], a["observable"]) == ("partly-used", 3, True)
-    assert a["unused_ports"] == [[5433, 5440]] and a["unused_pairs"] == []
+    assert (a["status"], a["flows"], a["observable"]) == ("partly-used", 4, True)
+    assert a["unused_ports"] == [[5433, 5439]] and a["unused_pairs"] == []
     assert a["evidence"] == _evidence(
         window, n, f"{between} flows between these hosts on other ports/protocols"
     )
@@ -229,7 +244,14 @@ def test_unused_rules_evidence_and_observability(verdicts) -> None:
         "not observable: group ghost, phantom has no addresses "
         "(supply them with --group or a site overlay)",
     )
-    assert ("full", 17) not in u
+    full = u[("full", 17)]
+    assert (full["status"], full["flows"], full["observable"]) == ("unused", 0, True)
+    assert ("full", 6) not in u and ("ping", 1) not in u
+    solo = u[("solo", 6)]
+    assert (solo["status"], solo["observable"]) == ("unused", True)
+    assert solo["evidence"] == _evidence(
+        window, n, "1 flows between these hosts on other ports/protocols"
+    )
     for x in u.values():
         rule = m.rule(x["rule_id"])
         assert (x["origin"], x["purpose"], x["provenance"]) == (
@@ -249,14 +271,32 @@ def test_unused_rules_order_ids_and_counts(verdicts) -> None:
     assert keys == [
         ("unused", "db-b", 6),
         ("unused", "db-b", 17),
+        ("unused", "full", 17),
         ("unused", "gone", 17),
         ("unused", "lone", 6),
+        ("unused", "solo", 6),
         ("partly-used", "db-a", 6),
     ]
     for x in got:
         key = f"flowaudit-rule-v1|{x['rule_id']}|{x['protocol']}".encode()
         assert x["finding_id"] == hashlib.sha256(key).hexdigest()[:16]
-    assert (r.stats["unused"], r.stats["partly_used"], r.stats["overbroad"]) == (4, 1, 1)
+    assert (r.stats["unused"], r.stats["partly_used"], r.stats["overbroad"]) == (6, 1, 1)
+
+
+def test_unused_rules_of_an_empty_window(tmp_path: Path) -> None:
+    m = _matrix(
+        tmp_path,
+        {"web": [T4], "db": [T5]},
+        ["id: a, from: web, to: db, protocol: tcp, ports: 80-81, purpose: p"],
+    )
+    (u,) = run_audit(m, make_flows([])).unused_rules.to_pylist()
+    assert (u["status"], u["flows"], u["unused_ports"], u["observable"]) == (
+        "unused",
+        0,
+        [[80, 81]],
+        False,
+    )
+    assert u["evidence"] == _evidence("no traffic .. no traffic", 0, NEVER_SEEN)
 
 
 # ------------------------------------------------------------------ what differs
