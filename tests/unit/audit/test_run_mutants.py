@@ -8,13 +8,14 @@ mutated function ran."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import ipaddress
 from pathlib import Path
 from typing import Any
 
 import pytest
-from flowrows import flow, make_flows
+from flowrows import T0, flow, make_flows
 
 from flowaudit.audit.run import run_audit
 from flowaudit.matrix import load_matrix
@@ -455,3 +456,91 @@ def test_what_differs_without_a_near_rule(no_rule) -> None:
     assert {k: (v["nearest_rule"], v["differences"]) for k, v in no_rule.items()} == {
         k: (None, "; ".join(parts)) for k, parts in want.items()
     }
+
+
+# ------------------------------------------------------------------ the result
+
+
+def test_result_window_counts_and_limits(tmp_path: Path) -> None:
+    """The result's window, counts and limits of sight, against a plain statement: a flow
+    is in [since, until) when it ends at or after ``since`` and starts before ``until``;
+    WireGuard is UDP to or from 51820/51871, ESP is protocol 50 (encrypted.sql); LAN
+    control plane (mDNS to ff02::fb) is listed apart, one row per conversation."""
+    m = _matrix(tmp_path, {"web": [T4], "db": [T5]}, [
+        "id: https, from: web, to: db, protocol: tcp, ports: 443, purpose: p"
+    ])  # fmt: skip
+    mdns = {"proto": 17, "sport": 5353, "direction": "first_packet"}
+    rows = [
+        flow(T4, T5, 443, sport=40001, t=0),  # before the window
+        flow(T4, T5, 443, sport=40002, t=100),
+        flow(T4, T5, 51820, proto=17, sport=40003, t=110, by=(1000, 24)),
+        flow(T4, T5, None, proto=50, sport=None, t=120, by=(300, 0), direction="first_packet"),
+        flow(T4, T5, 51820, proto=17, sport=40004, t=500),  # after it
+        flow("fe80::1", "ff02::fb", 5353, t=130, **mdns),
+        flow("fe80::1", "ff02::fb", 5353, t=131, **mdns),
+    ]
+    since, until = T0 + dt.timedelta(seconds=50), T0 + dt.timedelta(seconds=300)
+    inside = [f for f in rows if f["last_seen"] >= since and f["first_seen"] < until]
+    assert len(inside) == 5
+    captures = [{"name": "x.pcap", "blake3": "0" * 64, "packets": 1, "flows": 7}]
+    r = run_audit(m, make_flows(rows), since=since, until=until, captures=captures)
+    assert (r.window_start, r.window_end, r.flows) == (since, until, len(inside))
+    assert (r.matrix_name, r.rules_digest, r.captures) == ("mini", m.sha256, tuple(captures))
+    assert r.sampled is False
+
+    def size(f: dict[str, Any]) -> int:
+        return f["src_bytes"] + f["dst_bytes"]
+
+    wg = [f for f in inside if f["protocol"] == 17 and 51820 in (f["src_port"], f["dst_port"])]
+    esp = [f for f in inside if f["protocol"] == 50]
+    assert r.encrypted == {
+        "wireguard_flows": len(wg),
+        "wireguard_bytes": sum(map(size, wg)),
+        "esp_flows": len(esp),
+        "esp_bytes": sum(map(size, esp)),
+        "flows": len(inside),
+        "bytes": sum(map(size, inside)),
+    }
+    assert (len(wg), len(esp)) == (1, 1)
+    conversations = {(f["src_ip"], f["dst_ip"], f["protocol"], f["dst_port"]) for f in inside}
+    assert r.stats["conversations"] == len(conversations) == 4
+    assert (r.stats["control_plane"], r.stats["control_plane_flows"]) == (1, 2)
+    assert (r.stats["overlay"], r.stats["overlay_flows"], r.stats["overlay_not_approved"]) == (
+        0,
+        0,
+        0,
+    )
+    assert r.stats["strict"] is False
+    # without a window: the flows' own first start and last end
+    whole = run_audit(m, make_flows(rows))
+    assert (whole.window_start, whole.window_end, whole.flows) == (
+        min(f["first_seen"] for f in rows),
+        max(f["last_seen"] for f in rows),
+        len(rows),
+    )
+    assert whole.encrypted["wireguard_flows"] == 2
+
+
+def test_sampling_of_one_is_not_sampled(tmp_path: Path) -> None:
+    m = _matrix(tmp_path, {"web": [T4], "db": [T5]}, [
+        "id: https, from: web, to: db, protocol: tcp, ports: 443, purpose: p"
+    ])  # fmt: skip
+    one = run_audit(m, make_flows([flow(T4, T5, 443, sampling=1)]))
+    two = run_audit(m, make_flows([flow(T4, T5, 443, sampling=1), flow(T4, T5, 80, sampling=2)]))
+    assert (one.sampled, two.sampled) == (False, True)
+
+
+def test_strict_control_plane_violation_says_why_no_rule_applies(tmp_path: Path) -> None:
+    """--strict reports LAN control plane as violations (reason ``control-plane``, first in
+    the precedence, ARCHITECTURE.md) without a nearest rule: what differs says that it is
+    link-scoped and that no port matrix governs it, not an address class."""
+    m = _matrix(tmp_path, {"web": [T4], "db": [T5]}, [
+        "id: https, from: web, to: db, protocol: tcp, ports: 443, purpose: p"
+    ])  # fmt: skip
+    rows = [flow("fe80::1", "ff02::fb", 5353, proto=17, sport=5353, direction="first_packet")]
+    (v,) = run_audit(m, make_flows(rows), strict=True).violations.to_pylist()
+    assert (v["reason"], v["nearest_rule"], v["differences"]) == (
+        "control-plane",
+        None,
+        "LAN control plane (--strict): link-scoped, no port matrix governs it",
+    )
