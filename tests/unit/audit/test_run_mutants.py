@@ -11,11 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
+import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flowrows import T0, flow, make_flows
+from testpaths import ADMIN, MIXED
 
 from flowaudit.audit.run import run_audit
 from flowaudit.matrix import load_matrix
@@ -544,3 +547,57 @@ def test_strict_control_plane_violation_says_why_no_rule_applies(tmp_path: Path)
         None,
         "LAN control plane (--strict): link-scoped, no port matrix governs it",
     )
+
+
+# ------------------------------------------------------------ audit_source (captures)
+
+
+def _truth(pcap: Path) -> list[dict[str, Any]]:
+    return [json.loads(s) for s in pcap.with_suffix(".truth.jsonl").read_text().splitlines()]
+
+
+def test_audit_source_ingests_the_captures_it_is_given(tmp_path: Path) -> None:
+    """Captures are ingested into the store given (else a temporary one) and exactly they
+    are audited, by default not --strict: flows, violations and control plane as the
+    generator's ground truth labels them; each capture listed with its record."""
+    from flowaudit.audit.run import audit_source
+    from flowaudit.store import FlowStore
+
+    want = _truth(MIXED)
+    m = load_matrix(groups=ADMIN)
+    store = FlowStore(tmp_path / "store")
+    r, records = audit_source(m, [MIXED], store=store)
+    assert [c.blake3 for c in store.captures()] == [x.blake3 for x in records]
+    (rec,) = records
+    assert (rec.flows, r.flows) == (len(want), len(want))
+    assert r.captures == (
+        {
+            "name": MIXED.name,
+            "blake3": rec.blake3,
+            "packets": rec.packets,
+            "flows": len(want),
+            "source_kind": "pcap",
+        },
+    )
+    labels = Counter(t["label"] for t in want)
+    assert r.stats["strict"] is False
+    assert r.stats["control_plane_flows"] == labels.pop("control-plane")
+    labels.pop("approved")
+    assert r.stats["by_reason"] == dict(labels)
+    # without a store: a temporary one, the same audit
+    again, _ = audit_source(m, [MIXED])
+    assert again.violations.equals(r.violations) and again.flows == r.flows
+
+
+def test_audit_source_refuses_an_empty_window(tmp_path: Path) -> None:
+    from flowaudit.audit.run import audit_source
+    from flowaudit.errors import UsageError
+
+    m = load_matrix(groups=ADMIN)
+    at = T0 + dt.timedelta(seconds=1)
+    with pytest.raises(UsageError) as e:
+        audit_source(m, [MIXED], since=at, until=at)
+    assert str(e.value) == f"--since {at.isoformat()} is not before --until {at.isoformat()}"
+    later, _ = audit_source(m, [MIXED], since=T0 + dt.timedelta(seconds=30))
+    first = min(dt.datetime.fromisoformat(t["first_seen"]) for t in _truth(MIXED))
+    assert later.window_start == T0 + dt.timedelta(seconds=30) > first
