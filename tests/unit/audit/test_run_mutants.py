@@ -566,7 +566,21 @@ def test_audit_source_ingests_the_captures_it_is_given(tmp_path: Path) -> None:
     want = _truth(MIXED)
     m = load_matrix(groups=ADMIN)
     store = FlowStore(tmp_path / "store")
-    r, records = audit_source(m, [MIXED], store=store)
+    calls: list[tuple[int, int]] = []
+    r, records = audit_source(
+        m, [MIXED], store=store, progress=lambda done, total: calls.append((done, total))
+    )
+    # the progress reporter given is told of the capture's bytes
+    assert calls and {t for _, t in calls} == {MIXED.stat().st_size}
+    # ingested with the matrix's service ports: each flow's initiator decided as the
+    # ground truth says (a flow to a service port of the matrix is "service_port")
+    import pyarrow.parquet as pq
+
+    flows = [f for p in store.flow_files() for f in pq.read_table(p).to_pylist()]
+    cols = ("src_ip", "dst_ip", "protocol", "src_port", "dst_port")
+    direction = {(f["vlan_id"], *(f[c] for c in cols)): f["direction"] for f in flows}
+    assert direction == {(t["vlan"], *(t[c] for c in cols)): t["direction"] for t in want}
+    assert "service_port" in direction.values()
     assert [c.blake3 for c in store.captures()] == [x.blake3 for x in records]
     (rec,) = records
     assert (rec.flows, r.flows) == (len(want), len(want))
