@@ -615,3 +615,17 @@ def test_audit_source_refuses_an_empty_window(tmp_path: Path) -> None:
     later, _ = audit_source(m, [MIXED], since=T0 + dt.timedelta(seconds=30))
     first = min(dt.datetime.fromisoformat(t["first_seen"]) for t in _truth(MIXED))
     assert later.window_start == T0 + dt.timedelta(seconds=30) > first
+
+
+def test_what_differs_for_an_icmp_rule_limited_to_some_codes(tmp_path: Path) -> None:
+    """An ICMP rule may list "ports": matches.sql compares them with the flow's responder
+    "port", the ICMP code (Community ID mapping). A flow outside them is a violation on
+    the rule's own hosts and protocol; what differs names the code, not "matches in the
+    other orientation only" (it matches in neither). Bug found by the mutation run."""
+    m = _matrix(tmp_path, {"web": [T4], "db": [T5]}, [
+        "id: ping, from: web, to: db, protocol: icmp, ports: 2048, purpose: p"
+    ])  # fmt: skip
+    rows = [flow(T4, T5, 0, proto=1, sport=8), flow(T4, T5, 2048, proto=1, sport=8, t=1)]
+    (v,) = run_audit(m, make_flows(rows)).violations.to_pylist()
+    assert (v["dst_port"], v["reason"], v["nearest_rule"]) == (0, "port-not-approved", "ping")
+    assert v["differences"] == "icmp code 0 not in {2048}"
