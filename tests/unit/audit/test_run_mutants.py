@@ -629,3 +629,17 @@ def test_what_differs_for_an_icmp_rule_limited_to_some_codes(tmp_path: Path) -> 
     (v,) = run_audit(m, make_flows(rows)).violations.to_pylist()
     assert (v["dst_port"], v["reason"], v["nearest_rule"]) == (0, "port-not-approved", "ping")
     assert v["differences"] == "icmp code 0 not in {2048}"
+
+
+def test_the_highest_ports_are_audited(tmp_path: Path) -> None:
+    """Every port 0-65535 has its bit in the service-port lookup: a flow from or to 65535
+    is audited like any other (65535 is no service port here: the direction stays as the
+    flow builder decided, and the port is not approved)."""
+    m = _matrix(tmp_path, {"web": [T4], "db": [T5]}, [
+        "id: https, from: web, to: db, protocol: tcp, ports: [443, 8443, 9000-9001], purpose: p"
+    ])  # fmt: skip
+    rows = [flow(T4, T5, 65535, sport=40000), flow(T4, T5, 443, sport=65535, t=1)]
+    r = run_audit(m, make_flows(rows))
+    assert [(v["dst_port"], v["reason"]) for v in r.violations.to_pylist()] == [
+        (65535, "port-not-approved")
+    ]
