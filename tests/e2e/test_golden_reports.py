@@ -49,13 +49,22 @@ def test_report_equals_golden(stem: str, fmt: str, tmp_path: Path, update_golden
     _check(f"{stem}.{fmt}", text, update_golden)
 
 
+@pytest.fixture(scope="module")
+def approved_json(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The approved sample's JSON report, written once for every format's baseline run."""
+    base = tmp_path_factory.mktemp("baseline") / "base.json"
+    _audit("vlan111-approved", "json", base)
+    return base
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_report_with_baseline_equals_golden(fmt: str, tmp_path: Path, update_golden: bool) -> None:
+def test_report_with_baseline_equals_golden(
+    fmt: str, approved_json: Path, tmp_path: Path, update_golden: bool
+) -> None:
     """The mixed sample against the approved sample's report: every change kind shows."""
-    _, _ = _audit("vlan111-approved", "json", tmp_path / "base.json")
     code, text = _audit(
-        "vlan111-mixed", fmt, tmp_path / f"report.{fmt}", "--baseline", str(tmp_path / "base.json")
+        "vlan111-mixed", fmt, tmp_path / f"report.{fmt}", "--baseline", str(approved_json)
     )
     assert code == 1
     _check(f"vlan111-mixed.vs-approved.{fmt}", text, update_golden)

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from testpaths import ADMIN, ADMIN_OPT, APPROVED, DATA, MIXED
 
 from flowaudit import api
+from flowaudit.audit.result import AuditResult
 from flowaudit.cli import cli
 
 
@@ -39,6 +40,12 @@ def mixed_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (res,) = api.ingest(MIXED, store)
     assert res.packets == 3000 and not res.already_ingested
     return store
+
+
+@pytest.fixture(scope="module")
+def mixed_audit(mixed_store: Path) -> AuditResult:
+    """The sample's audit, run once: each test below checks another part of it."""
+    return api.audit(store=mixed_store, groups=ADMIN)
 
 
 def test_flows_equal_the_ground_truth(mixed_store: Path) -> None:
@@ -70,8 +77,8 @@ def test_flows_equal_the_ground_truth(mixed_store: Path) -> None:
         assert g["last_seen"].isoformat().replace("+00:00", "Z") == t["last_seen"]
 
 
-def test_violations_equal_the_ground_truth(mixed_store: Path) -> None:
-    result = api.audit(store=mixed_store, groups=ADMIN)
+def test_violations_equal_the_ground_truth(mixed_audit: AuditResult) -> None:
+    result = mixed_audit
     want: dict[tuple[Any, ...], set[str]] = defaultdict(set)
     for t in truth(MIXED):
         if t["label"] not in ("approved", "control-plane"):
@@ -90,9 +97,9 @@ def test_violations_equal_the_ground_truth(mixed_store: Path) -> None:
     }
 
 
-def test_control_plane_equals_the_ground_truth(mixed_store: Path) -> None:
+def test_control_plane_equals_the_ground_truth(mixed_store: Path, mixed_audit: AuditResult) -> None:
     """The samples' IPv6 link-local noise (ND, mDNS) is listed apart, not as violations."""
-    result = api.audit(store=mixed_store, groups=ADMIN)
+    result = mixed_audit
     assert result.control_plane is not None
     cp = [t for t in truth(MIXED) if t["label"] == "control-plane"]
     got = {(c["src_ip"], c["dst_ip"], c["protocol"]): c for c in result.control_plane.to_pylist()}
@@ -110,8 +117,8 @@ def test_control_plane_equals_the_ground_truth(mixed_store: Path) -> None:
     assert strict.violations.num_rows == 18
 
 
-def test_traffic_shape_of_the_sample(mixed_store: Path) -> None:
-    result = api.audit(store=mixed_store, groups=ADMIN)
+def test_traffic_shape_of_the_sample(mixed_audit: AuditResult) -> None:
+    result = mixed_audit
     assert result.traffic_shape is not None
     cols = ("src_side", "dst_side", "flows", "approved_flows", "unapproved_flows")
     rows = [
@@ -134,8 +141,8 @@ def test_traffic_shape_of_the_sample(mixed_store: Path) -> None:
     assert sum(r[4] for r in rows) == result.stats["violation_flows"] == 14
 
 
-def test_finding_groups_partition_the_violations(mixed_store: Path) -> None:
-    result = api.audit(store=mixed_store, groups=ADMIN)
+def test_finding_groups_partition_the_violations(mixed_audit: AuditResult) -> None:
+    result = mixed_audit
     assert result.finding_groups is not None
     groups = result.finding_groups.to_pylist()
     members = [f for g in groups for f in g["findings"]]
@@ -187,8 +194,8 @@ def _rule_admits(m: Any, r: Any, t: dict[str, Any]) -> bool:
     return fwd or (r.bidirectional and rev)
 
 
-def test_unused_rules_follow_the_ground_truth(mixed_store: Path) -> None:
-    result = api.audit(store=mixed_store, groups=ADMIN)
+def test_unused_rules_follow_the_ground_truth(mixed_audit: AuditResult) -> None:
+    result = mixed_audit
     m = api.load_matrix(groups=ADMIN)
     approved = [t for t in truth(MIXED) if t["label"] == "approved"]
     used = {r.id for r in m.rules if any(_rule_admits(m, r, t) for t in approved)}
