@@ -138,9 +138,10 @@ def test_state_from_flags_table() -> None:
 
 
 @pytest.mark.slow
-def test_million_records_pair_quickly() -> None:
-    import time
-
+def test_million_records_pair_each_record_with_its_reply() -> None:
+    """A million records (500k client→:443 and their replies, 10 µs later) pair into 500k
+    flows, each with one packet each way, oriented client → 443. (Speed is measured in
+    benchmarks/bench_netflow.py, never here.)"""
     import numpy as np
 
     n = 500_000
@@ -159,10 +160,12 @@ def test_million_records_pair_quickly() -> None:
         "src_packets": np.ones(2 * n, np.uint64), "direction": "exporter",
     }  # fmt: skip
     t = flow_table(cols, source_kind="netflow9", flow_ids=False)
-    start = time.perf_counter()
     out = pair_unidirectional(t)
     assert out.num_rows == n
-    assert time.perf_counter() - start < 10  # ~1-2 s here; generous for shared CI runners
+    for col in ("src_packets", "dst_packets"):
+        assert out.column(col).to_numpy().tolist() == [1] * n
+    assert set(out.column("dst_port").to_pylist()) == {443}
+    assert sorted(out.column("src_port").to_pylist()) == sorted(sp.tolist())
 
 
 @pytest.mark.parametrize("seed", range(6))
