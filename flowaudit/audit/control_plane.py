@@ -8,6 +8,7 @@ type range). Bad files raise UsageError naming ``file:line``.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from importlib.resources import files
@@ -53,9 +54,18 @@ def default_path() -> Path:
 
 def load_control_plane(path: str | os.PathLike[str] | None = None) -> ControlPlane:
     """The shipped list, or the file at ``path``."""
+    return _shipped() if path is None else _load(Path(path))
+
+
+@functools.cache
+def _shipped() -> ControlPlane:
+    """The shipped list, read once per process (it is part of the package; immutable)."""
+    return _load(default_path())
+
+
+def _load(p: Path) -> ControlPlane:
     from flowaudit.matrix.yamlio import read_yaml
 
-    p = Path(path) if path is not None else default_path()
     try:
         doc = read_yaml(p)
     except RulesError as e:  # unreadable file or YAML syntax: file:line in the message
