@@ -2,7 +2,7 @@
 
 Responsible for handing ``packets/pcap.py`` and ``flows/builder.py`` the hot kernels
 (record walks, header decode, flow-table walk, sweep, rehashes, conn states, Community
-IDs, IPv4 text) as fast to *start* as to run. The kernels are written once, in
+IDs, address text) as fast to *start* as to run. The kernels are written once, in
 numba-flavoured Python (the modules of ``flowaudit/kernels/``). Loading them through
 numba's JIT cache costs ~0.3 s to import numba plus ~1 s to load and link the cached
 machine code in every process, which is most of a 2M-packet ingest. So the first time
