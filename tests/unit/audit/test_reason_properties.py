@@ -393,6 +393,10 @@ def rows_of(drawn: list[tuple[dict[str, Any], int | None]]) -> list[dict[str, An
 # reversed and on another protocol's port at once: reverse-direction first
 @example(drawn=[({"src": "10.1.0.10", "dst": "10.1.0.1", "dport": 443, "proto": 6,
                   "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
+# udp seen mid-stream from a tcp rule's responder, on the rule's port: the other way round
+# it would match but for the protocol (matches.sql's reversed branch compares it too)
+@example(drawn=[({"src": "10.1.0.10", "dst": "10.1.0.1", "dport": 40000, "proto": 17,
+                  "sport": 443, "direction": "first_packet"}, 111)])  # fmt: skip
 # a rule of a protocol without ports (GRE, no `ports`: any): its flows match, the other way
 # round too when the initiator is uncertain; a certain reversed one is reverse-direction
 @example(drawn=[({"src": "10.1.0.10", "dst": "10.1.0.1", "dport": None, "proto": 47,
