@@ -105,6 +105,13 @@ def test_audit_source_opens_vxlan_on_the_extra_ports_given(tmp_path: Path) -> No
     # the outer flow is approved either way; the inner one is never a node-matrix finding
     assert plain.violations.num_rows == opened.violations.num_rows == 0
     assert opened.flows == 2 and opened.stats["overlay_flows"] == 1
+    # the overlay holds the window's inner flows only: [since, until) as for any flow
+    t0 = dt.datetime.fromtimestamp(1_700_000_000, dt.UTC)
+    st = FlowStore(tmp_path / "opened")
+    late, _ = audit_source(m, store=st, since=t0 + dt.timedelta(seconds=60))
+    early, _ = audit_source(m, store=st, until=t0)
+    assert (late.overlay.num_rows, early.overlay.num_rows) == (0, 0)
+    assert (late.flows, early.flows) == (0, 0)
 
 
 def test_audit_source_reads_with_the_engine_given(tmp_path: Path) -> None:
@@ -213,6 +220,16 @@ def test_audit_source_hands_the_window_strict_and_control_plane_on(tmp_path: Pat
     assert [(v["dst_ip"], v["reason"]) for v in strict.violations.to_pylist()] == [
         ("224.0.0.251", "control-plane")
     ]
+
+    # the traffic shape (ARCHITECTURE.md): flows per (source side -> destination side),
+    # approved / control plane / not approved; --strict counts control plane as not approved
+    def shape(r: Any) -> dict[tuple[str, str], tuple[int, ...]]:
+        cols = ("flows", "approved_flows", "control_plane_flows", "unapproved_flows")
+        rows = r.traffic_shape.to_pylist()
+        return {(x["src_side"], x["dst_side"]): tuple(x[c] for c in cols) for x in rows}
+
+    assert shape(plain) == {("nodes", "multicast"): (1, 0, 1, 0), ("other", "nodes"): (1, 1, 0, 0)}
+    assert shape(strict) == {("nodes", "multicast"): (1, 0, 0, 1), ("other", "nodes"): (1, 1, 0, 0)}
     only_vrrp = tmp_path / "cp.yaml"
     only_vrrp.write_text("to: [multicast]\nprotocols:\n  - kind: vrrp\n    protocol: 112\n")
     other, _ = audit_source(m, [cap], control_plane=load_control_plane(only_vrrp))
@@ -327,6 +344,35 @@ def test_a_group_name_holding_a_nul_is_worded_like_any_other(tmp_path: Path) -> 
     # the rest of each violation is that of the same matrix with a plain name
     same = run_audit(plain, make_flows(rows)).violations
     assert r.violations.drop_columns(["differences"]).equals(same.drop_columns(["differences"]))
+
+
+def test_wording_per_key_refuses_a_name_holding_a_nul(tmp_path: Path) -> None:
+    """Per key, what differs is worded with NULs where the addresses go and cut there into
+    head / src / middle / dst / tail (violation_groups.sql fills the addresses in); a name
+    holding a NUL would be cut too and name the wrong thing, so the per-key wording refuses
+    it (``run_audit`` words such a matrix row by row, test above)."""
+    import pyarrow as pa
+    from flowrows import addr16
+
+    from flowaudit.audit.run import _difference_rows, _matrix_texts_ok
+
+    plain = _matrix(tmp_path, {"web": [T4], "db": [T5], "lone": [LONE], "ghost": None}, [
+        "id: app, from: [ghost, web], to: db, protocol: tcp, ports: 5432, purpose: p",
+    ])  # fmt: skip
+    m = _with_nul_name(plain)
+    assert (_matrix_texts_ok(plain), _matrix_texts_ok(m)) == (True, False)
+    key = {
+        "reason": "port-not-approved", "vlan_id": 111, "nearest_rule": "app", "protocol": 6,
+        "dst_port": 5432, "src_cell": 3, "dst_cell": 5, "src_side": "lone", "dst_side": "db",
+        "src_lo": addr16(LONE), "dst_lo": addr16(T5), "group_id": "0123456789abcdef",
+    }  # fmt: skip
+    keys = pa.Table.from_pylist([key])
+    (row,) = _difference_rows(keys, plain)
+    fields = ("reason", "vlan_id", "nearest_rule", "protocol", "dst_port", "src_cell", "dst_cell")
+    text = " not in ghost/web (ghost has no addresses: supply --group)"
+    assert row == (*(key[f] for f in fields), "src ", True, text, False, "", key["group_id"])
+    with pytest.raises(ValueError, match="^a matrix name holds a NUL character$"):
+        _difference_rows(keys, m)
 
 
 # ------------------------------------------------------------------ what differs
