@@ -164,6 +164,14 @@ def test_audit_source_audits_exactly_the_captures_given(tmp_path: Path) -> None:
     whole, records = audit_source(m, store=store)
     assert whole.flows == 5 and [x.blake3 for x in records] == [t_rec.blake3, s_rec.blake3]
     assert [x["name"] for x in whole.captures] == ["vx.pcap", "ssh.pcap"]
+    # rule usage: each (rule, protocol, responder port, initiator, responder) that carried
+    # traffic, with its flows (rule_usage.sql), the frames' own tuples
+    assert [tuple(u.values()) for u in whole.rule_usage.to_pylist()] == [
+        ("ssh", 6, 22, NODE_C, NODE_A, 1),
+        ("ssh", 6, 22, NODE_C, NODE_B, 1),
+        ("vx", 17, VX_PORT, NODE_A, NODE_B, 1),
+        ("vx", 17, VX_PORT, NODE_B, NODE_A, 1),
+    ]
 
 
 def test_audit_source_without_captures_reads_the_default_store(
