@@ -424,3 +424,32 @@ def test_a_rule_for_a_protocol_without_ports_admits_its_flows(tmp_path: Path) ->
     r = run_audit(m, make_flows(rows))
     assert r.violations.to_pylist() == []
     assert r.unused_rules.to_pylist() == []
+
+
+# ------------------------------------------------------------------ address cells
+
+
+def test_a_sliced_address_array_gets_exactly_its_own_texts_and_cells(tmp_path: Path) -> None:
+    """``_address_texts`` reads the 16-byte addresses from the Arrow buffer itself: an
+    array that is a slice of a larger one (an offset, values before and after it in the
+    buffer) gives the text and cell of its own values only, in order (the cell: the last
+    one starting at or before the address)."""
+    import bisect
+
+    import pyarrow as pa
+
+    from flowaudit.audit.run import _address_texts, _cell_rows
+    from flowaudit.matrix.model import addr_text
+
+    m = _node_matrix(tmp_path)
+    cells = _cell_rows(m)
+    starts = [int.from_bytes(c[1], "big") for c in cells]
+    values = sorted({s + d for s in starts[1:] for d in (-1, 0)} | {0, 2**128 - 1})
+    assert len(values) > 12
+    whole = pa.array([v.to_bytes(16, "big") for v in values], pa.binary(16))
+    part = whole.slice(5, 4)
+    assert (part.offset, len(part)) == (5, 4)
+    texts, numbers = _address_texts(pa.chunked_array([part]), cells)
+    want = values[5:9]
+    assert texts.to_pylist() == [addr_text(v) for v in want]
+    assert numbers.to_pylist() == [bisect.bisect_right(starts, v) - 1 for v in want]
