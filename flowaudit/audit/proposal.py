@@ -47,7 +47,9 @@ class ProposedRule:
             "to": self.to_groups[0] if len(self.to_groups) == 1 else list(self.to_groups),
             "protocol": names[0] if len(names) == 1 else names,
             # one port as a number, one range as "lo-hi", several as a list (like the seed)
-            "ports": (int(ports[0]) if ports[0].isdigit() else ports[0])
+            "ports": "any"
+            if self.ports == ((0, 65535),)
+            else (int(ports[0]) if ports[0].isdigit() else ports[0])
             if len(ports) == 1
             else ports,
             "purpose": self.purpose,

@@ -36,6 +36,7 @@ from flowaudit.errors import UsageError
 from flowaudit.matrix import sets
 from flowaudit.matrix.hosts import addr_int
 from flowaudit.matrix.model import (
+    PORTED,
     AddrRange,
     Matrix,
     addr_text,
@@ -89,8 +90,8 @@ def _not_proposable(r: dict[str, Any]) -> str | None:
     if r["reason"] == "off-vlan":
         where = "untagged (native VLAN)" if r["vlan_id"] is None else f"VLAN {r['vlan_id']}"
         return f"off-vlan ({where}): no rule approves traffic outside scope.vlans"
-    if r["dst_port"] is None:
-        return "no responder port was recorded: no rule can match it"
+    if r["dst_port"] is None and r["protocol"] in PORTED:
+        return f"no responder port was recorded: a {protocol_name(r['protocol'])} rule needs one"
     return None
 
 
@@ -251,7 +252,8 @@ def propose(
     # observed tuples: (initiator unit, responder unit, protocol, port) → rows, certainty
     seen: dict[tuple[Unit, Unit, int, int], list[dict[str, Any]]] = defaultdict(list)
     for r in chosen:
-        key = (units.of(r["src_ip"]), units.of(r["dst_ip"]), r["protocol"], r["dst_port"])
+        port = 0 if r["dst_port"] is None else r["dst_port"]  # no ports (GRE): 0, as matched
+        key = (units.of(r["src_ip"]), units.of(r["dst_ip"]), r["protocol"], port)
         seen[key].append(r)
 
     def certain(k: tuple[Unit, Unit, int, int]) -> bool:
@@ -306,13 +308,17 @@ def propose(
             for d in dsts
             for proto in protos
             for r in edge_rows.get((s, d, proto, bidir), ())
-            if pr[0][0] <= r["dst_port"] <= pr[0][1]
+            if pr[0][0] <= (r["dst_port"] or 0) <= pr[0][1]
         ]
         fids = tuple(sorted({r["finding_id"] for r in covered}))
         first = min(r["first_seen"] for r in covered)
         last = max(r["last_seen"] for r in covered)
         names = "-".join(protocol_name(p) for p in sorted(protos))
-        base = f"observed-{names}-{pr[0][0]}" + (f"-{pr[0][1]}" if pr[0][1] != pr[0][0] else "")
+        portless = not protos & (PORTED | {1, 58})  # GRE, ESP, VRRP: a rule without ports
+        if portless:
+            pr = ((0, 65535),)  # `ports: any`, the default of such rules
+        base = f"observed-{names}" + ("" if portless else f"-{pr[0][0]}")
+        base += f"-{pr[0][1]}" if pr[0][1] != pr[0][0] and not portless else ""
         rid, i = base, 2
         while rid in taken_ids:
             rid, i = f"{base}-{i}", i + 1
@@ -327,7 +333,7 @@ def propose(
                 protocols=tuple(sorted(protos)),
                 ports=pr,
                 bidirectional=bidir,
-                purpose=f"observed {svc} {', '.join(_pt(p) for p in pr)}: "
+                purpose=f"observed {svc}{'' if portless else ' ' + ', '.join(_pt(p) for p in pr)}: "
                 f"{', '.join(frm)} {arrow} {', '.join(to)} (review: name the service)",
                 findings=fids,
                 window=f"{iso(first)} .. {iso(last)}",

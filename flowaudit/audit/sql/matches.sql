@@ -1,8 +1,10 @@
 -- name: matches
 -- Each row is one (conversation, rule, orientation) where the rule admits the
 -- conversation: same protocol, initiator in `from`, responder in `to`, responder
--- port in the rule's range (or the reverse for bidirectional rules). Conversations
--- with an uncertain initiator are also tried reversed, using the initiator's port.
+-- port in the rule's range (or the reverse for bidirectional rules). A protocol without
+-- ports (GRE, ESP, VRRP: port NULL) is taken as port 0, so a rule of it with `ports: any`
+-- (the default for such protocols) admits it. Conversations with an uncertain initiator
+-- are also tried reversed, using the initiator's port.
 -- Rules whose group has no addresses yet have NULL bounds and match nothing. Only
 -- conversations on a scope VLAN (or untagged in an untagged capture) can match:
 -- off-VLAN traffic is a finding.
@@ -20,7 +22,7 @@ SELECT c.conv_id, r.rule_id, 'forward' AS orientation,
 FROM c
 JOIN rules AS r
   ON c.protocol = r.protocol
- AND c.dst_port BETWEEN r.port_lo AND r.port_hi
+ AND coalesce(c.dst_port, 0) BETWEEN r.port_lo AND r.port_hi
  AND ((c.src_addr BETWEEN r.src_lo AND r.src_hi AND c.dst_addr BETWEEN r.dst_lo AND r.dst_hi)
       OR (r.bidirectional
           AND c.src_addr BETWEEN r.dst_lo AND r.dst_hi
@@ -31,9 +33,8 @@ SELECT c.conv_id, r.rule_id, 'reversed' AS orientation,
 FROM c
 JOIN rules AS r
   ON c.uncertain
- AND c.alt_port IS NOT NULL
  AND c.protocol = r.protocol
- AND c.alt_port BETWEEN r.port_lo AND r.port_hi
+ AND coalesce(c.alt_port, 0) BETWEEN r.port_lo AND r.port_hi
  AND ((c.dst_addr BETWEEN r.src_lo AND r.src_hi AND c.src_addr BETWEEN r.dst_lo AND r.dst_hi)
       OR (r.bidirectional
           AND c.dst_addr BETWEEN r.dst_lo AND r.dst_hi

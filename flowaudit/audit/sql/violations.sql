@@ -37,13 +37,13 @@ facts AS (
         EXISTS (SELECT 1 FROM hosts WHERE g.dst_addr BETWEEN lo AND hi) AS dst_known,
         EXISTS (
             SELECT 1 FROM rules AS r
-            WHERE r.protocol = g.protocol AND g.dst_port BETWEEN r.port_lo AND r.port_hi
+            WHERE r.protocol = g.protocol AND coalesce(g.dst_port, 0) BETWEEN r.port_lo AND r.port_hi
               AND g.src_addr BETWEEN r.dst_lo AND r.dst_hi
               AND g.dst_addr BETWEEN r.src_lo AND r.src_hi
         ) AS reverse_rule,
         EXISTS (
             SELECT 1 FROM rules AS r
-            WHERE r.protocol <> g.protocol AND g.dst_port BETWEEN r.port_lo AND r.port_hi
+            WHERE r.protocol <> g.protocol AND coalesce(g.dst_port, 0) BETWEEN r.port_lo AND r.port_hi
               AND g.src_addr BETWEEN r.src_lo AND r.src_hi
               AND g.dst_addr BETWEEN r.dst_lo AND r.dst_hi
         ) AS other_protocol_rule,

@@ -327,3 +327,49 @@ def test_python_rows_load_whole_across_insert_chunks(n: int) -> None:
         eng.close()
     assert got.schema == schema
     assert sorted(zip(*(got.column(c).to_pylist() for c in "isx"), strict=True)) == rows
+
+
+PORTLESS = """
+  - id: vrrp
+    from: a
+    to: b
+    protocol: 112
+    purpose: VRRP adverts
+    provenance: {table: T, row: "1", origin: component}
+  - id: gre
+    from: b
+    to: c
+    protocol: 47
+    ports: any
+    purpose: GRE tunnel
+    provenance: {table: T, row: "2", origin: component}
+"""
+
+
+def test_rules_of_protocols_without_ports_admit_their_flows(tmp_path) -> None:
+    """rules/README.md: `ports` is required for tcp/udp/sctp only; a rule of another
+    protocol without it allows any port. GRE, ESP and VRRP flows carry no ports (null in
+    the flow table), so such a rule admits every flow of its protocol between its groups,
+    in either orientation when the initiator is uncertain; an exporter's certain
+    direction against the rule is `reverse-direction`."""
+    p = tmp_path / "portless.yaml"
+    groups = "groups:\n  a: {addresses: [10.25.233.4]}\n  b: {addresses: [10.25.233.5]}\n"
+    groups += "  c: {addresses: [10.25.233.6]}\n"
+    p.write_text(MINI.replace("groups:\n  nodes: {addresses: [10.25.233.4-10.25.233.6]}\n", groups)
+                 .replace("RULES", PORTLESS))  # fmt: skip
+    m = load_matrix(p)
+    up = "first_packet"  # no handshake: the initiator is uncertain
+    rows = [
+        flow(N4, N5, None, proto=112, sport=None, direction=up),  # vrrp forward
+        flow(N6, N5, None, proto=47, sport=None, direction=up),  # gre seen from c first
+        flow(N5, N4, None, proto=112, sport=None, direction="exporter", t=5),  # certain, reversed
+        flow(N4, N5, None, proto=50, sport=None, direction=up),  # esp: no rule of it
+    ]
+    r = run_audit(m, make_flows(rows))
+    got = {(v["src_ip"], v["dst_ip"], v["protocol"], v["dst_port"]): v["reason"]
+           for v in r.violations.to_pylist()}  # fmt: skip
+    assert got == {
+        (N5, N4, 112, None): "reverse-direction",
+        (N4, N5, 50, None): "protocol-not-approved",
+    }
+    assert r.unused_rules.to_pylist() == []

@@ -181,10 +181,12 @@ flows_strategy = st.lists(
     st.tuples(
         st.integers(0, len(POOL) - 1),
         st.integers(0, len(POOL) - 1),
-        st.sampled_from([6, 17]),
+        st.sampled_from([6, 17, 47]),
         st.sampled_from([80, 81, 83, 443, 444]),
         st.sampled_from(["syn", "first_packet"]),
-    ).filter(lambda t: t[0] != t[1]),
+    )
+    .filter(lambda t: t[0] != t[1])
+    .map(lambda t: t if t[2] != 47 else (*t[:3], None, t[4])),  # GRE: no ports
     min_size=1,
     max_size=12,
 )
@@ -208,6 +210,9 @@ def _approved_tuples(m, rule_ids):
             pairs |= {(d, s) for s, d in pairs}
         for s, d in pairs:
             for proto in r.protocols:
+                if proto == 47:  # no ports: a GRE flow's port counts as 0 (rules/README.md)
+                    out |= {(s, d, proto, 0)} if any(lo == 0 for lo, _ in r.ports) else set()
+                    continue
                 for lo, hi in r.ports:
                     out |= {(s, d, proto, p) for p in range(lo, hi + 1)}
     return out
@@ -237,7 +242,15 @@ def test_proposal_approves_selected_and_nothing_unobserved(tmp_path, flows, agg,
     base_path.write_text(BASE)
     base = load_matrix(base_path)
     rows = [
-        flow(POOL[s], POOL[d], port, proto=proto, direction=direction, t=float(i))
+        flow(
+            POOL[s],
+            POOL[d],
+            port,
+            proto=proto,
+            sport=None if port is None else 40000,
+            direction=direction,
+            t=float(i),
+        )  # fmt: skip
         for i, (s, d, proto, port, direction) in enumerate(flows)
     ]
     table = make_flows(rows)
@@ -251,7 +264,8 @@ def test_proposal_approves_selected_and_nothing_unobserved(tmp_path, flows, agg,
     # nothing that was not observed, within the aggregation and port gap the flags allow
     seen: dict[tuple[str, str, int], set[int]] = {}
     for s, d, proto, port, _ in flows:
-        seen.setdefault((_unit(POOL[s], agg), _unit(POOL[d], agg), proto), set()).add(port)
+        key = (_unit(POOL[s], agg), _unit(POOL[d], agg), proto)
+        seen.setdefault(key, set()).add(0 if port is None else port)
     allowed = {
         (s, d, proto, p)
         for (s, d, proto), ports in seen.items()
@@ -328,3 +342,28 @@ def test_a_finding_group_is_proposed_as_its_findings(mixed_store, mixed_ids, tmp
         cli, ["rules", "propose", "--store", str(mixed_store), *ADMIN_OPT, "--group-id", "ffffff"]
     )
     assert r.exit_code == 2 and "group id 'ffffff' matches no finding group" in r.output
+
+
+def test_a_protocol_without_ports_is_proposed_as_a_rule_without_ports(tmp_path) -> None:
+    """VRRP adverts between two hosts (no ports, no handshake) and a tcp flow without a
+    port: the VRRP finding becomes a rule of protocol 112 with `ports: any` (the default of
+    rules of protocols without ports), the portless tcp one is skipped with the reason."""
+    base_path = tmp_path / "base.yaml"
+    base_path.write_text(BASE)
+    base = load_matrix(base_path)
+    rows = [
+        flow("10.0.0.3", "10.0.0.4", None, proto=112, sport=None, direction="first_packet"),
+        flow("10.0.0.6", "10.0.0.7", None, proto=6, sport=None, direction="first_packet", t=1),
+    ]
+    result = run_audit(base, make_flows(rows))
+    proposal = propose(base, result, None)
+    (rule,) = [r.to_dict() for r in proposal.rules]
+    assert (rule["id"], rule["protocol"], rule["ports"]) == ("observed-112", "112", "any")
+    assert rule["purpose"].startswith("observed 112: ")
+    ((_, why),) = proposal.skipped
+    assert why == "no responder port was recorded: a tcp rule needs one"
+    prop = tmp_path / "proposal.yaml"
+    prop.write_text(proposal.to_yaml())
+    _, merged = merge_text(base_path, prop)
+    (v,) = run_audit(merged.matrix, make_flows(rows)).violations.to_pylist()
+    assert (v["src_ip"], v["protocol"]) == ("10.0.0.6", 6)

@@ -87,6 +87,12 @@ rules:
     bidirectional: true
     purpose: p4
     provenance: {table: T, row: "4", origin: component}
+  - id: app-web-gre
+    from: app
+    to: web
+    protocol: 47
+    purpose: p8
+    provenance: {table: T, row: "8", origin: component}
 """
 
 # the matrix above, restated for the oracle
@@ -99,7 +105,7 @@ GROUPS = {
 }
 # (protocols, ports, from, to, bidirectional), in rule-id order below
 RULE_IDS = ["web-app", "app-dns", "admin-ssh", "web-app-stream", "admin-app-mgmt", "app-admin-api",
-            "web-peers"]  # fmt: skip
+            "web-peers", "app-web-gre"]  # fmt: skip
 RULES = [
     ({6}, [(443, 443), (8000, 8010)], {"web"}, {"app"}, False),
     ({17}, [(53, 53)], {"app"}, {"web"}, False),
@@ -108,6 +114,7 @@ RULES = [
     ({6}, [(9000, 9000)], {"admin"}, {"app"}, True),
     ({6}, [(8443, 8443)], {"app"}, {"admin"}, False),
     ({6, 17}, [(2379, 2380)], {"web"}, {"web"}, True),
+    ({47}, [(0, 65535)], {"app"}, {"web"}, False),  # no `ports`: any (rules/README.md)
 ]
 
 ADDRESSES = [
@@ -151,8 +158,10 @@ def in_scope(ip: str) -> bool:
 
 
 def port_in(port: int | None, ranges: list[tuple[int, int]]) -> bool:
-    """A protocol without ports (GRE: port NULL) is in no port range."""
-    return port is not None and any(lo <= port <= hi for lo, hi in ranges)
+    """A protocol without ports (GRE: port NULL) counts as port 0 (matches.sql), so a rule
+    of it with `ports: any` (rules/README.md: the default outside tcp/udp/sctp) admits it."""
+    p = 0 if port is None else port
+    return any(lo <= p <= hi for lo, hi in ranges)
 
 
 def admits(rule: tuple[Any, ...], proto: int, init: str, resp: str, port: int) -> bool:
@@ -306,7 +315,7 @@ def near_rule_rows(draw: st.DrawFn) -> dict[str, Any]:
     elif change == "swap":
         init, resp = resp, init
     elif change == "protocol":
-        proto = 23 - proto  # tcp <-> udp
+        proto = {6: 17, 17: 6, 47: 50}[proto]  # tcp <-> udp, gre -> esp
     elif change == "below":
         port = lo - 1
     elif change == "above":
@@ -315,6 +324,8 @@ def near_rule_rows(draw: st.DrawFn) -> dict[str, Any]:
     sport = draw(st.sampled_from([40000, port]))
     if draw(st.integers(0, 5)) == 0:  # seen from the responder's side, mid-stream
         init, resp, port, sport, direction = resp, init, 40000, port, "first_packet"
+    if proto in (47, 50):  # GRE, ESP: no ports at all
+        port = sport = None
     return {"src": init, "dst": resp, "dport": port, "proto": proto, "sport": sport,
             "direction": direction}  # fmt: skip
 
@@ -382,6 +393,16 @@ def rows_of(drawn: list[tuple[dict[str, Any], int | None]]) -> list[dict[str, An
 # reversed and on another protocol's port at once: reverse-direction first
 @example(drawn=[({"src": "10.1.0.10", "dst": "10.1.0.1", "dport": 443, "proto": 6,
                   "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
+# a rule of a protocol without ports (GRE, no `ports`: any): its flows match, the other way
+# round too when the initiator is uncertain; a certain reversed one is reverse-direction
+@example(drawn=[({"src": "10.1.0.10", "dst": "10.1.0.1", "dport": None, "proto": 47,
+                  "sport": None, "direction": "first_packet"}, 111),
+                ({"src": "10.1.0.2", "dst": "10.1.0.11", "dport": None, "proto": 47,
+                  "sport": None, "direction": "first_packet"}, 111),
+                ({"src": "10.1.0.3", "dst": "10.1.0.12", "dport": None, "proto": 47,
+                  "sport": None, "direction": "syn"}, 111),
+                ({"src": "10.1.0.10", "dst": "10.1.0.3", "dport": None, "proto": 50,
+                  "sport": None, "direction": "first_packet"}, 111)])  # fmt: skip
 def test_findings_and_reasons_follow_the_documented_precedence(
     matrix: Matrix, drawn: list[tuple[dict[str, Any], int | None]]
 ) -> None:
