@@ -406,24 +406,26 @@ def test_what_differs_for_an_icmp_code_inside_the_rules_codes(tmp_path: Path) ->
     assert got == {code: ("ping", text) for code, text in want.items()}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="matches.sql compares the responder port with the rule's ports, and a flow of a "
-    "protocol without ports has none (NULL): a GRE/ESP/VRRP rule never matches "
-    "(tests/MUTATION.md, audit/run.py survivors)",
-)
-def test_a_rule_for_a_protocol_without_ports_admits_its_flows(tmp_path: Path) -> None:
-    """A flow matches a rule when its protocol is the rule's, its initiator is in `from` and
-    its responder in `to`, and its responder port is in the rule's ports (DESIGN.md): GRE
-    has no ports (its flows' ports are null, as the pcap reader writes them), so a GRE rule
-    (ports: any by default) admits every GRE flow between its groups."""
-    m = _matrix(tmp_path, {"web": [T4], "db": [T5]}, [
-        "id: gre, from: web, to: db, protocol: 47, purpose: p",
+def test_what_differs_for_a_rule_listing_ports_of_a_protocol_without_them(
+    tmp_path: Path,
+) -> None:
+    """A flow of a protocol without ports (GRE: null ports, as the pcap reader writes them)
+    counts as port 0 (rules/README.md): a GRE rule without `ports` (any) admits it, one that
+    lists ports without 0 does not, and what differs says so (it matches in neither
+    orientation). Found by the mutation run: the text was "matches in the other
+    orientation only"."""
+    m = _matrix(tmp_path, {"web": [T4], "db": [T5], "lone": [LONE]}, [
+        "id: gre-any, from: web, to: db, protocol: 47, purpose: p",
+        "id: gre-some, from: lone, to: db, protocol: 47, ports: [1, 80-90], purpose: p",
     ])  # fmt: skip
-    rows = [flow(T4, T5, None, proto=47, sport=None, direction="first_packet")]
+    rows = [
+        flow(T4, T5, None, proto=47, sport=None, direction="first_packet"),
+        flow(LONE, T5, None, proto=47, sport=None, direction="first_packet", t=1),
+    ]
     r = run_audit(m, make_flows(rows))
-    assert r.violations.to_pylist() == []
-    assert r.unused_rules.to_pylist() == []
+    got = [(v["src_ip"], v["nearest_rule"], v["differences"]) for v in r.violations.to_pylist()]
+    assert got == [(LONE, "gre-some", "protocol 47 has no ports: port 0 not in {1, 80-90}")]
+    assert [u["rule_id"] for u in r.unused_rules.to_pylist()] == ["gre-some"]
 
 
 # ------------------------------------------------------------------ address cells
