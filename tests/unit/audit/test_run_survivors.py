@@ -455,3 +455,21 @@ def test_a_sliced_address_array_gets_exactly_its_own_texts_and_cells(tmp_path: P
     want = values[5:9]
     assert texts.to_pylist() == [addr_text(v) for v in want]
     assert numbers.to_pylist() == [bisect.bisect_right(starts, v) - 1 for v in want]
+
+
+def test_the_highest_address_as_a_group_is_a_cell_of_its_own(tmp_path: Path) -> None:
+    """Cells cut the address space at every bound of a group (ARCHITECTURE.md, "Many
+    conversations, few keys"), the top address included: a group holding only
+    ffff:...:ffff gets the last cell, one address wide, with the group as its side; the
+    cell before it is multicast (ff00::/8)."""
+    from flowaudit.audit.run import _cell_rows
+
+    top = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+    m = _matrix(tmp_path, {"web": [T4], "edge": [top]}, [
+        "id: x, from: web, to: edge, protocol: tcp, ports: 1, purpose: p",
+    ])  # fmt: skip
+    cells = _cell_rows(m)
+    *_, (_, lo0, hi0, side0, cls0), (_, lo, hi, side, cls) = cells
+    assert int.from_bytes(lo, "big") == int.from_bytes(hi, "big") == 2**128 - 1
+    assert (side, cls) == ("edge", "multicast")
+    assert int.from_bytes(hi0, "big") == 2**128 - 2 and (side0, cls0) == ("multicast",) * 2
