@@ -1,8 +1,10 @@
 """More of the audit's Python decisions (``flowaudit/audit/run.py``), written for the
 mutants that survived the full mutmut run of 2026-12-08 (tests/MUTATION.md, "audit/run.py
-survivors"): what ``audit_source`` hands to the ingest and which store it reads, and a
-matrix whose names hold a NUL (worded violation by violation). Oracles: the crafted
-frames' own ground truth and plain statements of the documented rules, written here.
+survivors"): what ``audit_source`` hands to the ingest and to the audit and which store
+it reads, a matrix whose names hold a NUL (worded violation by violation), what differs
+for ICMP codes and for protocols without ports, and the address cells at their edges.
+Oracles: the crafted frames' own ground truth and plain statements of the documented
+rules, written here.
 Each test runs its own audit (mutmut runs for a mutant only the tests during which the
 mutated function ran)."""
 
