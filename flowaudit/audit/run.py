@@ -533,11 +533,15 @@ def _differences(
     ported = row["protocol"] in PORTED  # ICMP "ports" are type/code: not a port difference
     if ported and (port is None or not any(lo <= port <= hi for lo, hi in r.ports)):
         parts.append(f"dport {port} not in {{{ports_text(r.ports)}}}")
-    elif row["protocol"] in r.protocols and port is not None and not ported:
-        # a rule may limit an ICMP "port" (the code, Community ID mapping; matches.sql)
-        if not any(lo <= port <= hi for lo, hi in r.ports):
+    elif row["protocol"] in r.protocols and not ported:
+        # a rule may limit an ICMP "port" (the code, Community ID mapping) or list ports
+        # for a protocol without them, whose flows count as port 0 (matches.sql)
+        if not any(lo <= (port or 0) <= hi for lo, hi in r.ports):
             name = protocol_name(row["protocol"])
-            parts.append(f"{name} code {port} not in {{{ports_text(r.ports)}}}")
+            what = (
+                f"protocol {name} has no ports: port 0" if port is None else f"{name} code {port}"
+            )
+            parts.append(f"{what} not in {{{ports_text(r.ports)}}}")
     return "; ".join(parts) if parts else "matches in the other orientation only"
 
 
