@@ -308,15 +308,20 @@ def test_not_a_capture(tmp_path: Path) -> None:
     assert str(e.value) == f"{path}: not a pcap or pcapng file at byte 0"
 
 
-def test_an_unreadable_gzip_names_the_offset(tmp_path: Path) -> None:
-    data, offs = pcap_file([eth(ipv4(udp(bytes(range(256)) * 4))) for _ in range(3)])
-    z = bytearray(gzip.compress(data, compresslevel=0))
+@pytest.mark.parametrize(("frames", "cut", "offset"), [(3, None, 24), (0, 10, 4)])
+def test_an_unreadable_gzip_names_the_offset(
+    tmp_path: Path, frames: int, cut: int | None, offset: int
+) -> None:
+    # the gzip trailer's CRC does not match: the read that reaches the end fails, and the
+    # error names the offset that read started at (the records, or the file header's rest)
+    data, offs = pcap_file([eth(ipv4(udp(bytes(range(256)) * 4))) for _ in range(frames)])
+    z = bytearray(gzip.compress(data[:cut], compresslevel=0))
     z[-8:] = bytes(8)  # the CRC and length trailer no longer match: zlib/gzip refuse at EOF
     path = tmp_path / "x.pcap.gz"
     path.write_bytes(bytes(z))
     with pytest.raises(CaptureError) as e:
         payloads(path)
-    assert str(e.value).startswith(f"{path}: unreadable at byte 24: ")
+    assert str(e.value).startswith(f"{path}: unreadable at byte {offset}: ")
     assert "CRC" in str(e.value)
 
 
@@ -447,9 +452,20 @@ def test_pcapng_section_header_of_a_bad_length(tmp_path: Path, blen: int) -> Non
     path.write_bytes(bytes(bad))
     with pytest.raises(CaptureError, match=f"length {blen} invalid at byte 0$"):
         payloads(path)
-    # 28 octets, the smallest section header, is valid
+    # 28 octets, the smallest section header, is valid; so is one of 16 MiB (a long option)
     path.write_bytes(shb("<") + idb("<", ETH) + epb("<", 0, eth(ipv4(udp(b"ab")))))
     assert len(shb("<")) == 28 and payloads(path) == ([(SRC4, b"ab", 48)], {})
+    comment = struct.pack("<HH", 1, 0xFFF0) + bytes(0xFFF0)  # then end-of-options, zeros
+    fixed = struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)
+    big = blk("<", 0x0A0D0D0A, fixed + comment + bytes((16 << 20) - 28 - len(comment)))
+    assert len(big) == 16 << 20
+    path.write_bytes(big + idb("<", ETH) + epb("<", 0, eth(ipv4(udp(b"ab")))))
+    assert payloads(path) == ([(SRC4, b"ab", (16 << 20) + 20)], {})
+    # a length above 2^31 is named as the unsigned number it is
+    bad[4:8] = struct.pack("<I", 0xFFFFFFFC)
+    path.write_bytes(bytes(bad))
+    with pytest.raises(CaptureError, match="length 4294967292 invalid at byte 0$"):
+        payloads(path)
 
 
 # --- through the reader: the counters and the warnings --------------------------------------
@@ -473,3 +489,64 @@ def test_reader_reports_capture_problems_with_their_offsets(tmp_path: Path) -> N
         assert stats.counters["non_ip_frames"] == 1
         assert stats.counters["fragmented_datagrams"] == 1
         assert "cut_short_at" not in stats.counters and "corrupt_at" not in stats.counters
+
+
+def test_pcapng_interface_ids_out_of_range(tmp_path: Path) -> None:
+    # interface ids are unsigned (32 bits in the enhanced block, 16 in the obsolete one); an
+    # id past the section's interfaces, or a simple packet block before any interface
+    # description, has no link type: not IP
+    frame = eth(ipv4(udp(b"\x00\x0aab")))
+    for blocks in (
+        [shb("<"), idb("<", ETH), epb("<", 0xFFFFFFFF, frame)],
+        [shb("<"), idb("<", ETH), opb("<", 0xFFFF, frame, drops=0)],
+        [shb("<"), epb("<", 0, frame)],
+        [shb("<"), spb("<", frame)],
+    ):
+        path = tmp_path / "x.pcapng"
+        path.write_bytes(b"".join(blocks))
+        assert payloads(path) == ([], {"non_ip_frames": 1})
+
+
+def test_pcapng_lengths_past_the_block(tmp_path: Path) -> None:
+    # a captured length (enhanced block) or original length (simple block) beyond what the
+    # block holds: the frame is the block's packet data. A UDP length of 0 says the payload
+    # runs to the frame end, so the block's padding octets after the frame are not a part
+    pay = b"\x00\x0a" + bytes(19)
+    frame = eth(ipv4(udp(pay, length=0)))  # 63 octets: one octet of padding in the block
+    blocks = [
+        shb("<"),
+        idb("<", ETH),
+        epb("<", 0, frame),
+        spb("<", frame),
+        epb("<", 0, eth(ipv4(udp(pay))), caplen=0xFFFFFFFF),
+        spb("<", eth(ipv4(udp(pay))), orig=0xFFFFFFFF),
+    ]
+    offs = offsets_of(blocks)
+    path = tmp_path / "x.pcapng"
+    path.write_bytes(b"".join(blocks))
+    assert payloads(path) == ([(SRC4, pay, o) for o in offs[2:]], {})
+
+
+@pytest.mark.parametrize("where", ["end", "header", "byte-order", "section", "block"])
+def test_an_unreadable_gzip_pcapng_names_the_offset(tmp_path: Path, where: str) -> None:
+    # the gzip trailer's CRC does not match: the read that needs data past the end fails,
+    # and the error names the file offset that read started at
+    blocks = [shb("<"), idb("<", ETH), epb("<", 0, eth(ipv4(udp(b"\x00\x0aab"))))]
+    data = b"".join(blocks)
+    n = len(data)
+    cut = {
+        "end": (data, n),  # the next block header: at the end of the data
+        "header": (data + shb("<")[:5], n),  # a block header cut short
+        "byte-order": (data + shb("<")[:8], n + 8),  # a section header without its magic
+        "section": (data + shb("<")[:20], n + 12),  # a section header's body cut short
+        "block": (data + epb("<", 0, b"x" * 40)[:30], n + 8),  # a packet block's body
+    }[where]
+    z = bytearray(gzip.compress(cut[0]))
+    z[-8:-4] = bytes(4) if z[-8:-4] != bytes(4) else b"\x01\0\0\0"
+    path = tmp_path / "x.pcapng.gz"
+    path.write_bytes(bytes(z))
+    counts: dict[str, int] = {}
+    it = iter_udp_payloads(path, counts)
+    with pytest.raises(CaptureError) as e:
+        list(it)
+    assert str(e.value).startswith(f"{path}: unreadable at byte {cut[1]}: ")

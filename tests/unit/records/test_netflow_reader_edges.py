@@ -14,6 +14,7 @@ the values encoded, never the reader's own output.
 from __future__ import annotations
 
 import struct
+import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ from test_netflow_edges import (
 
 from flowaudit.errors import CaptureError
 from flowaudit.records.common import RecordStats
-from flowaudit.records.netflow.reader import iter_netflow_tables
+from flowaudit.records.netflow.reader import _raw_datagrams, iter_netflow_tables
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NTP_UNIX = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01 (RFC 5905 §6)
@@ -64,12 +65,12 @@ def flow(i: int) -> bytes:
 
 # --- raw export files: where each datagram ends -------------------------------------------
 def test_zero_padding_between_and_after_datagrams(tmp_path: Path) -> None:
-    # some collectors pad datagrams to a block size; 64 zero octets and more are padding,
-    # so are fewer at the end of the file
+    # some collectors pad datagrams to a block size; 64 zero octets and more are padding
+    # (the next datagram's version field starts with one more), so are fewer at the end
     reserved = ipfix(set_(4, bytes(4)))  # RFC 7011 §3.3.2: set id 4 is reserved
-    a, b, c = v5(1, first=1), v5(1, first=2), v5(1, first=3)
-    rows, stats = read(tmp_path, a, bytes(64), b, bytes(200), reserved, c, bytes(20))
-    assert sorted(r["src_ip"] for r in rows) == ["10.5.0.1", "10.5.0.2", "10.5.0.3"]
+    a, b, c, d = (v5(1, first=i) for i in (1, 2, 3, 4))
+    rows, stats = read(tmp_path, a, bytes(64), b, bytes(200), reserved, c, bytes(63), d, bytes(20))
+    assert sorted(r["src_ip"] for r in rows) == ["10.5.0.1", "10.5.0.2", "10.5.0.3", "10.5.0.4"]
     # the warning names the set's own offset, after both paddings
     off = len(a) + 64 + len(b) + 200 + 16
     assert stats.warnings == [f"{tmp_path / 'export.dat'}: byte {off}: reserved set id 4 skipped"]
@@ -449,18 +450,15 @@ def test_icmp_type_and_code_from_each_of_their_elements(tmp_path: Path) -> None:
     ]  # fmt: skip
 
 
-def test_records_without_usable_addresses_are_skipped_and_counted(tmp_path: Path) -> None:
-    # no address element, IPv4 address elements declared 16 octets long (RFC 7011 §6.2:
-    # no reduced-size or other encoding for addresses), or only a source address: no
-    # flow; IPv6 addresses are used when the IPv4 ones are unusable
+def test_records_without_addresses_are_skipped_and_counted(tmp_path: Path) -> None:
+    # no address element, or only a source address: no flow
     v6 = bytes.fromhex("20010db8000000000000000000000001")
     v6d = bytes.fromhex("20010db8000000000000000000000002")
     t = {
         256: ([(PROTO, 1), (SPORT, 2)], struct.pack("!BH", 6, 1)),
-        257: ([(SRC4, 16), (DST4, 16), (PROTO, 1)], bytes(32) + b"\x06"),
-        258: ([(SRC4, 4), (PROTO, 1)], ip4("10.0.0.3") + b"\x06"),
-        259: ([(SRC4, 16), (DST4, 4), (27, 16), (28, 16)], bytes(16) + ip4("10.0.0.4") + v6 + v6d),
-        260: ([(SRC4, 4), (DST4, 4)], ip4("10.0.0.5") + ip4("10.0.9.9")),  # no protocol, ports
+        257: ([(SRC4, 4), (PROTO, 1), (28, 16)], ip4("10.0.0.3") + b"\x06" + v6d),
+        258: ([(SRC4, 4), (DST4, 4)], ip4("10.0.0.5") + ip4("10.0.9.9")),  # no protocol, ports
+        259: ([(27, 16), (28, 16)], v6 + v6d),
     }
     tset = set_(2, b"".join(template(k, f) for k, (f, _) in t.items()))
     data = [set_(k, v + v) for k, (_, v) in t.items()]  # two records each
@@ -474,8 +472,33 @@ def test_records_without_usable_addresses_are_skipped_and_counted(tmp_path: Path
         == [("10.0.0.5", "10.0.9.9", 4, 0, None, None)] * 2
         + [("2001:db8::1", "2001:db8::2", 6, 0, None, None)] * 2
     )
-    assert stats.skipped == 6 and stats.counters["records_without_addresses"] == 6
+    assert stats.skipped == 4 and stats.counters["records_without_addresses"] == 4
     assert stats.records == 4 and stats.counters["records_ipfix"] == 4
+
+
+def test_address_elements_of_another_length_are_no_addresses(tmp_path: Path) -> None:
+    # RFC 7011 §6.2: reduced-size encoding is for numbers only; an IPv4 address element
+    # declared 16 or 3 octets long, or an IPv6 one declared 4 or 8, holds no address: the
+    # record has none (no flow), or the other version's addresses are used
+    v6 = bytes.fromhex("20010db8000000000000000000000001")
+    v6d = bytes.fromhex("20010db8000000000000000000000002")
+    t = {
+        256: ([(SRC4, 16), (DST4, 16), (PROTO, 1)], v6 + v6d + b"\x06"),
+        257: ([(SRC4, 3), (DST4, 4), (PROTO, 1)], b"\x0a\x01\x02" + ip4("10.0.0.2") + b"\x06"),
+        258: ([(SRC4, 16), (DST4, 4), (27, 16), (28, 16)], v6 + ip4("10.0.0.4") + v6 + v6d),
+        259: (
+            [(SRC4, 4), (DST4, 4), (27, 4), (28, 8)],
+            ip4("10.0.0.6") + ip4("10.0.0.7") + ip4("10.9.9.9") + bytes(8),
+        ),  # fmt: skip
+    }
+    tset = set_(2, b"".join(template(k, f) for k, (f, _) in t.items()))
+    rows, stats = read(tmp_path, ipfix(tset, *(set_(k, v) for k, (_, v) in t.items())))
+    assert stats.warnings == []
+    assert sorted((r["src_ip"], r["dst_ip"]) for r in rows) == [
+        ("10.0.0.6", "10.0.0.7"),
+        ("2001:db8::1", "2001:db8::2"),
+    ]
+    assert stats.skipped == 2 and stats.counters["records_without_addresses"] == 2
 
 
 def test_flow_direction_and_record_counts(tmp_path: Path) -> None:
@@ -497,3 +520,81 @@ def test_an_end_before_the_start_is_the_start(tmp_path: Path) -> None:
     tset = set_(2, template(256, ADDR + [(150, 4), (151, 4)]))
     rows, stats = read(tmp_path, ipfix(tset, set_(256, head(1) + struct.pack("!II", T2, T1))))
     assert times(rows) == [("10.0.0.1", T2 * 10**6, T2 * 10**6)]
+
+
+# --- pairing and the flow stream -------------------------------------------------------------
+def test_records_are_paired_by_default_with_the_given_gap_and_service_ports(
+    tmp_path: Path,
+) -> None:
+    # pairing.py's rules: the reverse record must start within max_gap_s of the first one's
+    # end; on equal starts the record *from* a service port is the responder's, else the
+    # one from the lower port. Flows come sorted by start.
+    tset = set_(2, template(256, BASIC + [(150, 4), (151, 4)]))
+
+    def rec(src: str, dst: str, sport: int, dport: int, start: int, end: int) -> bytes:
+        return basic(src, dst, 17, sport, dport, 2, 200) + struct.pack("!II", start, end)
+
+    late = rec("10.0.0.1", "10.0.9.9", 5000, 6000, T1 + 100, T1 + 101)  # alone, listed first
+    a = rec("10.0.0.1", "10.0.9.9", 5000, 6000, T1, T1 + 1)
+    b = rec("10.0.9.9", "10.0.0.1", 6000, 5000, T1, T1 + 31)
+    c = rec("10.0.0.2", "10.0.9.9", 5000, 6000, T1 + 50, T1 + 51)
+    c2 = rec("10.0.9.9", "10.0.0.2", 6000, 5000, T1 + 81, T1 + 82)  # 30 s after c ends
+    path = tmp_path / "export.dat"
+    path.write_bytes(ipfix(tset, set_(256, late + a + b + c + c2)))
+
+    def flows(**kw: Any) -> tuple[list[tuple[Any, ...]], RecordStats]:
+        stats = RecordStats()
+        rows = [r for t in iter_netflow_tables(path, stats=stats, **kw) for r in t.to_pylist()]
+        assert stats.flows == len(rows)
+        return [(r["src_ip"], r["src_port"], r["dst_packets"], us(r["first_seen"]) // 10**6)
+                for r in rows], stats  # fmt: skip
+
+    got, _ = flows()
+    assert got == [
+        ("10.0.9.9", 6000, 2, T1),  # equal starts, no service port: from the lower port
+        ("10.0.0.2", 5000, 2, T1 + 50),
+        ("10.0.0.1", 5000, 0, T1 + 100),
+    ]
+    got, _ = flows(service_ports=[6000], max_gap_s=10)
+    assert got == [
+        ("10.0.0.1", 5000, 2, T1),  # 6000 approved: the record from it is the responder's
+        ("10.0.0.2", 5000, 0, T1 + 50),
+        ("10.0.9.9", 6000, 0, T1 + 81),  # c2 starts 30 s after c ends: not its reply
+        ("10.0.0.1", 5000, 0, T1 + 100),
+    ]
+    got, _ = flows(pair=False)
+    assert [g[0] for g in got] == ["10.0.0.1", "10.0.0.1", "10.0.9.9", "10.0.0.2", "10.0.9.9"]
+
+
+def test_a_raw_file_is_read_in_bounded_pieces(tmp_path: Path) -> None:
+    # memory must not grow with the input: a 6 MB raw file is split holding about one 1 MiB
+    # read plus the rest of the previous one at a time (3.4 MB at the peak), never the file
+    one = v5(30)
+    path = tmp_path / "export.dat"
+    path.write_bytes(one * 4200)  # 6.1 MB
+    tracemalloc.start()
+    try:
+        n = sum(1 for _ in _raw_datagrams(path, RecordStats()))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert n == 4200
+    assert peak < 5 << 20, peak
+
+
+def test_the_address_is_the_element_occurrence_the_template_decodes(tmp_path: Path) -> None:
+    # RFC 7011 §8: an element may repeat; the decoded one is its first fixed-length,
+    # non-empty IANA occurrence (an enterprise element with the same number, an empty or
+    # a variable-length occurrence before it do not count), and that occurrence's length
+    # decides whether it is an address
+    t1 = [(SRC4, 6, 9), (SRC4, 0), (SRC4, 65535), (SRC4, 4), (DST4, 4), (PROTO, 1)]
+    r1 = b"\xaa" * 6 + b"\x03abc" + ip4("10.0.0.1") + ip4("10.0.9.9") + b"\x11"
+    t2 = [(SRC4, 1), (SRC4, 4), (DST4, 4), (PROTO, 1)]  # a 1-octet "address" first
+    r2 = b"\x07" + ip4("10.0.0.2") + ip4("10.0.9.9") + b"\x11"
+    tset = set_(2, template(256, t1) + template(257, t2))
+    rows, stats = read(tmp_path, ipfix(tset, set_(256, r1), set_(257, r2)))
+    assert stats.warnings == []
+    assert [(r["src_ip"], r["dst_ip"], r["protocol"]) for r in rows] == [
+        ("10.0.0.1", "10.0.9.9", 17)
+    ]
+    assert stats.counters["records_without_addresses"] == 1
