@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import ipaddress
 import struct
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -550,3 +551,24 @@ def test_an_unreadable_gzip_pcapng_names_the_offset(tmp_path: Path, where: str) 
     with pytest.raises(CaptureError) as e:
         list(it)
     assert str(e.value).startswith(f"{path}: unreadable at byte {cut[1]}: ")
+
+
+def test_pcap_with_a_snap_length_of_4_gib(tmp_path: Path) -> None:
+    # a snap length of 2^32 - 1 (some writers' "unlimited"): a record of 300,000 octets is
+    # valid (above libpcap's 262144), so is one of 1.5 MiB (here not IP); the file is still
+    # read a record at a time, not into memory whole
+    small = [eth(ipv4(udp(i.to_bytes(2, "big") + bytes(8000)))) for i in range(500)]
+    frames = [eth(ipv4(udp(b"ab"))), b"\x00" * 300_000, bytes(3 << 19), *small]
+    data, offs = pcap_file(frames, snaplen=0xFFFFFFFF)
+    path = tmp_path / "x.pcap"
+    path.write_bytes(data)  # 5.8 MB
+    counts: dict[str, int] = {}
+    tracemalloc.start()
+    try:
+        got = [(g[1][:2], g[2]) for g in iter_udp_payloads(path, counts)]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got == [(b"ab", offs[0])] + [(i.to_bytes(2, "big"), offs[3 + i]) for i in range(500)]
+    assert counts == {"non_ip_frames": 2}
+    assert peak < 7 << 20, peak  # the 1.5 MiB record read, joined and sliced
