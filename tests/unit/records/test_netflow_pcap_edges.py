@@ -572,3 +572,11 @@ def test_pcap_with_a_snap_length_of_4_gib(tmp_path: Path) -> None:
     assert got == [(b"ab", offs[0])] + [(i.to_bytes(2, "big"), offs[3 + i]) for i in range(500)]
     assert counts == {"non_ip_frames": 2}
     assert peak < 7 << 20, peak  # the 1.5 MiB record read, joined and sliced
+
+
+def test_pcap_first_record_larger_than_one_read(tmp_path: Path) -> None:
+    # a 1.5 MiB first record under a 4 MiB snap length is whole, not cut short
+    data, offs = pcap_file([bytes(3 << 19), eth(ipv4(udp(b"ab")))], snaplen=4 << 20)
+    path = tmp_path / "x.pcap"
+    path.write_bytes(data)
+    assert payloads(path) == ([(SRC4, b"ab", offs[1])], {"non_ip_frames": 1})
