@@ -111,12 +111,14 @@ def test_ipv4_header_options_come_before_the_udp_header() -> None:
     ],
 )
 def test_ipv4_fragments_are_counted_and_skipped(frag: int, fragment: bool) -> None:
-    counts: dict[str, int] = {}
-    got = udp_datagram(ETH, eth(ipv4(udp(b"\x00\x09abcd"), frag=frag)), counts)
-    if fragment:
-        assert got is None and counts == {"fragmented_datagrams": 1}
-    else:
-        assert got == (SRC4, b"\x00\x09abcd") and counts == {}
+    for link, frame in ((ETH, eth(ipv4(udp(b"\x00\x09abcd"), frag=frag))),
+                        (RAW, ipv4(udp(b"\x00\x09abcd"), frag=frag))):  # fmt: skip
+        counts: dict[str, int] = {}
+        got = udp_datagram(link, frame, counts)
+        if fragment:
+            assert got is None and counts == {"fragmented_datagrams": 1}
+        else:
+            assert got == (SRC4, b"\x00\x09abcd") and counts == {}
 
 
 def test_ipv6_extension_headers_are_skipped_to_udp() -> None:
@@ -148,7 +150,12 @@ def test_ipv6_extension_headers_are_skipped_to_udp() -> None:
         (eth6(ipv6(bytes(7), nh=0)), "non_udp_packets"),  # an extension header cut short
         (eth6(ipv6(b"")[:39]), "truncated_frames"),  # 39 of the 40 header octets
         (eth6(ipv6(bytes(7))), "truncated_frames"),  # 7 of the 8 UDP header octets
+        (eth6(ipv6(ext6(44), nh=0)), "fragmented_datagrams"),  # the last header: fragment
+        (eth6(ipv6(b"", nh=58)), "non_udp_packets"),  # the 40-octet header alone
+        (eth6(ipv6(b""))[:34], "truncated_frames"),  # 20 of the 40 header octets
         (eth(ipv4(bytes(20), proto=6)), "non_udp_packets"),
+        (eth(ipv4(b"", proto=6)), "non_udp_packets"),  # the 20-octet header alone
+        (eth(ipv4(udp(b"")))[:26], "truncated_frames"),  # 12 of the 20 header octets
         (eth(ipv4(udp(b""))[:19]), "truncated_frames"),  # 19 of the 20 header octets
         (eth(ipv4(udp(b""))[:27]), "truncated_frames"),  # 7 of the 8 UDP header octets
         (eth(ipv4(udp(b"abcd", length=13))), "truncated_frames"),  # UDP length past the frame
@@ -299,6 +306,14 @@ def test_pcap_header_only_and_header_cut_short(tmp_path: Path) -> None:
     with pytest.raises(CaptureError) as e:
         payloads(path)
     assert str(e.value) == f"{path}: pcap header cut short at byte 23"
+
+
+def test_a_gzip_file_that_does_not_decompress(tmp_path: Path) -> None:
+    path = tmp_path / "x.pcap.gz"
+    path.write_bytes(b"\x1f\x8b\x08\x00" + bytes(6) + b"\xff" * 40)  # a header, then no deflate
+    with pytest.raises(CaptureError) as e:
+        payloads(path)
+    assert str(e.value).startswith(f"{path}: unreadable at byte 0: ")
 
 
 def test_not_a_capture(tmp_path: Path) -> None:
@@ -580,3 +595,31 @@ def test_pcap_first_record_larger_than_one_read(tmp_path: Path) -> None:
     path = tmp_path / "x.pcap"
     path.write_bytes(data)
     assert payloads(path) == ([(SRC4, b"ab", offs[1])], {"non_ip_frames": 1})
+
+
+@pytest.mark.parametrize(("x", "incl"), [(0, 100), (5, 20), (5, 1 << 20)])
+def test_pcap_record_straddling_the_first_read(tmp_path: Path, x: int, incl: int) -> None:
+    # the first 1 MiB read ends x octets into the second record's data (x = 0: right after
+    # its 16-octet header); the record, up to max(snaplen, 262144) = 1 MiB long, is whole
+    first = (1 << 20) - 32 - x  # 24 + 16 + first + 16 + x = 24 + 1 MiB
+    frames = [bytes(first), bytes(incl), eth(ipv4(udp(b"\x00\x0aend")))]
+    data, offs = pcap_file(frames, snaplen=1 << 20)
+    assert offs[1] + 16 + x == 24 + (1 << 20)
+    path = tmp_path / "x.pcap"
+    path.write_bytes(data)
+    assert payloads(path) == ([(SRC4, b"\x00\x0aend", offs[2])], {"non_ip_frames": 2})
+
+
+def test_a_corrupt_record_length_allocates_nothing(tmp_path: Path) -> None:
+    # a record length of almost 4 GiB is refused from its header: nothing is read for it
+    data, offs = pcap_file([eth(ipv4(udp(b"ab")))])
+    path = tmp_path / "x.pcap"
+    path.write_bytes(data + struct.pack("<IIII", 0, 0, 0xFFFFFFF0, 0xFFFFFFF0) + bytes(64))
+    tracemalloc.start()
+    try:
+        got = payloads(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got == ([(SRC4, b"ab", 24)], {"corrupt_at": len(data)})
+    assert peak < 4 << 20, peak

@@ -441,12 +441,14 @@ def test_icmp_type_and_code_from_each_of_their_elements(tmp_path: Path) -> None:
     }
     tset = set_(2, b"".join(template(k, ADDR + f) for k, (_, _, f, _) in t.items()))
     data = [set_(k, head(k - 255, p, 7, dp) + v) for k, (p, dp, _, v) in t.items()]
-    rows, stats = read(tmp_path, ipfix(tset, *data))
+    # one data set of ICMP and UDP records: only the ICMP ones get type and code
+    mixed = set_(256, head(8, 17, 40000, 53) + b"\x00\x00" + head(9, 1, 0, 0) + b"\x03\x01")
+    rows, stats = read(tmp_path, ipfix(tset, *data, mixed))
     assert stats.warnings == []
     assert fields_of(rows, "protocol", "src_port", "dst_port") == [
         ("10.0.0.1", 1, 8, 0), ("10.0.0.2", 58, 128, 129), ("10.0.0.3", 1, 3, 13),
         ("10.0.0.4", 58, 1, 4), ("10.0.0.5", 1, 11, 1), ("10.0.0.6", 1, 3, 3),
-        ("10.0.0.7", 6, 7, 0x0303),
+        ("10.0.0.7", 6, 7, 0x0303), ("10.0.0.8", 17, 40000, 53), ("10.0.0.9", 1, 3, 1),
     ]  # fmt: skip
 
 
@@ -478,7 +480,7 @@ def test_records_without_addresses_are_skipped_and_counted(tmp_path: Path) -> No
 
 def test_address_elements_of_another_length_are_no_addresses(tmp_path: Path) -> None:
     # RFC 7011 §6.2: reduced-size encoding is for numbers only; an IPv4 address element
-    # declared 16 or 3 octets long, or an IPv6 one declared 4 or 8, holds no address: the
+    # declared 16 or 3 octets long, or an IPv6 one declared 4, 8 or 17, holds no address: the
     # record has none (no flow), or the other version's addresses are used
     v6 = bytes.fromhex("20010db8000000000000000000000001")
     v6d = bytes.fromhex("20010db8000000000000000000000002")
@@ -490,6 +492,7 @@ def test_address_elements_of_another_length_are_no_addresses(tmp_path: Path) -> 
             [(SRC4, 4), (DST4, 4), (27, 4), (28, 8)],
             ip4("10.0.0.6") + ip4("10.0.0.7") + ip4("10.9.9.9") + bytes(8),
         ),  # fmt: skip
+        260: ([(27, 8), (28, 17), (PROTO, 1)], v6[:8] + v6d + b"\x00\x06"),
     }
     tset = set_(2, b"".join(template(k, f) for k, (f, _) in t.items()))
     rows, stats = read(tmp_path, ipfix(tset, *(set_(k, v) for k, (_, v) in t.items())))
@@ -498,7 +501,7 @@ def test_address_elements_of_another_length_are_no_addresses(tmp_path: Path) -> 
         ("10.0.0.6", "10.0.0.7"),
         ("2001:db8::1", "2001:db8::2"),
     ]
-    assert stats.skipped == 2 and stats.counters["records_without_addresses"] == 2
+    assert stats.skipped == 3 and stats.counters["records_without_addresses"] == 3
 
 
 def test_flow_direction_and_record_counts(tmp_path: Path) -> None:
