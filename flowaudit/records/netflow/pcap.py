@@ -109,10 +109,17 @@ def _pcap(
     addr: dict[bytes, str] = {}  # exporter address text, formatted once per address
     buf, pos, base, eof = b"", 0, 24, False  # buf[pos] is at file offset base
     while True:
-        if len(buf) - pos < 16 + max_incl and not eof:  # one whole record at least
-            more = _read(f, READ_SIZE, path, base + len(buf) - pos)
+        # the next record's header, then the whole record (not max_incl octets: a snap
+        # length up to 2^32 - 1 would read the whole file ahead)
+        want = 16
+        if len(buf) - pos >= 16:
+            (incl,) = unpack_incl(buf, pos + 8)
+            want += incl if incl <= max_incl else 0
+        if len(buf) - pos < want and not eof:
+            more = _read(f, max(READ_SIZE, want), path, base + len(buf) - pos)
             eof = not more
             buf, base, pos = buf[pos:] + more, base + pos, 0
+            continue
         off = base + pos
         if pos == len(buf):
             return

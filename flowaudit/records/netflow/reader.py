@@ -50,7 +50,7 @@ from flowaudit.records.common import (
 )
 from flowaudit.records.netflow.decode import V5_RECORD_LEN, Batch, Decoder
 from flowaudit.records.netflow.pcap import iter_udp_payloads
-from flowaudit.records.netflow.templates import REVERSE_PEN, decode
+from flowaudit.records.netflow.templates import REVERSE_PEN, VARLEN, Template, decode
 from flowaudit.records.pairing import DEFAULT_MAX_GAP_S, iter_paired
 
 U64 = npt.NDArray[np.uint64]
@@ -146,6 +146,12 @@ def _sampling(d: Decoder, c: dict[tuple[int, int], Any], ctx: I64) -> npt.NDArra
     return np.where(s > 0, s, ctx[:, 5])
 
 
+def _widths(t: Template) -> dict[int, int]:
+    """Length of each IANA element as the decoded column holds it (its first occurrence
+    of non-zero, fixed length, as ``Template.build`` names it)."""
+    return {f.ie: f.length for f in reversed(t.fields) if f.pen == 0 and 0 < f.length < VARLEN}
+
+
 def _columns(d: Decoder, b: Batch) -> pa.Table | None:
     """One batch of raw records → a FLOW_SCHEMA table of unidirectional records."""
     buf = b"".join(b.chunks)
@@ -165,11 +171,11 @@ def _columns(d: Decoder, b: Batch) -> pa.Table | None:
         sampling = ctx[:, 5]
     else:
         c = decode(b.template, buf, n)
-        v4s, v4d, v6s, v6d = c.get((0, 8)), c.get((0, 12)), c.get((0, 27)), c.get((0, 28))
-        # a template may declare an address element with the wrong length: such an
-        # address is not one (4 bytes decode to one column, 16 bytes to two halves)
-        v4s, v4d = (a if a is not None and a.ndim == 1 else None for a in (v4s, v4d))
-        v6s, v6d = (a if a is not None and a.ndim == 2 else None for a in (v6s, v6d))
+        # a template may declare an address element with another length than 4 / 16
+        # octets (addresses have no reduced-size encoding, RFC 7011 §6.2): not an address
+        width = _widths(b.template)
+        v4s, v4d = (c.get((0, i)) if width.get(i) == 4 else None for i in (8, 12))
+        v6s, v6d = (c.get((0, i)) if width.get(i) == 16 else None for i in (27, 28))
         if v4s is not None and v4d is not None:
             ipv = np.full(n, 4, np.int8)
             shi, slo = ipv4_to_halves(v4s)
@@ -251,6 +257,8 @@ def _raw_datagrams(path: Path, stats: RecordStats) -> Iterator[tuple[str, bytes,
                 return
             if not any(buf[:64]) and (eof or len(buf) >= 64):
                 nz = len(buf) - len(buf.lstrip(b"\0"))
+                if nz < len(buf) or not eof:
+                    nz -= 1  # the next datagram's version field starts with a zero octet
                 buf, base = buf[nz:], base + nz  # zero padding between datagrams
                 continue
             n = _datagram_length(buf)
