@@ -140,3 +140,63 @@ def test_cli_strict_and_control_plane_options(tmp_path: Path) -> None:
     bad.write_text("protocols: 3\n")
     r = runner.invoke(cli, ["audit", str(MIXED), *ADMIN_OPT, "--control-plane", str(bad)])
     assert r.exit_code == 2 and "needs a `protocols` list" in r.stderr
+
+
+VRRP = flow("10.25.233.2", "224.0.0.18", None, proto=112, sport=None, direction="first_packet")
+MDNS = flow(LL5, "ff02::fb", 5353, proto=17, sport=5353, direction="first_packet")
+
+
+def test_control_plane_of_another_vlan_is_off_vlan(matrix) -> None:
+    # the shipped scope is VLAN 111: VRRP and mDNS tagged 112 are another segment's
+    # traffic, reported off-vlan, not listed as this LAN's control plane
+    rows = [VRRP, {**VRRP, "vlan_id": 112}, {**MDNS, "vlan_id": 112}]
+    r = run_audit(matrix, make_flows(rows))
+    assert [(c["kind"], c["src_ip"]) for c in r.control_plane.to_pylist()] == [
+        ("vrrp", "10.25.233.2")
+    ]
+    got = sorted((v["vlan_id"], v["dst_ip"], v["reason"]) for v in r.violations.to_pylist())
+    assert got == [(112, "224.0.0.18", "off-vlan"), (112, "ff02::fb", "off-vlan")]
+
+
+SCOPE_NO_VLANS = """\
+name: no-vlans
+scope:
+  subnets: [10.25.233.0/24]
+groups:
+  routers: {addresses: [10.25.233.2]}
+  vrrp_group: {addresses: [224.0.0.18]}
+rules: RULES
+"""
+VRRP_RULE = """
+  - id: vrrp-adverts
+    from: routers
+    to: vrrp_group
+    protocol: 112
+    purpose: VRRP adverts of the router
+    provenance: {table: T, row: "1", origin: component}
+"""
+
+
+def test_a_scope_without_vlans_takes_the_control_plane_of_every_tag(tmp_path: Path) -> None:
+    p = tmp_path / "m.yaml"
+    p.write_text(SCOPE_NO_VLANS.replace("rules: RULES\n", "rules: []\n"))
+    r = run_audit(load_matrix(p), make_flows([{**VRRP, "vlan_id": 112}, {**MDNS, "vlan_id": 7}]))
+    assert sorted(c["kind"] for c in r.control_plane.to_pylist()) == ["mdns", "vrrp"]
+    assert r.violations.num_rows == 0
+
+
+def test_control_plane_a_rule_admits_is_approved_traffic(tmp_path: Path) -> None:
+    # a rule for VRRP makes its adverts approved: not listed as control plane, not counted
+    # twice in the traffic shape; mDNS (no rule) stays control plane
+    p = tmp_path / "m.yaml"
+    p.write_text(SCOPE_NO_VLANS.replace("RULES", VRRP_RULE))
+    r = run_audit(load_matrix(p), make_flows([VRRP, MDNS]))
+    assert [c["kind"] for c in r.control_plane.to_pylist()] == ["mdns"]
+    assert r.violations.num_rows == 0 and r.unused_rules.num_rows == 0
+    assert r.stats["control_plane_flows"] == 1
+    assert r.traffic_shape is not None
+    shape = r.traffic_shape.to_pylist()
+    assert sum(s["flows"] for s in shape) == 2
+    assert sum(s["approved_flows"] for s in shape) == 1
+    assert sum(s["control_plane_flows"] for s in shape) == 1
+    assert sum(s["unapproved_flows"] for s in shape) == 0

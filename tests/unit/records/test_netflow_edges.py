@@ -197,6 +197,16 @@ def test_variable_length_fields_in_both_length_forms(tmp_path: Path) -> None:
     assert tuples(rows) == vwant(1, 2, 3, 4, 5)
 
 
+def test_a_long_form_empty_value_ending_the_set(tmp_path: Path) -> None:
+    # RFC 7011 §7: 255 then a two-octet length 0 is a valid empty value; when its two length
+    # octets are the set's last ones the record is whole, not cut short
+    data = vrec(1, b"eth0", b"") + vrec(2, b"", b"", long_vendor=True)
+    assert data.endswith(b"\xff\x00\x00")
+    rows, stats = read(tmp_path, ipfix(set_(2, template(256, VFIELDS)), set_(256, data)))
+    assert stats.warnings == []
+    assert tuples(rows) == vwant(1, 2)
+
+
 @pytest.mark.parametrize(
     ("tail", "what"),
     [
