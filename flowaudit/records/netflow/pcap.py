@@ -107,7 +107,7 @@ def _pcap(
     max_incl = max(snaplen, MAX_SNAPLEN)
     unpack_incl = struct.Struct(e + "I").unpack_from
     addr: dict[bytes, str] = {}  # exporter address text, formatted once per address
-    buf, pos, base, eof = b"", 0, 24, False  # buf[pos] is at file offset base
+    buf, pos, base, eof = b"", 0, 24, False  # buf[0] is at file offset base
     while True:
         # the next record's header, then the whole record (not max_incl octets: a snap
         # length up to 2^32 - 1 would read the whole file ahead)
@@ -116,7 +116,7 @@ def _pcap(
             (incl,) = unpack_incl(buf, pos + 8)
             want += incl if incl <= max_incl else 0
         if len(buf) - pos < want and not eof:
-            more = _read(f, max(READ_SIZE, want), path, base + len(buf) - pos)
+            more = _read(f, max(READ_SIZE, want), path, base + len(buf))
             eof = not more
             buf, base, pos = buf[pos:] + more, base + pos, 0
             continue
