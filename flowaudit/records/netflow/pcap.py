@@ -115,8 +115,11 @@ def _pcap(
         if len(buf) - pos >= 16:
             (incl,) = unpack_incl(buf, pos + 8)
             want += incl if incl <= max_incl else 0
-        if len(buf) - pos < want and not eof:
-            more = _read(f, max(READ_SIZE, want), path, base + len(buf))
+        have = len(buf) - pos
+        if have < want and not eof:
+            # at least READ_SIZE, at most doubling what is held: a corrupt length under a
+            # 2^32 - 1 snap length costs what the file holds, not 4 GiB up front
+            more = _read(f, max(READ_SIZE, min(want - have, have)), path, base + len(buf))
             eof = not more
             buf, base, pos = buf[pos:] + more, base + pos, 0
             continue

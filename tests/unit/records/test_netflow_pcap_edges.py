@@ -589,6 +589,26 @@ def test_pcap_with_a_snap_length_of_4_gib(tmp_path: Path) -> None:
     assert peak < 7 << 20, peak  # the 1.5 MiB record read, joined and sliced
 
 
+def test_pcap_record_claiming_4_gib_costs_what_the_file_holds(tmp_path: Path) -> None:
+    # under a 2^32 - 1 snap length a record header claiming ~4 GiB is within the snap
+    # length; the file holds 3 MiB of it: read in growing pieces, reported cut short
+    good = eth(ipv4(udp(b"ab")))
+    data, offs = pcap_file([good], snaplen=0xFFFFFFFF)
+    bad = struct.pack("<IIII", 0, 0, 0xFFFFFFF0, 0xFFFFFFF0) + bytes(3 << 20)
+    path = tmp_path / "x.pcap"
+    path.write_bytes(data + bad)
+    counts: dict[str, int] = {}
+    tracemalloc.start()
+    try:
+        got = [(g[1], g[2]) for g in iter_udp_payloads(path, counts)]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got == [(b"ab", offs[0])]
+    assert counts == {"cut_short_at": len(data)}
+    assert peak < 16 << 20, peak  # the 3 MiB held, doubled while read: not 4 GiB
+
+
 def test_pcap_first_record_larger_than_one_read(tmp_path: Path) -> None:
     # a 1.5 MiB first record under a 4 MiB snap length is whole, not cut short
     data, offs = pcap_file([bytes(3 << 19), eth(ipv4(udp(b"ab")))], snaplen=4 << 20)
