@@ -144,9 +144,9 @@ def _pcap(
 
 
 def _pcapng(f: IO[bytes], path: Path, counts: dict[str, int]) -> Iterator[tuple[str, bytes, int]]:
+    # the caller read the section header magic at byte 0 (iter_udp_payloads)
     off, e = 0, "<"
     links: list[int] = []
-    first = True
     while True:
         bh = _read(f, 8, path, off)
         if not bh:
@@ -165,14 +165,11 @@ def _pcapng(f: IO[bytes], path: Path, counts: dict[str, int]) -> Iterator[tuple[
             body = bom + _read(f, blen - 12, path, off + 12)
             links = []
         else:
-            if first:
-                raise CaptureError(f"{path}: pcapng without a section header at byte 0")
             btype, blen = struct.unpack(e + "II", bh)
             if blen < 12 or blen % 4 or blen > MAX_BLOCK:
                 counts["corrupt_at"] = off  # checked before anything is allocated for it
                 return
             body = _read(f, blen - 8, path, off + 8)
-        first = False
         if len(body) < blen - 8:
             counts["cut_short_at"] = off
             return
