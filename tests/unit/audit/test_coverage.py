@@ -153,7 +153,7 @@ def test_each_violation_lands_in_one_cell_ported_or_not() -> None:
         flow(unknown, "10.25.233.5", None, proto=47, sport=None, direction="first_packet"),
     ]
     r = run_audit(api.load_matrix(groups=ADMIN), make_flows(rows))
-    flows = dict(zip(*r.violations.select(["finding_id", "flows"]).to_pydict().values()))
+    flows = {v["finding_id"]: v["flows"] for v in r.violations.to_pylist()}
     assert sorted(flows.values()) == [1, 1, 2]
     listed = [(c["service"], f) for c in r.coverage.to_pylist() for f in c["findings"]]
     assert sorted(f for _, f in listed) == sorted(flows)
