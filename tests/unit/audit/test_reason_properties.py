@@ -387,6 +387,13 @@ def rows_of(drawn: list[tuple[dict[str, Any], int | None]]) -> list[dict[str, An
 # the pair's rules are udp only, the initiator's tcp rule is for other hosts
 @example(drawn=[({"src": "10.1.0.10", "dst": "10.1.0.1", "dport": 7999, "proto": 6,
                   "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
+# the pair has rules, none of this protocol (the GRE rule's any-port would make app -> web
+# protocol-not-approved whatever): app -> admin udp, app has a udp rule to other hosts;
+# admin -> web udp, web is another host's udp responder
+@example(drawn=[({"src": "10.1.0.10", "dst": "192.168.5.5", "dport": 7999, "proto": 17,
+                  "sport": 40000, "direction": "syn"}, 111),
+                ({"src": "192.168.5.5", "dst": "10.1.0.1", "dport": 7999, "proto": 17,
+                  "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
 # both ends unknown: unknown-source comes before unknown-destination
 @example(drawn=[({"src": "10.1.0.50", "dst": "10.1.0.51", "dport": 443, "proto": 6,
                   "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
