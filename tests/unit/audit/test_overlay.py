@@ -114,3 +114,22 @@ def test_a_pod_allow_list_with_a_bad_entry_names_file_and_line(tmp_path: Path) -
     res = CliRunner().invoke(cli, ["rules", "check", str(m)])
     assert res.exit_code == 2
     assert f"{m}:" in res.output and "udpx" in res.output
+
+
+def test_inner_flows_at_the_window_bounds(tmp_path: Path) -> None:
+    """The window is [since, until) for inner flows too: the DNS flow that ends exactly at
+    ``since`` is in it (the other ended before), the first HTTPS flow, which starts exactly
+    at ``until``, is not (times from the first test, tshark's)."""
+    import datetime as dt
+
+    def at(text: str) -> dt.datetime:
+        return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+
+    pcap, m = OVERLAY / "ndpi-vxlan.pcap", _matrix(tmp_path)
+    late = api.audit([pcap], rules=m, since=at("2021-12-16T10:27:22.930989")).to_dict()
+    assert [(o["dst_port"], o["flows"], o["last_seen"]) for o in late["overlay"]] == [
+        (443, 2, "2021-12-16T10:27:23.276366Z"),
+        (53, 1, "2021-12-16T10:27:22.930989Z"),
+    ]
+    early = api.audit([pcap], rules=m, until=at("2021-12-16T10:27:22.712036")).to_dict()
+    assert [(o["dst_port"], o["flows"]) for o in early["overlay"]] == [(53, 1)]
