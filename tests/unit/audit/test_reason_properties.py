@@ -394,6 +394,12 @@ def rows_of(drawn: list[tuple[dict[str, Any], int | None]]) -> list[dict[str, An
                   "sport": 40000, "direction": "syn"}, 111),
                 ({"src": "192.168.5.5", "dst": "10.1.0.1", "dport": 7999, "proto": 17,
                   "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
+# an unknown host and a rule's initiator, or its responder, on that rule's protocol and
+# port: the rule shares one group with the finding, the other way round (its nearest rule)
+@example(drawn=[({"src": "10.1.0.50", "dst": "10.1.0.10", "dport": 53, "proto": 17,
+                  "sport": 40000, "direction": "syn"}, 111),
+                ({"src": "10.1.0.1", "dst": "10.1.0.50", "dport": 53, "proto": 17,
+                  "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
 # both ends unknown: unknown-source comes before unknown-destination
 @example(drawn=[({"src": "10.1.0.50", "dst": "10.1.0.51", "dport": 443, "proto": 6,
                   "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
