@@ -136,3 +136,25 @@ def test_rules_whose_hosts_never_talked_are_unobserved_not_unused() -> None:
     outside = [c for c in r.coverage.to_pylist() if not c["approved"]]
     assert {c["source"] for c in outside} == {"out of scope"}
     assert sorted(c["service"] for c in outside) == ["out of scope tcp/80", "out of scope udp/53"]
+
+
+def test_each_violation_lands_in_one_cell_ported_or_not() -> None:
+    """One source cell to two destination cells on the same port, and portless GRE from it
+    (port NULL, the matrix names it 47): every finding is listed in exactly one grid cell."""
+    from flowrows import flow, make_flows
+
+    from flowaudit.audit.run import run_audit
+
+    unknown = "10.25.233.77"  # in scope, in no group
+    rows = [
+        flow(unknown, "10.25.233.4", 2381),  # to a node
+        flow(unknown, "10.25.233.4", 2381, sport=40001, t=1),
+        flow(unknown, "10.25.232.155", 2381),  # to the appliance: another destination cell
+        flow(unknown, "10.25.233.5", None, proto=47, sport=None, direction="first_packet"),
+    ]
+    r = run_audit(api.load_matrix(groups=ADMIN), make_flows(rows))
+    flows = {v["finding_id"]: v["flows"] for v in r.violations.to_pylist()}
+    assert sorted(flows.values()) == [1, 1, 2]
+    listed = [(c["service"], f) for c in r.coverage.to_pylist() for f in c["findings"]]
+    assert sorted(f for _, f in listed) == sorted(flows)
+    assert sorted(s for s, _ in listed) == ["nodes 47", "nodes tcp/2381", "pma_155 tcp/2381"]

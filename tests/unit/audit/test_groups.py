@@ -207,3 +207,23 @@ def test_unused_overbroad_and_unseen_pairs_are_apart(matrix) -> None:
     md = render(r, "markdown")
     assert "## Host pairs never seen (5 rules)" in md and "`--detail` lists them" in md
     assert "<details><summary>Host pairs never seen: 10 pairs" in render(r, "html")
+
+
+def test_a_protocol_without_ports_is_a_group_too(matrix) -> None:
+    # GRE and ESP from two nodes to the internet: no responder port (NULL); one group per
+    # protocol, with its members and top talkers like any other
+    gre = {"proto": 47, "sport": None, "direction": "first_packet"}
+    esp = {**gre, "proto": 50}
+    rows = [
+        flow(N4, "35.201.4.9", None, **gre),
+        flow(N5, "35.201.4.9", None, by=(9000, 0), **gre),
+        flow(N4, "35.201.4.10", None, **esp),
+    ]
+    r = run_audit(matrix, make_flows(rows))
+    got = {(g["protocol"], g["dst_port"]): g for g in r.finding_groups.to_pylist()}
+    assert set(got) == {(47, None), (50, None)}
+    g = got[(47, None)]
+    assert (len(g["findings"]), g["flows"], g["distinct_initiators"]) == (2, 2, 2)
+    assert g["top_initiators"] == [N5, N4] and g["top_responders"] == ["35.201.4.9"]
+    key = "flowaudit-group-v1|out-of-scope-address|nodes|internet|47|-"
+    assert g["group_id"] == hashlib.sha256(key.encode()).hexdigest()[:16]

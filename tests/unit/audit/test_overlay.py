@@ -114,3 +114,88 @@ def test_a_pod_allow_list_with_a_bad_entry_names_file_and_line(tmp_path: Path) -
     res = CliRunner().invoke(cli, ["rules", "check", str(m)])
     assert res.exit_code == 2
     assert f"{m}:" in res.output and "udpx" in res.output
+
+
+def test_inner_flows_at_the_window_bounds(tmp_path: Path) -> None:
+    """The window is [since, until) for inner flows too: the DNS flow that ends exactly at
+    ``since`` is in it (the other ended before), the first HTTPS flow, which starts exactly
+    at ``until``, is not (times from the first test, tshark's)."""
+    import datetime as dt
+
+    def at(text: str) -> dt.datetime:
+        return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+
+    pcap, m = OVERLAY / "ndpi-vxlan.pcap", _matrix(tmp_path)
+    late = api.audit([pcap], rules=m, since=at("2021-12-16T10:27:22.930989")).to_dict()
+    assert [(o["dst_port"], o["flows"], o["last_seen"]) for o in late["overlay"]] == [
+        (443, 2, "2021-12-16T10:27:23.276366Z"),
+        (53, 1, "2021-12-16T10:27:22.930989Z"),
+    ]
+    early = api.audit([pcap], rules=m, until=at("2021-12-16T10:27:22.712036")).to_dict()
+    assert [(o["dst_port"], o["flows"]) for o in early["overlay"]] == [(53, 1)]
+
+
+V1, V2, V3 = "10.25.233.4", "10.25.233.5", "10.25.233.6"
+PROV = 'provenance: {table: T, row: "1", origin: component}'
+OUTER_RULES = """\
+name: vteps
+scope:
+  subnets: [10.25.233.0/24]
+groups:
+  v1: {addresses: [10.25.233.4]}
+  v2: {addresses: [10.25.233.5]}
+  v3: {addresses: [10.25.233.6]}
+rules:
+  - {id: vxlan, from: v1, to: v2, protocol: udp, ports: 4789, purpose: VXLAN, PROV}
+  - {id: gre, from: v1, to: v2, protocol: 47, purpose: GRE, PROV}
+  - {id: a-from-v3, from: v3, to: v2, protocol: udp, ports: 4789, purpose: p, PROV}
+  - {id: a-to-v3, from: v1, to: v3, protocol: udp, ports: 4789, purpose: p, PROV}
+  - {id: a-tcp, from: v1, to: v2, protocol: tcp, ports: 4789, purpose: p, PROV}
+  - {id: a-4790, from: v1, to: v2, protocol: udp, ports: 4790, purpose: p, PROV}
+pods:
+  cidrs: [10.244.0.0/16]
+  allow:
+    - {protocol: tcp, ports: 8080, purpose: app}
+"""
+
+
+def test_the_rule_of_an_inner_flow_is_its_own_outer_flows(tmp_path: Path) -> None:
+    """Synthetic flows of an untagged capture: a VXLAN and a GRE outer flow, each approved
+    by its rule, and approved flows that differ from the VXLAN one in one part each (source,
+    destination, protocol, port) under rules whose ids sort first: each inner flow names the
+    rule of the outer flow it rode in, and only that one; the pod allow list approves pod
+    to pod on tcp/8080 only."""
+    from flowrows import flow, make_flows
+
+    from flowaudit.audit.run import run_audit
+    from flowaudit.matrix import load_matrix
+
+    p = tmp_path / "m.yaml"
+    p.write_text(OUTER_RULES.replace("PROV", PROV), encoding="utf-8")
+    udp = {"proto": 17, "direction": "first_packet", "vlan": None}
+    vx = flow(V1, V2, 4789, sport=50000, **udp)
+    gre = flow(V1, V2, None, proto=47, sport=None, direction="first_packet", vlan=None)
+    decoys = [flow(V3, V2, 4789, sport=50000, **udp), flow(V1, V3, 4789, sport=50000, **udp),
+              flow(V1, V2, 4789, vlan=None), flow(V1, V2, 4790, sport=50000, **udp)]  # fmt: skip
+
+    def inner(outer: dict, src: str, dst: str, port: int, t: float) -> dict:
+        f = flow(src, dst, port, vlan=None, t=t)
+        tunnel = "vxlan" if outer is vx else "gre"
+        return {**f, "tunnel": tunnel, "tunnel_id": 7, "outer_src_ip": V1, "outer_dst_ip": V2,
+                "outer_flow_id": outer["flow_id"]}  # fmt: skip
+
+    inners = [
+        inner(vx, "10.244.1.5", "10.244.2.7", 8080, 1),  # pod to pod, allowed
+        inner(vx, "10.244.1.5", "1.1.1.1", 8080, 2),  # to no pod
+        inner(gre, "10.244.1.6", "10.244.2.7", 9999, 3),  # a port the list does not allow
+    ]
+    r = run_audit(load_matrix(p), make_flows([vx, gre, *decoys, *inners]))
+    assert r.violations.num_rows == 0 and r.unused_rules.num_rows == 0
+    assert r.overlay is not None
+    got = sorted((o["rule_id"], o["tunnel"], o["inner_dst_ip"], o["dst_port"], o["reason"])
+                 for o in r.overlay.to_pylist())  # fmt: skip
+    assert got == [
+        ("gre", "gre", "10.244.2.7", 9999, "overlay-not-approved"),
+        ("vxlan", "vxlan", "1.1.1.1", 8080, "overlay-not-approved"),
+        ("vxlan", "vxlan", "10.244.2.7", 8080, None),
+    ]

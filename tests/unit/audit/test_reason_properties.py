@@ -387,6 +387,19 @@ def rows_of(drawn: list[tuple[dict[str, Any], int | None]]) -> list[dict[str, An
 # the pair's rules are udp only, the initiator's tcp rule is for other hosts
 @example(drawn=[({"src": "10.1.0.10", "dst": "10.1.0.1", "dport": 7999, "proto": 6,
                   "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
+# the pair has rules, none of this protocol (the GRE rule's any-port would make app -> web
+# protocol-not-approved whatever): app -> admin udp, app has a udp rule to other hosts;
+# admin -> web udp, web is another host's udp responder
+@example(drawn=[({"src": "10.1.0.10", "dst": "192.168.5.5", "dport": 7999, "proto": 17,
+                  "sport": 40000, "direction": "syn"}, 111),
+                ({"src": "192.168.5.5", "dst": "10.1.0.1", "dport": 7999, "proto": 17,
+                  "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
+# an unknown host and a rule's initiator, or its responder, on that rule's protocol and
+# port: the rule shares one group with the finding, the other way round (its nearest rule)
+@example(drawn=[({"src": "10.1.0.50", "dst": "10.1.0.10", "dport": 53, "proto": 17,
+                  "sport": 40000, "direction": "syn"}, 111),
+                ({"src": "10.1.0.1", "dst": "10.1.0.50", "dport": 53, "proto": 17,
+                  "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
 # both ends unknown: unknown-source comes before unknown-destination
 @example(drawn=[({"src": "10.1.0.50", "dst": "10.1.0.51", "dport": 443, "proto": 6,
                   "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
@@ -407,6 +420,28 @@ def rows_of(drawn: list[tuple[dict[str, Any], int | None]]) -> list[dict[str, An
                   "sport": None, "direction": "syn"}, 111),
                 ({"src": "10.1.0.10", "dst": "10.1.0.3", "dport": None, "proto": 50,
                   "sport": None, "direction": "first_packet"}, 111)])  # fmt: skip
+# findings that differ in one part of their key only (port, protocol, VLAN, source or
+# destination cell) with the same reason and nearest rule: each is one finding, worded once
+@example(drawn=[({"src": "10.1.0.1", "dst": "10.1.0.10", "dport": 7999, "proto": 6,
+                  "sport": 40000, "direction": "syn"}, 111),
+                ({"src": "10.1.0.1", "dst": "10.1.0.10", "dport": 8011, "proto": 6,
+                  "sport": 40000, "direction": "syn"}, 111),
+                ({"src": "10.1.0.1", "dst": "10.1.0.3", "dport": 2381, "proto": 6,
+                  "sport": 40000, "direction": "syn"}, 111),
+                ({"src": "10.1.0.1", "dst": "10.1.0.3", "dport": 2381, "proto": 17,
+                  "sport": 40000, "direction": "syn"}, 111),
+                ({"src": "10.1.0.1", "dst": "10.1.0.10", "dport": 40000, "proto": 6,
+                  "sport": 40001, "direction": "syn"}, 112),
+                ({"src": "10.1.0.1", "dst": "10.1.0.10", "dport": 40000, "proto": 6,
+                  "sport": 40001, "direction": "syn"}, None),
+                ({"src": "8.8.8.8", "dst": "10.1.0.10", "dport": 443, "proto": 6,
+                  "sport": 40000, "direction": "syn"}, 111),
+                ({"src": "10.1.1.1", "dst": "10.1.0.10", "dport": 443, "proto": 6,
+                  "sport": 40000, "direction": "syn"}, 111),
+                ({"src": "10.1.0.10", "dst": "8.8.8.8", "dport": 443, "proto": 6,
+                  "sport": 40000, "direction": "syn"}, 111),
+                ({"src": "10.1.0.10", "dst": "10.1.1.1", "dport": 443, "proto": 6,
+                  "sport": 40000, "direction": "syn"}, 111)])  # fmt: skip
 def test_findings_and_reasons_follow_the_documented_precedence(
     matrix: Matrix, drawn: list[tuple[dict[str, Any], int | None]]
 ) -> None:
@@ -426,6 +461,7 @@ def test_findings_and_reasons_follow_the_documented_precedence(
         for v in result.violations.to_pylist()
     }
     assert set(got) == set(expected)
+    assert result.violations.num_rows == len(got)  # one row per finding key
     for key, v in got.items():
         native = key[0] is None and tagged
         assert v["reason"] == reason(key, native), key

@@ -524,6 +524,33 @@ def test_result_window_counts_and_limits(tmp_path: Path) -> None:
     assert whole.encrypted["wireguard_flows"] == 2
 
 
+def test_encrypted_traffic_at_the_window_bounds(tmp_path: Path) -> None:
+    """The window is [since, until): a WireGuard or ESP flow that ends exactly at ``since``
+    is in it, one that starts exactly at ``until`` is not; the limits of sight count the
+    same flows as the audit."""
+    m = _matrix(tmp_path, {"web": [T4], "db": [T5]}, [
+        "id: https, from: web, to: db, protocol: tcp, ports: 443, purpose: p"
+    ])  # fmt: skip
+    esp = {"proto": 50, "sport": None, "direction": "first_packet"}
+    rows = [
+        flow(T4, T5, 51871, proto=17, sport=40001, t=49, dur=1, by=(100, 10)),  # ends at since
+        flow(T4, T5, None, t=49, dur=1, by=(200, 20), **esp),  # ends at since
+        flow(T4, T5, 51871, proto=17, sport=40002, t=300, by=(400, 40)),  # starts at until
+        flow(T4, T5, None, t=300, by=(800, 80), **esp),  # starts at until
+    ]
+    since, until = T0 + dt.timedelta(seconds=50), T0 + dt.timedelta(seconds=300)
+    r = run_audit(m, make_flows(rows), since=since, until=until)
+    assert r.flows == 2
+    assert r.encrypted == {
+        "wireguard_flows": 1,
+        "wireguard_bytes": 110,
+        "esp_flows": 1,
+        "esp_bytes": 220,
+        "flows": 2,
+        "bytes": 330,
+    }
+
+
 def test_sampling_of_one_is_not_sampled(tmp_path: Path) -> None:
     m = _matrix(tmp_path, {"web": [T4], "db": [T5]}, [
         "id: https, from: web, to: db, protocol: tcp, ports: 443, purpose: p"

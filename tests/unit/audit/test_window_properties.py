@@ -94,6 +94,16 @@ def at(s: int | None) -> dt.datetime | None:
     since=None,
     until=None,
 )  # same ports between other hosts, or under another protocol: other findings
+@example(
+    spans=[(0, 1, 111, 6, 80, "first_packet", 30003, 0)],
+    since=None,
+    until=None,
+)  # from a service port (30003: a matrix port) to a well-known one, without a SYN: uncertain
+@example(
+    spans=[(0, 1, 111, 6, 3000, "syn", 40000, 0), (0, 1, 111, 6, 3001, "syn", 40000, 0)],
+    since=None,
+    until=None,
+)  # the same hosts on two ports: two findings, each with its own flow
 def test_window_keeps_exactly_the_documented_flows(
     matrix: Matrix,
     spans: list[tuple[int, int, int | None, int, int, str, int, int]],
