@@ -42,6 +42,7 @@ from flowaudit.records.common import RecordStats
 from flowaudit.records.netflow.reader import iter_netflow_tables
 
 EXPORT_US = EXPORT_SECS * 10**6
+U32_MAX = 0xFFFFFFFF
 
 
 def flow(i: int) -> bytes:
@@ -130,3 +131,58 @@ def test_datagrams_and_zero_padding_up_to_the_end_of_the_file(tmp_path: Path) ->
         rows, stats = read(tmp_path, v5(2), bytes(100), nf9, bytes(tail))
         assert sorted(r["src_ip"] for r in rows) == ["10.0.0.7", "10.5.0.1", "10.5.0.2"], tail
         assert stats.warnings == [], tail
+
+
+# --- out-of-spec field widths: an 8-octet unsigned32 is still an unsigned number -------------
+# (values of 2^63 and more once wrapped to negative int64 numbers, or raised OverflowError)
+def test_oversized_delta_times_are_before_the_export_and_out_of_range(tmp_path: Path) -> None:
+    # flowStartDeltaMicroseconds 2^64 - 10^6: 584,942 years before the export, not a time
+    # 1 s after it; no storable time: the record is dropped and counted
+    tset = set_(2, template(256, BASIC + [(158, 8), (159, 8)]))
+    data = flow(1) + struct.pack("!QQ", 2**64 - 10**6, 2**64 - 1)
+    data += flow(2) + struct.pack("!QQ", 3_000_000, 1_000_000)
+    rows, stats = read(tmp_path, ipfix(tset, set_(256, data)))
+    assert times(rows) == [("10.0.0.2", EXPORT_US - 3_000_000, EXPORT_US - 1_000_000)]
+    assert stats.skipped == 1 and stats.counters["records_time_out_of_range"] == 1
+
+
+def test_oversized_sysuptime_times_do_not_wrap_into_range(tmp_path: Path) -> None:
+    # an 8-octet flowStartSysUpTime whose sum with systemInitTimeMilliseconds passes 2^64:
+    # far beyond 2262, not 5 ms after 1970; dropped and counted
+    init = 1_789_000_000_000
+    tset = set_(2, template(256, BASIC + [(160, 8), (22, 8), (21, 8)]))
+    data = flow(1) + struct.pack("!QQQ", init, 2**64 - init + 5, 2**64 - init + 7)
+    data += flow(2) + struct.pack("!QQQ", init, 1_000, 61_000)
+    rows, stats = read(tmp_path, ipfix(tset, set_(256, data)))
+    assert times(rows) == [("10.0.0.2", (init + 1_000) * 1000, (init + 61_000) * 1000)]
+    assert stats.skipped == 1 and stats.counters["records_time_out_of_range"] == 1
+
+
+def otpl(tid: int, ie: int) -> bytes:
+    """An IPFIX options template: scope observationDomainId (149), one 8-octet option."""
+    return struct.pack("!HHHHHHH", tid, 2, 1, 149, 4, ie, 8)
+
+
+def test_oversized_announced_init_time_is_out_of_range(tmp_path: Path) -> None:
+    # systemInitTimeMilliseconds 2^64 - 1 in an options record (dateTimeMilliseconds,
+    # unsigned64): the record's 22/21 times are far beyond 2262: dropped and counted
+    opts = ipfix(set_(3, otpl(400, 160)), set_(400, struct.pack("!IQ", 7, 2**64 - 1)))
+    tset = set_(2, template(256, BASIC + [(22, 4), (21, 4)]))
+    rows, stats = read(tmp_path, opts, ipfix(tset, set_(256, flow(1) + struct.pack("!II", 1, 2))))
+    assert rows == []
+    assert stats.skipped == 1 and stats.counters["records_time_out_of_range"] == 1
+
+
+@pytest.mark.parametrize("interval", [2**32 + 5, 2**53 + 1, 2**63 + 5, 2**64 - 1])
+def test_oversized_sampling_intervals_saturate(tmp_path: Path, interval: int) -> None:
+    # samplingInterval (34) is unsigned32 and so is the sampling column: a larger value (an
+    # 8-octet encoding) is the largest interval, not its low 32 bits nor "unsampled"
+    tset = set_(2, template(256, BASIC + [(34, 8)]))
+    rows, stats = read(tmp_path, ipfix(tset, set_(256, flow(1) + struct.pack("!Q", interval))))
+    assert [r["sampling"] for r in rows] == [U32_MAX]
+    # ... announced in an options record for the observation domain
+    opts = ipfix(set_(3, otpl(400, 34)), set_(400, struct.pack("!IQ", 7, interval)))
+    tset = set_(2, template(257, BASIC))
+    rows, stats = read(tmp_path, opts, ipfix(tset, set_(257, flow(2))))
+    assert [r["sampling"] for r in rows] == [U32_MAX]
+    assert stats.warnings == []
