@@ -56,6 +56,7 @@ from flowaudit.records.pairing import DEFAULT_MAX_GAP_S, iter_paired
 U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
 NTP_UNIX = 2208988800
+U32_MAX = 0xFFFFFFFF
 CHUNK_RECORDS = 200_000
 READ_SIZE = 1 << 20
 
@@ -99,6 +100,7 @@ def _first(cols: dict[tuple[int, int], Any], *keys: int, pen: int = 0) -> Any:
 def _times(d: Decoder, b: Batch, c: dict[tuple[int, int], Any], ctx: I64) -> tuple[I64, I64]:
     secs, nsecs, uptime = ctx[:, 0], ctx[:, 1], ctx[:, 2]
     export = secs * 1_000_000 + nsecs // 1000
+    cap = TIME_MAX_US // 1000  # ms
     out: list[I64] = []
     for ids in ((152, 150, 154, 156, 158, 22), (153, 151, 155, 157, 159, 21)):
         ms, s, us, ns, delta, up = (c.get((0, i)) for i in ids)
@@ -109,21 +111,24 @@ def _times(d: Decoder, b: Batch, c: dict[tuple[int, int], Any], ctx: I64) -> tup
         elif us is not None or ns is not None:
             out.append(_ntp_us(np.asarray(us if us is not None else ns, np.uint64)))
         elif delta is not None:
-            out.append(export - delta.astype(np.int64))
+            # unsigned (an 8-octet one reaches 2^64): capped, so it cannot wrap negative
+            out.append(export - np.minimum(delta, np.uint64(TIME_MAX_US)).astype(np.int64))
         elif up is not None and b.version == 9:
             out.append(_uptime_to_us(secs, nsecs, uptime, up))
         elif up is not None:
             init = c.get((0, 160))  # systemInitTimeMilliseconds, in the record or announced
             if init is None:
                 keys = zip(ctx[:, 3].tolist(), ctx[:, 4].tolist(), strict=True)
-                announced = np.asarray([d.init_ms.get(k, -1) for k in keys], dtype=np.int64)
+                got = [min(d.init_ms.get(k, -1), cap) for k in keys]  # unsigned64: capped to fit
+                announced = np.asarray(got, dtype=np.int64)
                 known = announced >= 0
                 init = np.where(known, announced, 0)
             else:
                 known = np.ones(len(init), dtype=np.bool_)
-            # capped first, so the sum cannot wrap back into the storable range
-            base = np.minimum(np.asarray(init).astype(np.uint64), np.uint64(TIME_MAX_US // 1000))
-            out.append(np.where(known, _scaled_us(base + up.astype(np.uint64), 1000), export))
+            # both capped first, so the sum cannot wrap back into the storable range
+            base = np.minimum(np.asarray(init).astype(np.uint64), np.uint64(cap))
+            after = np.minimum(up.astype(np.uint64), np.uint64(cap))
+            out.append(np.where(known, _scaled_us(base + after, 1000), export))
         else:
             out.append(export)
     return out[0], out[1]
@@ -132,7 +137,12 @@ def _times(d: Decoder, b: Batch, c: dict[tuple[int, int], Any], ctx: I64) -> tup
 def _sampling(d: Decoder, c: dict[tuple[int, int], Any], ctx: I64) -> npt.NDArray[np.int64]:
     n = len(ctx)
     own = _first(c, 34, 50)
-    s = own.astype(np.int64) if own is not None else np.zeros(n, np.int64)
+    # intervals are unsigned32 (the sampling column too): a wider value is the largest
+    s = (
+        np.minimum(own, np.uint64(U32_MAX)).astype(np.int64)
+        if own is not None
+        else np.zeros(n, np.int64)
+    )
     if (s == 0).any() and (d.sampling or d.sampler):
         sid = _first(c, 302, 48)
         exp, dom = ctx[:, 3].tolist(), ctx[:, 4].tolist()
@@ -142,7 +152,8 @@ def _sampling(d: Decoder, c: dict[tuple[int, int], Any], ctx: I64) -> npt.NDArra
             d.sampling.get((e, m), 0)
             for e, m, i in zip(exp, dom, sids, strict=True)
         ]  # fmt: skip
-        s = np.where(s == 0, np.asarray(looked, np.int64), s)
+        looked_ = np.minimum(np.asarray(looked, np.uint64), np.uint64(U32_MAX)).astype(np.int64)
+        s = np.where(s == 0, looked_, s)
     return np.where(s > 0, s, ctx[:, 5])
 
 
