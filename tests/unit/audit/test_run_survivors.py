@@ -20,34 +20,17 @@ from typing import Any
 import pytest
 from flowrows import flow, make_flows
 from pcaptools import records_at, tcp_frame, write_pcap
+from test_run_mutants import _matrix
 
 from flowaudit.audit.run import audit_source, run_audit
 from flowaudit.errors import CaptureError, StoreError
-from flowaudit.matrix import load_matrix
 from flowaudit.matrix.model import Matrix
 from flowaudit.store import DEFAULT_STORE, FlowStore
 
-PROV = 'provenance: {table: T, row: "1", origin: component}'
 PCAP_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
 NODE_A, NODE_B, NODE_C = "10.25.233.4", "10.25.233.5", "10.25.233.6"
 POD_A, POD_B = "10.0.1.5", "10.0.2.7"
 VX_PORT, VNI = 9999, 7  # VXLAN on a port that is not 4789 or 8472
-
-
-def _matrix(tmp_path: Path, groups: dict[str, list[str] | None], rules: list[str]) -> Matrix:
-    """A matrix on VLAN 111 and 10.25.233.0/24 with these groups (None: needs
-    configuration) and rules (YAML mappings without the provenance)."""
-    lines = ["name: mini", "scope:", "  vlans: [111]", "  subnets: [10.25.233.0/24]", "groups:"]
-    for name, addrs in groups.items():
-        if addrs is None:
-            lines.append(f"  {name}: {{needs_configuration: true, addresses: []}}")
-        else:
-            lines.append(f"  {name}: {{addresses: [{', '.join(addrs)}]}}")
-    lines.append("rules:")
-    lines += [f"  - {{{r}, {PROV}}}" for r in rules]
-    p = tmp_path / "mini.yaml"
-    p.write_text("\n".join(lines) + "\n")
-    return load_matrix(p)
 
 
 def _udp_frame(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
