@@ -105,6 +105,15 @@ def tcp_frame(
     return eth + tag + b"\x08\x00" + ip + tcp
 
 
+def udp_frame(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
+    """An Ethernet/802.1Q (VLAN 111)/IPv4/UDP frame; checksums left zero."""
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    a, b = ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, a, b)
+    eth = b"\x02\x00\x00\x00\x00\x0b\x02\x00\x00\x00\x00\x0a"
+    return eth + struct.pack("!HH", 0x8100, 111) + b"\x08\x00" + ip + udp
+
+
 def records_at(start: int, frames: list[bytes], step_us: int = 1000) -> Iterator[Record]:
     for i, f in enumerate(frames):
         yield start, i * step_us, f, len(f)

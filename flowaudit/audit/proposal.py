@@ -24,6 +24,17 @@ class ProposedGroup:
         return {"description": self.description, "addresses": list(self.addresses)}
 
 
+def _ports_value(ranges: tuple[tuple[int, int], ...]) -> Any:
+    """The matrix's `ports` value: "any" for the whole range (rules of protocols without
+    ports), one port as a number, one range as "lo-hi", several as a list (like the seed)."""
+    if ranges == ((0, 65535),):
+        return "any"
+    texts = [str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ranges]
+    if len(texts) > 1:
+        return texts
+    return int(texts[0]) if texts[0].isdigit() else texts[0]
+
+
 @dataclass(frozen=True)
 class ProposedRule:
     id: str
@@ -40,18 +51,12 @@ class ProposedRule:
 
     def to_dict(self) -> dict[str, Any]:
         names = [protocol_name(p) for p in self.protocols]
-        ports = [str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in self.ports]
         out: dict[str, Any] = {
             "id": self.id,
             "from": self.from_groups[0] if len(self.from_groups) == 1 else list(self.from_groups),
             "to": self.to_groups[0] if len(self.to_groups) == 1 else list(self.to_groups),
             "protocol": names[0] if len(names) == 1 else names,
-            # one port as a number, one range as "lo-hi", several as a list (like the seed)
-            "ports": "any"
-            if self.ports == ((0, 65535),)
-            else (int(ports[0]) if ports[0].isdigit() else ports[0])
-            if len(ports) == 1
-            else ports,
+            "ports": _ports_value(self.ports),
             "purpose": self.purpose,
         }
         if self.bidirectional:

@@ -317,8 +317,9 @@ def propose(
         portless = not protos & (PORTED | {1, 58})  # GRE, ESP, VRRP: a rule without ports
         if portless:
             pr = ((0, 65535),)  # `ports: any`, the default of such rules
-        base = f"observed-{names}" + ("" if portless else f"-{pr[0][0]}")
-        base += f"-{pr[0][1]}" if pr[0][1] != pr[0][0] and not portless else ""
+            base = f"observed-{names}"
+        else:
+            base = f"observed-{names}-{pr[0][0]}" + (f"-{pr[0][1]}" if pr[0][1] != pr[0][0] else "")
         rid, i = base, 2
         while rid in taken_ids:
             rid, i = f"{base}-{i}", i + 1

@@ -111,11 +111,9 @@ def _pcap(
     while True:
         # the next record's header, then the whole record (not max_incl octets: a snap
         # length up to 2^32 - 1 would read the whole file ahead)
-        want = 16
-        if len(buf) - pos >= 16:
-            (incl,) = unpack_incl(buf, pos + 8)
-            want += incl if incl <= max_incl else 0
         have = len(buf) - pos
+        incl = unpack_incl(buf, pos + 8)[0] if have >= 16 else -1
+        want = 16 + incl if 0 <= incl <= max_incl else 16
         if have < want and not eof:
             # at least READ_SIZE, at most doubling what is held: a corrupt length under a
             # 2^32 - 1 snap length costs what the file holds, not 4 GiB up front
@@ -124,16 +122,15 @@ def _pcap(
             buf, base, pos = buf[pos:] + more, base + pos, 0
             continue
         off = base + pos
-        if pos == len(buf):
+        if have == 0:
             return
-        if len(buf) - pos < 16:
+        if incl < 0:  # fewer than 16 octets left
             counts["cut_short_at"] = off
             return
-        (incl,) = unpack_incl(buf, pos + 8)
         if incl > max_incl:  # checked before anything is allocated for it
             counts["corrupt_at"] = off
             return
-        if len(buf) - pos < 16 + incl:
+        if have < want:
             counts["cut_short_at"] = off
             return
         frame = buf[pos + 16 : pos + 16 + incl]

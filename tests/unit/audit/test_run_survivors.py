@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import ipaddress
 import struct
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flowrows import flow, make_flows
-from pcaptools import records_at, tcp_frame, write_pcap
+from pcaptools import records_at, tcp_frame, udp_frame, write_pcap
 from test_run_mutants import _matrix
 
 from flowaudit.audit.run import audit_source, run_audit
@@ -31,15 +30,6 @@ PCAP_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
 NODE_A, NODE_B, NODE_C = "10.25.233.4", "10.25.233.5", "10.25.233.6"
 POD_A, POD_B = "10.0.1.5", "10.0.2.7"
 VX_PORT, VNI = 9999, 7  # VXLAN on a port that is not 4789 or 8472
-
-
-def _udp_frame(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
-    """An Ethernet/802.1Q (VLAN 111)/IPv4/UDP frame; checksums left zero."""
-    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
-    a, b = ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, a, b)
-    eth = b"\x02\x00\x00\x00\x00\x0b\x02\x00\x00\x00\x00\x0a"
-    return eth + struct.pack("!HH", 0x8100, 111) + b"\x08\x00" + ip + udp
 
 
 def _vxlan(inner: bytes) -> bytes:
@@ -59,8 +49,8 @@ def _tunnel_capture(tmp_path: Path) -> Path:
     syn = tcp_frame(None, POD_A, POD_B, 40000, 8080, 0x02)
     synack = tcp_frame(None, POD_B, POD_A, 8080, 40000, 0x12)
     frames = [
-        _udp_frame(NODE_A, NODE_B, 33000, VX_PORT, _vxlan(syn)),
-        _udp_frame(NODE_B, NODE_A, 33001, VX_PORT, _vxlan(synack)),
+        udp_frame(NODE_A, NODE_B, 33000, VX_PORT, _vxlan(syn)),
+        udp_frame(NODE_B, NODE_A, 33001, VX_PORT, _vxlan(synack)),
     ]
     return _pcap(tmp_path / "vx.pcap", frames)
 
@@ -184,7 +174,7 @@ def _lan_capture(tmp_path: Path) -> tuple[Path, dt.datetime]:
     and 20 s NODE_C's SSH SYN to NODE_A and its SYN-ACK (approved by ``ssh``)."""
     start = 1_700_000_000
     frames = [
-        _udp_frame(NODE_A, "224.0.0.251", 5353, 5353, b"\x00" * 12),
+        udp_frame(NODE_A, "224.0.0.251", 5353, 5353, b"\x00" * 12),
         tcp_frame(111, NODE_C, NODE_A, 41022, 22, 0x02),
         tcp_frame(111, NODE_A, NODE_C, 22, 41022, 0x12),
     ]

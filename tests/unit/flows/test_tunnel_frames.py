@@ -8,21 +8,11 @@ import struct
 from pathlib import Path
 
 import pytest
-from pcaptools import records_at, tcp_frame, write_pcap
+from pcaptools import records_at, tcp_frame, udp_frame, write_pcap
 
 from flowaudit import api
 
 PCAP_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
-
-
-def udp_frame(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
-    import ipaddress
-
-    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
-    a, b = ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, a, b)
-    eth = b"\x02\x00\x00\x00\x00\x0b\x02\x00\x00\x00\x00\x0a"
-    return eth + struct.pack("!HH", 0x8100, 111) + b"\x08\x00" + ip + udp
 
 
 def vxlan(flags: int, vni: int, inner: bytes, last: int = 0) -> bytes:
