@@ -17,8 +17,14 @@ from benchscripts import load_bench
 # driver's heap is small (1g) and G1's concurrent threads cost CPU on two cores (a mixed and
 # an approved sample's audit twice, session start included: 67.8-72.4 CPU-s in three runs,
 # 72.9-79.7 in four with G1, alternated, at load 6-12). Neither the JIT tier nor the
-# collector changes a result; the user's own PYSPARK_SUBMIT_ARGS wins.
-SUBMIT_ARGS = "--driver-java-options='-XX:TieredStopAtLevel=1 -XX:+UseSerialGC' pyspark-shell"
+# collector changes a result; the user's own PYSPARK_SUBMIT_ARGS wins. With C1 only the JVM's
+# code cache is 48 MiB: it filled after ~35 s of audits ("CodeCache is full. Compiler has been
+# disabled") and later tests ran interpreted; at 240 MiB eight audits of the mixed sample took
+# 81 CPU-s (JVM), 99 at 48 MiB, the steady audit 7.3-7.8 s instead of 7.5-10.4 s.
+SUBMIT_ARGS = (
+    "--driver-java-options="
+    "'-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=240m' pyspark-shell"
+)
 
 
 @pytest.fixture(scope="session")
