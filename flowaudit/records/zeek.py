@@ -42,6 +42,7 @@ import codecs
 import datetime as dt
 import io
 import json
+import warnings
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -375,8 +376,12 @@ def _records(
             if line.startswith("#separator"):
                 value = line[len("#separator") :].strip()
                 try:
-                    sep = codecs.decode(value, "unicode_escape") if value else "\t"
-                except UnicodeDecodeError:
+                    with warnings.catch_warnings():
+                        # an escape Python does not know (\q, \%) is a deprecation warning
+                        # and kept as written: it is no separator Zeek writes (\x09)
+                        warnings.simplefilter("error", DeprecationWarning)
+                        sep = codecs.decode(value, "unicode_escape") if value else "\t"
+                except (UnicodeDecodeError, DeprecationWarning):
                     sep = ""
                 if not sep:
                     raise CaptureError(

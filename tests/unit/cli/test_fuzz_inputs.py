@@ -43,6 +43,11 @@ CASES: dict[str, tuple[tuple[str, ...], int, str]] = {
         2,
         ": line 1: #separator '\\\\x' is not a separator",
     ),
+    "zeek-separator-unknown-escape.log": (
+        ("ingest", "--format", "zeek"),
+        2,
+        ": line 1: #separator '\\\\q' is not a separator",
+    ),
     "zeek-json-deep-5000.log": (("ingest", "--format", "zeek"), 0, ": line 2: JSON nested"),
     "zeek-json-port-float.log": (("ingest", "--format", "zeek"), 0, "id.resp_p 443.0 is not"),
     "hubble-port-65979.json": (("ingest", "--format", "hubble"), 0, "destination_port 65979 "),
@@ -76,7 +81,13 @@ def _run(args: list[str]) -> tuple[int, str, str]:
     return r.exit_code, r.stdout, r.stderr
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.nfdump) if n.endswith(".nfcapd") else n
+        for n in sorted(CASES)
+    ],
+)
 def test_fuzz_input_is_refused_or_warned_never_a_crash(name: str, tmp_path: Path) -> None:
     before, code, says = CASES[name]
     path = FUZZ / name
