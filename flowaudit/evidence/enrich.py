@@ -29,7 +29,6 @@ import dataclasses
 import ipaddress
 import os
 import struct
-import subprocess
 import tempfile
 import xml.etree.ElementTree as ET
 from collections import defaultdict
@@ -37,6 +36,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from flowaudit._util import tools
 from flowaudit.errors import FlowAuditError, UsageError
 from flowaudit.packets.linklayer import ip_offset
 
@@ -197,29 +197,26 @@ def enrich_pcap(
     for rule in decode_as_rules(p, service_ports):
         cmd += ["-d", rule]
     found: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
-        stdout: IO[bytes] = proc.stdout  # type: ignore[assignment]
-        try:
-            for _, elem in ET.iterparse(stdout, events=("end",)):
-                if elem.tag != "packet":
-                    continue
-                frame, vals = _packet(elem)
-                elem.clear()
-                key = "*" if frame_keys is None else frame_keys[frame - 1]
-                for k, vs in vals.items():
-                    found[key][k].update(v.strip() for v in vs if v.strip())
-        except ET.ParseError as e:
-            proc.kill()
-            proc.wait()
-            err.seek(0)
-            msg = err.read().decode(errors="replace").strip()
-            raise UsageError(f"{p}: tshark output unreadable ({e}): {msg}") from e
-        rc = proc.wait()
-        if rc != 0:
-            err.seek(0)
-            msg = err.read().decode(errors="replace").strip()
-            raise UsageError(f"{p}: tshark failed (exit {rc}) at byte offset 0: {msg}")
+    proc, err = tools.start(cmd, "tshark")
+    stdout: IO[bytes] = proc.stdout  # type: ignore[assignment]
+    try:
+        for _, elem in ET.iterparse(stdout, events=("end",)):
+            if elem.tag != "packet":
+                continue
+            frame, vals = _packet(elem)
+            elem.clear()
+            key = "*" if frame_keys is None else frame_keys[frame - 1]
+            for k, vs in vals.items():
+                found[key][k].update(v.strip() for v in vs if v.strip())
+    except ET.ParseError as e:
+        proc.kill()
+        proc.wait()
+        raise UsageError(f"{p}: tshark output unreadable ({e}): {' '.join(err.lines())}") from e
+    rc = proc.wait()
+    if rc != 0:
+        raise UsageError(
+            f"{p}: tshark failed (exit {rc}) at byte offset 0: {' '.join(err.lines())}"
+        )
     return {
         key: {k: sorted(vals[k]) for k in KEYS if vals.get(k)}
         for key, vals in sorted(found.items())

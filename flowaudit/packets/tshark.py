@@ -46,14 +46,12 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 
+from flowaudit._util import tools
 from flowaudit.errors import CaptureError
 from flowaudit.kernels.layout import (
     FRAG_FIRST,
@@ -477,12 +475,9 @@ def _wanted(inner: tuple[int, ...], vxlan: set[int]) -> bool:
     return True
 
 
-def _stderr_text(err: IO[bytes]) -> str:
-    err.seek(0)
-    lines = err.read().decode("utf-8", "replace").splitlines()
+def _stderr_text(messages: tools.Messages) -> str:
     # tshark's own chatter about running as root is not a capture problem
-    keep = [ln.strip() for ln in lines if ln.strip() and "could be dangerous" not in ln]
-    return " ".join(keep)
+    return " ".join(ln for ln in messages.lines() if "could be dangerous" not in ln)
 
 
 def iter_packets_tshark(
@@ -517,37 +512,30 @@ def iter_packets_tshark(
     batch_size = max(1, batch_size)
     opening = vxlan_ports is not None
     vxlan = set(vxlan_ports or ())
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "LC_ALL": "C"},
-        )
-        assert proc.stdout is not None
-        addr = _Addr()
-        rows: list[Row] = []
-        inner: list[tuple[int, ...]] = []
-        total = 0
-        try:
-            for raw in proc.stdout:
-                row, opened = parse_line_inner(raw.decode("utf-8", "replace"), addr)
-                rows.append(row)
-                if opened is not None and opening and _wanted(opened, vxlan):
-                    inner.append(opened)
-                if len(rows) >= batch_size:
-                    _count(stats, rows)
-                    total += len(rows)
-                    yield _to_batch(rows, inner)
-                    rows, inner = [], []
-            rc = proc.wait()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
-        message = _stderr_text(err)
+    proc, err = tools.start(cmd, "tshark", env={**os.environ, "LC_ALL": "C"})
+    assert proc.stdout is not None
+    addr = _Addr()
+    rows: list[Row] = []
+    inner: list[tuple[int, ...]] = []
+    total = 0
+    try:
+        for raw in proc.stdout:
+            row, opened = parse_line_inner(raw.decode("utf-8", "replace"), addr)
+            rows.append(row)
+            if opened is not None and opening and _wanted(opened, vxlan):
+                inner.append(opened)
+            if len(rows) >= batch_size:
+                _count(stats, rows)
+                total += len(rows)
+                yield _to_batch(rows, inner)
+                rows, inner = [], []
+        rc = proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    message = _stderr_text(err)
     if rows:
         _count(stats, rows)
         total += len(rows)

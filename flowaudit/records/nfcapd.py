@@ -54,7 +54,6 @@ import os
 import re
 import shutil
 import struct
-import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +65,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowaudit._util import arrow as _arrow
+from flowaudit._util import tools
 from flowaudit._util.files import digest_file
 from flowaudit._util.time import TIME_MAX_US
 from flowaudit.errors import CaptureError
@@ -153,10 +153,19 @@ def _env() -> dict[str, str]:
     return {**os.environ, "TZ": "UTC", "LC_ALL": "C"}
 
 
-def exporter_info(path: Path, exe: str) -> ExporterInfo:
-    """Exporters and samplers of one nfcapd file (``nfdump -E`` plus layout-1 samplers)."""
+def exporter_info(path: Path, exe: str, stats: RecordStats) -> ExporterInfo:
+    """Exporters and samplers of one nfcapd file (``nfdump -E`` plus layout-1 samplers).
+    When nfdump cannot list them (it loops on a damaged appendix) the records are still
+    read, with a warning: without observation domains and sampling intervals."""
     info = ExporterInfo()
-    run = subprocess.run([exe, "-E", str(path)], capture_output=True, env=_env(), check=False)
+    run = tools.run([exe, "-E", str(path)], "nfdump", env=_env())
+    if run.stopped:
+        stats.warn(
+            f"{path}: listing the exporters, {' '.join(run.messages)}; each flow's exporter "
+            "is its record's received-from address, without observation domain or sampling "
+            "interval"
+        )
+        return info
     current: int | None = None  # the exporter whose sampler lines follow (nfdump 1.7)
     for line in run.stdout.decode("utf-8", "replace").splitlines():
         m = _SAMPLER_RE.search(line)
@@ -194,7 +203,7 @@ def _legacy_samplers(path: Path, exe: str) -> dict[int, int]:
         copy = Path(tmp) / "nfcapd.copy"
         shutil.copyfile(path, copy)
         # rewrites the copy uncompressed (as layout 2), keeping every record
-        subprocess.run([exe, "-r", str(copy), "-J", "0"], capture_output=True, check=False)
+        tools.run([exe, "-r", str(copy), "-J", "0"], "nfdump")
         with open(copy, "rb") as f:
             if f.read(4)[2:4] != b"\x02\x00":
                 return {}
@@ -285,54 +294,48 @@ def _iter_records(path: Path, exe: str, stats: RecordStats) -> Iterator[pa.Table
     """Unidirectional record tables of one file, streamed from ``nfdump``."""
     import pyarrow.csv as pcsv
 
-    info = exporter_info(path, exe)
+    info = exporter_info(path, exe, stats)
     read = 0
-    with tempfile.TemporaryFile() as err:
-        cmd = [exe, "-r", str(path), "-q", "-N", "-6", "-o", FMT]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=_env())
-        assert proc.stdout is not None
-        bad_rows = [0]
+    cmd = [exe, "-r", str(path), "-q", "-N", "-6", "-o", FMT]
+    proc, errors = tools.start(cmd, "nfdump", env=_env())
+    assert proc.stdout is not None
+    bad_rows = [0]
 
-        def skip(_row: Any) -> str:
-            bad_rows[0] += 1
-            return "skip"
+    def skip(_row: Any) -> str:
+        bad_rows[0] += 1
+        return "skip"
 
+    try:
         try:
-            try:
-                reader = pcsv.open_csv(
-                    proc.stdout,
-                    read_options=pcsv.ReadOptions(column_names=list(FIELDS), block_size=BLOCK_SIZE),
-                    parse_options=pcsv.ParseOptions(
-                        delimiter="|", quote_char=False, invalid_row_handler=skip
-                    ),
-                    convert_options=pcsv.ConvertOptions(
-                        column_types={name: pa.string() for name in FIELDS}
-                    ),
-                )
-            except pa.ArrowInvalid:  # no output at all
-                reader = None
-            if reader is not None:
-                for batch in reader:
-                    if batch.num_rows == 0:
-                        continue
-                    try:
-                        table = _to_flows(batch, info, stats, path)
-                    except (pa.ArrowInvalid, ValueError) as e:  # nfdump printed a surprise
-                        raise CaptureError(
-                            f"{path}: unexpected nfdump output after record {read}: {e}"
-                        ) from e
-                    read += batch.num_rows
-                    if table.num_rows:
-                        yield table
-        finally:
-            proc.stdout.close()
-            rc = proc.wait()
-        err.seek(0)
-        messages = [
-            ln.strip()
-            for ln in err.read().decode("utf-8", "replace").splitlines()
-            if ln.strip() and not ln.startswith("Skip unknown record type")
-        ]
+            reader = pcsv.open_csv(
+                proc.stdout,
+                read_options=pcsv.ReadOptions(column_names=list(FIELDS), block_size=BLOCK_SIZE),
+                parse_options=pcsv.ParseOptions(
+                    delimiter="|", quote_char=False, invalid_row_handler=skip
+                ),
+                convert_options=pcsv.ConvertOptions(
+                    column_types={name: pa.string() for name in FIELDS}
+                ),
+            )
+        except pa.ArrowInvalid:  # no output at all
+            reader = None
+        if reader is not None:
+            for batch in reader:
+                if batch.num_rows == 0:
+                    continue
+                try:
+                    table = _to_flows(batch, info, stats, path)
+                except (pa.ArrowInvalid, ValueError) as e:  # nfdump printed a surprise
+                    raise CaptureError(
+                        f"{path}: unexpected nfdump output after record {read}: {e}"
+                    ) from e
+                read += batch.num_rows
+                if table.num_rows:
+                    yield table
+    finally:
+        proc.stdout.close()
+        rc = proc.wait()
+    messages = [ln for ln in errors.lines() if not ln.startswith("Skip unknown record type")]
     # "No matching flows" (an empty file) is the only non-record line nfdump prints
     stats.count("nfdump_other_lines", max(bad_rows[0] - (1 if read == 0 else 0), 0))
     if rc != 0 or messages:
@@ -352,7 +355,7 @@ def _iter_direct(path: Path, exe: str, stats: RecordStats) -> Iterator[pa.Table]
         first = next(chunks, None)  # Unsupported comes before the first chunk
     except fmt.Unsupported:
         return None
-    info = exporter_info(path, exe)
+    info = exporter_info(path, exe, stats)
 
     def tables() -> Iterator[pa.Table]:
         for raw in itertools.chain([first] if first is not None else [], chunks):

@@ -48,6 +48,12 @@ CASES: dict[str, tuple[tuple[str, ...], int, str]] = {
         2,
         ": line 1: #separator '\\\\q' is not a separator",
     ),
+    "nfcapd-appendix-loop.nfcapd": (
+        ("ingest", "--format", "nfcapd"),
+        2,
+        "nfcapd: nfdump could not read the file: nfdump printed more than 1 MiB of messages "
+        "and was stopped: Error process appendix record type: 42183",
+    ),
     "zeek-json-deep-5000.log": (("ingest", "--format", "zeek"), 0, ": line 2: JSON nested"),
     "zeek-json-port-float.log": (("ingest", "--format", "zeek"), 0, "id.resp_p 443.0 is not"),
     "hubble-port-65979.json": (("ingest", "--format", "hubble"), 0, "destination_port 65979 "),

@@ -318,3 +318,47 @@ def test_sampler_of_a_layout2_file(collected: Path) -> None:
         r = rows[0]
         assert (r["sampling"], r["src_packets"], r["src_bytes"]) == (100, 200, 47200)
         assert stats.counters["sampled_records"] == 4  # the v5 export's four records
+
+
+# nfdump 1.7.1 loops on this appendix (tests/data/fuzz/README.md): ~3.4 billion lines of
+# "Error process appendix record type" on stderr, with -r and with -E
+LOOPING_APPENDIX = DATA / "fuzz" / "nfcapd-appendix-loop.nfcapd"
+
+
+def test_a_looping_nfdump_is_stopped_and_named() -> None:
+    """Nothing readable but what nfdump cannot finish: a capture error naming the file and
+    what nfdump said, after 1 MiB of its messages (the test's worker once reached 22 GB
+    buffering them)."""
+    with pytest.raises(CaptureError) as e:
+        _read(LOOPING_APPENDIX, "auto")
+    assert str(e.value) == (
+        f"{LOOPING_APPENDIX}: nfdump could not read the file: nfdump printed more than 1 MiB "
+        "of messages and was stopped: Error process appendix record type: 42183"
+    )
+
+
+def test_records_are_read_when_nfdump_cannot_list_the_exporters(tmp_path: Path) -> None:
+    """The sample's data block before that appendix: its records are read directly, the
+    same flows as from the sample, with a warning that the exporter list is missing."""
+    sample = SAMPLE.read_bytes()
+    size = struct.unpack_from("<I", sample, 40 + 4)[0]
+    block = sample[40 : 40 + 12 + size]
+    head = bytearray(LOOPING_APPENDIX.read_bytes()[:40])
+    struct.pack_into("<Q", head, 24, 40 + len(block))  # the appendix's offset
+    path = tmp_path / "nfcapd.damaged"
+    path.write_bytes(bytes(head) + block + LOOPING_APPENDIX.read_bytes()[40:])
+    got, stats = _read(path, "auto")
+    want, _ = _read(SAMPLE, "auto")
+    assert stats.counters["files_read_directly"] == 1
+    assert (
+        f"{path}: listing the exporters, nfdump printed more than 1 MiB of messages and was "
+        "stopped: Error process appendix record type: 42183; each flow's exporter is its "
+        "record's received-from address, without observation domain or sampling interval"
+        in stats.warnings
+    )
+    differ = [n for n in FLOW_SCHEMA.names if got[n].to_pylist() != want[n].to_pylist()]
+    assert differ == ["observation_domain"], differ  # the sample's domain 0 (nfdump -E)
+    assert set(got["observation_domain"].to_pylist()) == {None}
+    # the received-from address is the exporter nfdump -E names for the sample
+    assert set(got["exporter"].to_pylist()) == {"170.80.156.33"}
+    assert got.num_rows == want.num_rows == 2551
