@@ -228,6 +228,7 @@ def test_netflow_and_tunnels_same_report(spark: Any, tmp_path: Path) -> None:
     exported = sum(c["flows"] for c in duck["captures"] if c["blake3"] in netflow)
     # every exported flow is a finding: none has an address in the lab's 192.168.22.0/24
     assert exported > 100 and _flows_by_reason(duck)["out-of-scope-address"] >= exported
+    assert len(duck["violations"]) > 10
     assert {o["tunnel"] for o in duck["overlay"]} == {"vxlan", "gre"}
     assert [o["reason"] for o in duck["overlay"]].count("overlay-not-approved") >= 1
     assert duck["encrypted"]["esp_flows"] == 12
