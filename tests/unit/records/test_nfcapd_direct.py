@@ -44,6 +44,7 @@ REPLAYED = [
     )
 ]
 UNIX0 = 1_700_000_000
+ROTATE = 300  # s: nfcapd's file interval (its default, given)
 UPTIME = 5_000_000  # ms; the records' first/last are sysUptime ms
 V4 = [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (6, 1), (1, 4), (2, 4), (23, 4), (24, 4),
       (58, 2), (59, 2), (22, 4), (21, 4), (32, 2)]  # fmt: skip
@@ -103,11 +104,18 @@ def _free_udp_port() -> int:
 
 @pytest.fixture(scope="module")
 def collected(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One nfcapd file written by nfcapd 1.7.1 from the generated and replayed datagrams."""
+    """One nfcapd file written by nfcapd 1.7.1 from the generated and replayed datagrams.
+    nfcapd starts a new file at every multiple of its 300 s interval on the wall clock: a
+    collection that spans one (CI saw it at 05:30:00) leaves two files, so one that would
+    start within 15 s of a boundary waits for it to pass (it takes ~2 s)."""
     d = tmp_path_factory.mktemp("nfcapd")
     port = _free_udp_port()
+    to_boundary = ROTATE - time.time() % ROTATE
+    if to_boundary < 15:
+        time.sleep(to_boundary + 1)
+    cmd = ["nfcapd", "-w", str(d), "-p", str(port), "-b", "127.0.0.1", "-B", "4194304"]
     proc = subprocess.Popen(
-        ["nfcapd", "-w", str(d), "-p", str(port), "-b", "127.0.0.1", "-B", "4194304"],
+        [*cmd, "-t", str(ROTATE)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
