@@ -34,7 +34,7 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from flowaudit._util import tools
 from flowaudit.errors import FlowAuditError, UsageError
@@ -198,9 +198,9 @@ def enrich_pcap(
         cmd += ["-d", rule]
     found: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     proc, err = tools.start(cmd, "tshark")
-    stdout: IO[bytes] = proc.stdout  # type: ignore[assignment]
+    assert proc.stdout is not None
     try:
-        for _, elem in ET.iterparse(stdout, events=("end",)):
+        for _, elem in ET.iterparse(proc.stdout, events=("end",)):
             if elem.tag != "packet":
                 continue
             frame, vals = _packet(elem)
