@@ -137,12 +137,7 @@ def _times(d: Decoder, b: Batch, c: dict[tuple[int, int], Any], ctx: I64) -> tup
 def _sampling(d: Decoder, c: dict[tuple[int, int], Any], ctx: I64) -> npt.NDArray[np.int64]:
     n = len(ctx)
     own = _first(c, 34, 50)
-    # intervals are unsigned32 (the sampling column too): a wider value is the largest
-    s = (
-        np.minimum(own, np.uint64(U32_MAX)).astype(np.int64)
-        if own is not None
-        else np.zeros(n, np.int64)
-    )
+    s = np.asarray(own, np.uint64) if own is not None else np.zeros(n, np.uint64)
     if (s == 0).any() and (d.sampling or d.sampler):
         sid = _first(c, 302, 48)
         exp, dom = ctx[:, 3].tolist(), ctx[:, 4].tolist()
@@ -152,8 +147,9 @@ def _sampling(d: Decoder, c: dict[tuple[int, int], Any], ctx: I64) -> npt.NDArra
             d.sampling.get((e, m), 0)
             for e, m, i in zip(exp, dom, sids, strict=True)
         ]  # fmt: skip
-        looked_ = np.minimum(np.asarray(looked, np.uint64), np.uint64(U32_MAX)).astype(np.int64)
-        s = np.where(s == 0, looked_, s)
+        s = np.where(s == 0, np.asarray(looked, np.uint64), s)
+    # intervals are unsigned32 (the sampling column too): a wider value is the largest
+    s = np.minimum(s, np.uint64(U32_MAX)).astype(np.int64)
     return np.where(s > 0, s, ctx[:, 5])
 
 
